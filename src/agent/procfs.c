@@ -1,0 +1,1 @@
+#include "agent/procfs.h" /* placeholder: being written */

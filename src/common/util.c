@@ -1,0 +1,170 @@
+#include "common/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int64_t clock_ms(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t util_now_ms(void)
+{
+	return clock_ms(CLOCK_REALTIME);
+}
+
+int64_t util_mono_ms(void)
+{
+	return clock_ms(CLOCK_MONOTONIC);
+}
+
+int64_t util_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int util_read_file(const char *root, const char *path, char *buf, size_t cap, size_t *len)
+{
+	char full[PATH_MAX];
+	size_t got = 0;
+	int fd, rc = 0;
+
+	*len = 0;
+	if (cap == 0)
+		return -EINVAL;
+	buf[0] = '\0';
+	if (util_fmt(full, sizeof(full), "%s%s", strcmp(root, "/") == 0 ? "" : root, path) < 0)
+		return -ENAMETOOLONG;
+	fd = open(full, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		ssize_t n = read(fd, buf + got, cap - 1 - got);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+		if (got == cap - 1) {
+			char probe;
+			n = read(fd, &probe, 1);
+			if (n > 0)
+				rc = -EFBIG;
+			break;
+		}
+	}
+out:
+	close(fd);
+	buf[got] = '\0';
+	*len = got;
+	return rc;
+}
+
+bool util_valid_id(const char *s)
+{
+	size_t n = 0;
+
+	if (!s || !*s || s[0] == '.' || s[0] == '-')
+		return false;
+	for (; s[n]; n++) {
+		char c = s[n];
+		if (n >= 64)
+			return false;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '.' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+int util_split_hostport(const char *s, char *host, size_t hostcap, int *port)
+{
+	const char *colon, *h = s;
+	size_t hl;
+	int64_t p;
+
+	if (!s || !*s)
+		return -EINVAL;
+	if (s[0] == '[') {
+		const char *end = strchr(s, ']');
+		if (!end || end[1] != ':')
+			return -EINVAL;
+		h = s + 1;
+		hl = (size_t)(end - h);
+		colon = end + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return -EINVAL;
+		hl = (size_t)(colon - s);
+	}
+	if (hl >= hostcap)
+		return -EINVAL;
+	if (!util_parse_i64(colon + 1, &p) || p < 0 || p > 65535)
+		return -EINVAL;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	*port = (int)p;
+	return 0;
+}
+
+bool util_parse_i64(const char *s, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	if (!s || !*s)
+		return false;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end || end == s)
+		return false;
+	*out = v;
+	return true;
+}
+
+bool util_parse_double(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	if (!s || !*s)
+		return false;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || *end || end == s || !isfinite(v))
+		return false;
+	*out = v;
+	return true;
+}
+
+int util_fmt(char *buf, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, cap, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= cap)
+		return -ENAMETOOLONG;
+	return 0;
+}

@@ -1,0 +1,1 @@
+#include "core/hist.h" /* placeholder: being written */

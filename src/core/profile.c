@@ -1,0 +1,1 @@
+#include "core/profile.h" /* placeholder: being written */

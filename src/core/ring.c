@@ -1,0 +1,1 @@
+#include "core/ring.h" /* placeholder: being written */

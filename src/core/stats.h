@@ -1,0 +1,32 @@
+/* stats.h - small statistics on sample arrays: mean, percentiles, AR(1).
+ *
+ * Pure functions. Arrays are oldest first. No allocation.
+ */
+#ifndef LE_CORE_STATS_H
+#define LE_CORE_STATS_H
+
+#include <stddef.h>
+
+/* Mean of x[0..n); 0 when n == 0. */
+double stats_mean(const double *x, size_t n);
+/* Sorts x ascending in place (NaN not allowed in input). */
+void stats_sort(double *x, size_t n);
+/* Percentile p in [0, 100] of an ascending sorted array, linear interpolation
+ * between closest ranks (the "type 7" definition numpy and R use by default):
+ * h = (n - 1) * p / 100, result = x[floor(h)] + (h - floor(h)) * (x[floor(h)+1] - x[floor(h)]).
+ * 0 when n == 0. */
+double stats_percentile_sorted(const double *sorted, size_t n, double p);
+
+/* AR(1) model x[t] - mean = phi * (x[t-1] - mean) + e, fitted by the lag-1
+ * sample autocorrelation: phi = sum_{t>=1} (x[t]-m)(x[t-1]-m) / sum_t (x[t]-m)^2,
+ * clamped to [-1, 1]. The one-step forecast is mean + phi * (x[n-1] - mean).
+ * With n < 2 or zero variance, phi = 0 and the forecast is the last value
+ * (or 0 when n == 0). */
+struct stats_ar1 {
+	double mean;
+	double phi;
+	double forecast;
+};
+void stats_ar1_fit(const double *x, size_t n, struct stats_ar1 *out);
+
+#endif

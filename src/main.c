@@ -1,0 +1,34 @@
+/* main.c - the loadease binary: one subcommand per folder under src/. */
+#include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: loadease <command> [options]\n"
+		   "\n"
+		   "commands:\n"
+		   "  agent        run the host agent (monitoring, Redis registry, HTTP API)\n"
+		   "  version      print the version\n"
+		   "\n"
+		   "'loadease <command> --help' describes each command.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+		printf("loadease 0.1.0\n");
+		return 0;
+	}
+	fprintf(stderr, "loadease: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return 2;
+}
