@@ -2,15 +2,17 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "agent/agent.h"
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: loadease <command> [options]\n"
-		   "\n"
-		   "commands:\n"
-		   "  agent        run the host agent (monitoring, Redis registry, HTTP API)\n"
-		   "  version      print the version\n"
-		   "\n"
-		   "'loadease <command> --help' describes each command.\n");
+	           "\n"
+	           "commands:\n"
+	           "  agent        run the host agent (monitoring, Redis registry, HTTP API)\n"
+	           "  version      print the version\n"
+	           "\n"
+	           "'loadease <command> --help' describes each command.\n");
 }
 
 int main(int argc, char **argv)
@@ -24,6 +26,8 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	if (strcmp(argv[1], "agent") == 0)
+		return agent_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
 		printf("loadease 0.1.0\n");
 		return 0;

@@ -80,7 +80,7 @@ void log_complain(struct log_complaint *c, int64_t now_ms, enum log_level lvl, c
 	va_end(ap);
 	if (c->suppressed) {
 		log_msg(lvl, "(the message above was repeated %llu more times)",
-			(unsigned long long)c->suppressed);
+		        (unsigned long long)c->suppressed);
 		c->suppressed = 0;
 	}
 }

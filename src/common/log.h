@@ -31,8 +31,8 @@ struct log_complaint {
 	bool active;
 };
 void log_complain(struct log_complaint *c, int64_t now_ms, enum log_level lvl, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 void log_release(struct log_complaint *c, enum log_level lvl, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 #endif

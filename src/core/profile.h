@@ -14,6 +14,9 @@
 #include "core/ring.h"
 #include "core/stats.h"
 
+/* The resources a profile tracks, in this order everywhere. */
+enum le_res { RES_CPU, RES_MEM, RES_NET, RES_N };
+
 /* A resource is hot when at least k of its last n samples AND the AR(1)
  * forecast of the next sample are strictly above threshold. */
 struct hotspot_rule {

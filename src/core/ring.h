@@ -19,8 +19,8 @@ struct ring {
 int ring_init(struct ring *r, size_t cap);
 void ring_release(struct ring *r);
 void ring_clear(struct ring *r);
-/* Appends v, evicting the oldest sample when full. Returns true and stores the
- * evicted value in *evicted (may be NULL) when one was evicted. */
+/* Appends v, evicting the oldest sample when full. Returns 1 and stores the
+ * evicted value in *evicted (may be NULL) when one was evicted, else 0. */
 int ring_push(struct ring *r, double v, double *evicted);
 size_t ring_len(const struct ring *r);
 /* i = 0 is the oldest held sample; i must be < ring_len(). */

@@ -14,7 +14,7 @@ void stats_sort(double *x, size_t n);
 /* Percentile p in [0, 100] of an ascending sorted array, linear interpolation
  * between closest ranks (the "type 7" definition numpy and R use by default):
  * h = (n - 1) * p / 100, result = x[floor(h)] + (h - floor(h)) * (x[floor(h)+1] - x[floor(h)]).
- * 0 when n == 0. */
+ * 0 when n == 0. A p outside [0, 100] (or NaN) is clamped to it. */
 double stats_percentile_sorted(const double *sorted, size_t n, double p);
 
 /* AR(1) model x[t] - mean = phi * (x[t-1] - mean) + e, fitted by the lag-1

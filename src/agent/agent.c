@@ -1,0 +1,558 @@
+/* agent.c - `loadease agent`: options, start-up, and the sampling loop. */
+#include "agent/agent.h"
+
+#include <errno.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+
+static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+static const char *const io_modes[] = {"softirq", "unexplained", "off", NULL};
+
+#define O(f) offsetof(struct agent_opts, f)
+#define S(f) O(f), sizeof(((struct agent_opts *)0)->f)
+
+const struct cfg_key agent_cfg_keys[] = {
+    {"agent", "id", CFG_STR, "", S(id), 0, 0, NULL,
+     "host id in the registry (letters, digits, `_ . -`); empty = the hostname"},
+    {"agent", "address", CFG_STR, "", S(address), 0, 0, NULL,
+     "IP other hosts and the controller reach this host at (`host_id_to_ip`); empty = the first "
+     "non-loopback IPv4 address"},
+    {"agent", "listen", CFG_STR, "0.0.0.0:7101", S(listen), 0, 0, NULL,
+     "ip:port of the HTTP API and /metrics (port 0 = any free port)"},
+    {"agent", "advertise", CFG_STR, "", S(advertise), 0, 0, NULL,
+     "ip:port published as `mon_proxy_addr`/`vmm_proxy_addr`; empty = address + the listening "
+     "port"},
+    {"agent", "root", CFG_STR, "/", S(root), 0, 0, NULL,
+     "directory /proc and /sys are read under (tests point it at a fixture tree)"},
+    {"agent", "interval_ms", CFG_INT, "1000", O(interval_ms), 0, 100, 60000, NULL,
+     "sampling interval in milliseconds"},
+    {"agent", "token", CFG_STR, "", S(token), 0, 0, NULL,
+     "cluster secret for mutating API calls (`Authorization: Bearer`); empty = mutating calls "
+     "refused"},
+    {"agent", "token_file", CFG_STR, "", S(token_file), 0, 0, NULL,
+     "file holding the token (overrides `token`; keeps it out of the config)"},
+    {"agent", "log_level", CFG_ENUM, "info", O(log_level), 0, 0, 0, log_levels, "log verbosity"},
+    {"host", "cpu", CFG_DOUBLE, "0", O(cpus), 0, 0, 65536, NULL,
+     "CPU capacity in cores (`host_config.cpu`); 0 = the online CPUs"},
+    {"host", "mem", CFG_DOUBLE, "0", O(mem_mib), 0, 0, 1e9, NULL,
+     "memory capacity in MiB (`host_config.mem`); 0 = MemTotal"},
+    {"host", "net", CFG_DOUBLE, "0", O(net_mbit), 0, 0, 1e7, NULL,
+     "NIC capacity in Mbit/s per direction (`host_config.net`); 0 = the NICs' link speed, else "
+     "1000"},
+    {"host", "nics", CFG_STR, "", S(nics), 0, 0, NULL,
+     "comma-separated physical NICs whose traffic is the host's; empty = every interface with a "
+     "device behind it"},
+    {"monitor", "cpu_io_overhead", CFG_ENUM, "softirq", O(io_mode), 0, 0, 0, io_modes,
+     "host CPU charged to VMs by their share of packets: `softirq` (irq+softirq time), "
+     "`unexplained` (all busy time no VM process explains: the seed's rule, right on dedicated "
+     "hosts), `off`"},
+    {"monitor", "vhost_scan_s", CFG_INT, "10", O(vhost_scan_s), 0, 1, 3600, NULL,
+     "how often to look for new `vhost-<pid>` kernel threads, seconds"},
+    {"redis", "address", CFG_STR, "127.0.0.1:6379", S(redis.address), 0, 0, NULL,
+     "Redis as host:port or unix:/path/to/socket"},
+    {"redis", "user", CFG_STR, "", S(redis.user), 0, 0, NULL,
+     "ACL user (Redis 6+); empty = default user"},
+    {"redis", "password", CFG_STR, "", S(redis.password), 0, 0, NULL,
+     "password (AUTH); empty = none"},
+    {"redis", "password_file", CFG_STR, "", S(redis_password_file), 0, 0, NULL,
+     "file holding the password (overrides `password`)"},
+    {"redis", "db", CFG_INT, "0", O(redis.db), 0, 0, 1000, NULL, "database number"},
+    {"redis", "timeout_ms", CFG_INT, "500", O(redis.timeout_ms), 0, 10, 60000, NULL,
+     "connect and command timeout"},
+    {"redis", "backoff_max_ms", CFG_INT, "10000", O(redis.backoff_max_ms), 0, 100, 600000, NULL,
+     "longest wait between reconnect attempts (backoff starts at 250 ms and doubles)"},
+    {"redis", "stream_maxlen", CFG_INT, "86400", O(stream_maxlen), 0, 10, 100000000, NULL,
+     "entries kept per `ts:*` stream (XADD MAXLEN ~)"},
+    {"redis", "backlog", CFG_INT, "600", O(backlog), 0, 1, 1000000, NULL,
+     "samples (ticks) buffered while Redis is unreachable; the oldest are dropped beyond it, and "
+     "counted"},
+    {"redis", "flush_budget_ms", CFG_INT, "300", O(flush_budget_ms), 0, 10, 60000, NULL,
+     "longest time one tick spends sending backlog, so sampling keeps its pace"},
+    {"profile", "window", CFG_INT, "300", O(window), 0, 5, 86400, NULL,
+     "samples in a profile's window (percentiles, histogram, AR(1))"},
+    {"profile", "percentile", CFG_DOUBLE, "95", O(peak_pct), 0, 50, 100, NULL,
+     "the percentile taken as peak demand"},
+    {"profile", "cpu_threshold", CFG_DOUBLE, "0.75", O(threshold[RES_CPU]), 0, 0.01, 1, NULL,
+     "hotspot threshold for CPU (fraction of capacity)"},
+    {"profile", "mem_threshold", CFG_DOUBLE, "0.75", O(threshold[RES_MEM]), 0, 0.01, 1, NULL,
+     "hotspot threshold for memory"},
+    {"profile", "net_threshold", CFG_DOUBLE, "0.75", O(threshold[RES_NET]), 0, 0.01, 1, NULL,
+     "hotspot threshold for network"},
+    {"profile", "k", CFG_INT, "3", O(k), 0, 1, 1000, NULL, "hot when k of the last n samples..."},
+    {"profile", "n", CFG_INT, "5", O(n), 0, 1, 1000, NULL,
+     "...and the forecast exceed the threshold"},
+    CFG_END,
+};
+
+static struct agent *the_agent; /* for the signal handler only */
+
+static void on_signal(int sig)
+{
+	if (the_agent)
+		the_agent->stop = 1;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(
+	    f,
+	    "usage: loadease agent [-c FILE] [-s section.key=value]... [--check] [--config-doc]\n"
+	    "\n"
+	    "Samples this host and the VMs the Redis registry lists for it, publishes\n"
+	    "time series and profiles to Redis, and serves the host's HTTP API.\n"
+	    "\n"
+	    "  -c, --config FILE   INI configuration file (every key has a default)\n"
+	    "  -s, --set K=V       override one key, e.g. -s redis.address=unix:/run/redis.sock\n"
+	    "      --check         load and validate the configuration, then exit\n"
+	    "      --config-doc    print every configuration key with its default\n"
+	    "  -h, --help          this text\n");
+}
+
+static int read_secret(const char *path, char *dst, size_t cap, char *err, size_t errlen)
+{
+	size_t len;
+	int rc = util_read_file("/", path, dst, cap, &len);
+
+	if (rc < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+		return rc;
+	}
+	dst[strcspn(dst, "\r\n")] = '\0';
+	return 0;
+}
+
+static void first_ipv4(char *dst, size_t cap)
+{
+	struct ifaddrs *ifa, *i;
+
+	snprintf(dst, cap, "127.0.0.1");
+	if (getifaddrs(&ifa) < 0)
+		return;
+	for (i = ifa; i; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET ||
+		    (i->ifa_flags & IFF_LOOPBACK) || !(i->ifa_flags & IFF_UP))
+			continue;
+		inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, dst,
+		          (socklen_t)cap);
+		break;
+	}
+	freeifaddrs(ifa);
+}
+
+/* Fills what the options leave to the machine; checks what the table cannot. */
+static int agent_resolve(struct agent *a, char *err, size_t errlen)
+{
+	struct agent_opts *o = &a->o;
+	struct sampler_opts *so = &a->so;
+	struct host_raw hr;
+
+	if (o->k > o->n) {
+		snprintf(err, errlen, "profile.k (%lld) must not exceed profile.n (%lld)", o->k,
+		         o->n);
+		return -EINVAL;
+	}
+	if (o->n > o->window) {
+		snprintf(err, errlen, "profile.n (%lld) must not exceed profile.window (%lld)",
+		         o->n, o->window);
+		return -EINVAL;
+	}
+	if (!o->id[0]) {
+		char h[256];
+		if (gethostname(h, sizeof(h)) < 0)
+			snprintf(h, sizeof(h), "host");
+		h[64] = '\0';
+		for (char *p = h; *p; p++)
+			if (!util_valid_id((char[]){*p, 0}) && *p != '.' && *p != '-')
+				*p = '_';
+		snprintf(o->id, sizeof(o->id), "%s", h);
+	}
+	if (!util_valid_id(o->id)) {
+		snprintf(err, errlen,
+		         "agent.id '%s': use 1-64 of A-Z a-z 0-9 _ . - (not starting with . or -)",
+		         o->id);
+		return -EINVAL;
+	}
+	if (o->token_file[0] &&
+	    read_secret(o->token_file, o->token, sizeof(o->token), err, errlen) < 0)
+		return -EINVAL;
+	if (o->redis_password_file[0] && read_secret(o->redis_password_file, o->redis.password,
+	                                             sizeof(o->redis.password), err, errlen) < 0)
+		return -EINVAL;
+	if (!o->address[0])
+		first_ipv4(o->address, sizeof(o->address));
+
+	snprintf(so->root, sizeof(so->root), "%s", o->root);
+	so->hz = sysconf(_SC_CLK_TCK);
+	so->io_mode = (enum io_overhead_mode)o->io_mode;
+	if (o->nics[0]) {
+		char tmp[256], *save = NULL;
+		snprintf(tmp, sizeof(tmp), "%s", o->nics);
+		for (char *t = strtok_r(tmp, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+			if (so->nnics == SAMPLER_MAX_NICS || strlen(t) >= SAMPLER_IFNAMSIZ) {
+				snprintf(err, errlen,
+				         "host.nics: too many NICs or name '%s' too long", t);
+				return -EINVAL;
+			}
+			snprintf(so->nics[so->nnics++], SAMPLER_IFNAMSIZ, "%s", t);
+		}
+	} else {
+		so->nnics = sampler_find_nics(o->root, so->nics, SAMPLER_MAX_NICS);
+	}
+	sampler_read_host(so, NULL, 0, &hr);
+	if (!hr.ok_stat || !hr.ok_mem) {
+		snprintf(err, errlen, "cannot read the host under root '%s': %s", o->root, hr.err);
+		return -EINVAL;
+	}
+	so->cpus = o->cpus > 0 ? o->cpus : hr.stat.ncpu ? hr.stat.ncpu : 1;
+	so->mem_mib = o->mem_mib > 0 ? o->mem_mib : (double)hr.mem.mem_total / 1024.0;
+	so->net_mbit =
+	    o->net_mbit > 0 ? o->net_mbit : sampler_nic_speed(o->root, so->nics, so->nnics);
+	if (so->net_mbit <= 0)
+		so->net_mbit = 1000;
+	for (int r = 0; r < RES_N; r++) {
+		a->rule[r].threshold = o->threshold[r];
+		a->rule[r].k = (unsigned)o->k;
+		a->rule[r].n = (unsigned)o->n;
+	}
+	return 0;
+}
+
+struct vm_mon *agent_find_vm(struct agent *a, const char *id)
+{
+	for (int i = 0; i < a->nvms; i++)
+		if (strcmp(a->vms[i]->d.id, id) == 0)
+			return a->vms[i];
+	return NULL;
+}
+
+static void vm_mon_free(struct vm_mon *m)
+{
+	if (!m)
+		return;
+	for (int r = 0; r < RES_N; r++)
+		profile_release(&m->prof[r]);
+	free(m);
+}
+
+/* Brings the watched set in line with the registry (under the lock). */
+static void agent_apply_registry(struct agent *a, struct vm_desc *descs, int n)
+{
+	for (int i = 0; i < a->nvms; i++)
+		a->vms[i]->seen = false;
+	for (int i = 0; i < n; i++) {
+		struct vm_mon *m = agent_find_vm(a, descs[i].id);
+		if (!m) {
+			if (a->nvms == a->capvms) {
+				int cap = a->capvms ? a->capvms * 2 : 16;
+				struct vm_mon **nv = realloc(a->vms, sizeof(*nv) * (size_t)cap);
+				if (!nv)
+					continue;
+				a->vms = nv;
+				a->capvms = cap;
+			}
+			m = calloc(1, sizeof(*m));
+			if (!m)
+				continue;
+			for (int r = 0; r < RES_N; r++) {
+				if (profile_init(&m->prof[r], (size_t)a->o.window) < 0) {
+					vm_mon_free(m);
+					m = NULL;
+					break;
+				}
+			}
+			if (!m)
+				continue;
+			a->vms[a->nvms++] = m;
+			log_info("watching vm %s (pid %d, tap %s)", descs[i].id, descs[i].pid,
+			         descs[i].tap[0] ? descs[i].tap : "none");
+		} else if (m->d.pid != descs[i].pid) {
+			/* a new process for this VM (restart, or migrated back) */
+			m->has_raw = false;
+			for (int r = 0; r < RES_N; r++)
+				profile_clear(&m->prof[r]);
+		}
+		m->d = descs[i];
+		m->seen = true;
+	}
+	for (int i = 0; i < a->nvms;) {
+		if (!a->vms[i]->seen) {
+			log_info("vm %s left the registry of host %s; no longer watched",
+			         a->vms[i]->d.id, a->o.id);
+			vm_mon_free(a->vms[i]);
+			a->vms[i] = a->vms[--a->nvms];
+		} else {
+			i++;
+		}
+	}
+}
+
+static void push_profile(struct profile *p, struct profile_summary *s, bool valid, double v,
+                         const struct agent *a, int r, double *scratch)
+{
+	if (valid)
+		profile_push(p, v);
+	profile_summarize(p, &a->rule[r], a->o.peak_pct, scratch, s);
+}
+
+/* One sampling tick (under the lock). */
+static void agent_sample(struct agent *a, int64_t now_mono_ms)
+{
+	static double scratch[PROFILE_MAX_WINDOW];
+	struct host_raw hr;
+	struct host_sample hs;
+	struct vm_sample **vs = NULL;
+	int64_t ts = util_now_ms();
+
+	/* strictly increasing sample times: they are the stream entry ids */
+	if (ts <= a->last_ts_ms)
+		ts = a->last_ts_ms + 1;
+	a->last_ts_ms = ts;
+	a->seq++;
+
+	a->ntab_n = sampler_read_netdev(&a->so, a->ntab, NETDEV_MAX_IFACES);
+	sampler_read_host(&a->so, a->ntab, a->ntab_n, &hr);
+	if (now_mono_ms >= a->vh_next_ms) {
+		sampler_scan_vhost(&a->so, &a->vh);
+		a->vh_next_ms = now_mono_ms + a->o.vhost_scan_s * 1000;
+	}
+	if (a->has_hraw)
+		sampler_host_delta(&a->so, &a->hraw, &hr, &hs);
+	else
+		memset(&hs, 0, sizeof(hs));
+	hs.ts_ms = ts;
+	hs.seq = a->seq;
+
+	vs = calloc((size_t)a->nvms + 1, sizeof(*vs));
+	for (int i = 0; i < a->nvms; i++) {
+		struct vm_mon *m = a->vms[i];
+		struct vm_raw raw;
+		sampler_read_vm(&a->so, &m->d, &a->vh, a->ntab, a->ntab_n, &raw);
+		sampler_vm_delta(&a->so, &m->d, m->has_raw ? &m->raw : NULL, &raw, &m->last);
+		m->last.ts_ms = ts;
+		m->last.seq = a->seq;
+		m->has_last = true;
+		if (raw.rc_stat == 0) {
+			m->raw = raw;
+			m->has_raw = true;
+		} else if (raw.rc_stat == -ENOENT || raw.rc_stat == -ESRCH) {
+			m->has_raw = false;
+		}
+		if (vs)
+			vs[i] = &m->last;
+	}
+	if (a->has_hraw && vs)
+		sampler_charge_io(&a->so, &a->hraw, &hr, &hs, vs, a->nvms);
+	free(vs);
+
+	if (hr.ok_stat) {
+		a->hraw = hr;
+		a->has_hraw = true;
+	}
+	a->hlast = hs;
+	a->has_hlast = true;
+	push_profile(&a->hprof[RES_CPU], &a->hsum[RES_CPU], hs.valid_cpu, hs.cpu, a, RES_CPU,
+	             scratch);
+	push_profile(&a->hprof[RES_MEM], &a->hsum[RES_MEM], hs.valid_mem, hs.mem, a, RES_MEM,
+	             scratch);
+	push_profile(&a->hprof[RES_NET], &a->hsum[RES_NET], hs.valid_net, hs.net, a, RES_NET,
+	             scratch);
+	for (int i = 0; i < a->nvms; i++) {
+		struct vm_mon *m = a->vms[i];
+		struct vm_sample *s = &m->last;
+		push_profile(&m->prof[RES_CPU], &m->sum[RES_CPU], s->valid_cpu, s->cpu, a, RES_CPU,
+		             scratch);
+		push_profile(&m->prof[RES_MEM], &m->sum[RES_MEM], s->valid_mem, s->mem, a, RES_MEM,
+		             scratch);
+		push_profile(&m->prof[RES_NET], &m->sum[RES_NET], s->valid_net, s->net, a, RES_NET,
+		             scratch);
+	}
+	a->samples++;
+	a->last_sample_mono_ms = now_mono_ms;
+}
+
+static double thread_cpu_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void agent_tick(struct agent *a)
+{
+	int64_t now = util_mono_ms();
+	struct vm_desc *descs = NULL;
+	struct pub_tick t = {0};
+	double c0 = thread_cpu_ms();
+	int n = 0;
+
+	if (store_ensure(a->redis, now)) {
+		if (a->redis->connects != a->redis_connects_seen) {
+			a->redis_connects_seen = a->redis->connects;
+			a->registered = false;
+		}
+		if (!a->registered && publish_register(a) == 0)
+			a->registered = true;
+		if (store_connected(a->redis) && publish_registry_read(a, &descs, &n) == 0) {
+			pthread_mutex_lock(&a->lock);
+			agent_apply_registry(a, descs, n);
+			pthread_mutex_unlock(&a->lock);
+		}
+		free(descs);
+	}
+	pthread_mutex_lock(&a->lock);
+	agent_sample(a, now);
+	if (publish_build_tick(a, &t) == 0)
+		publish_enqueue(a, &t);
+	pthread_mutex_unlock(&a->lock);
+	if (store_connected(a->redis) && a->registered) {
+		publish_flush(a, a->o.flush_budget_ms);
+		if (store_connected(a->redis))
+			publish_profiles(a);
+	}
+	a->last_sample_cpu_ms = thread_cpu_ms() - c0;
+}
+
+static void agent_free(struct agent *a)
+{
+	httpd_free(a->http);
+	for (int i = 0; i < a->nvms; i++)
+		vm_mon_free(a->vms[i]);
+	free(a->vms);
+	for (int r = 0; r < RES_N; r++)
+		profile_release(&a->hprof[r]);
+	backlog_release(&a->bl);
+	store_free(a->redis);
+	free(a->ntab);
+	pthread_mutex_destroy(&a->lock);
+	free(a);
+}
+
+int agent_main(int argc, char **argv)
+{
+	const char *cfg_path = NULL;
+	const char **sets = calloc((size_t)argc, sizeof(char *));
+	int nsets = 0, rc = 1;
+	bool check = false;
+	char err[512];
+	struct agent *a = calloc(1, sizeof(*a));
+	struct timespec next;
+
+	if (!a || !sets) {
+		fprintf(stderr, "loadease agent: out of memory\n");
+		goto out;
+	}
+	pthread_mutex_init(&a->lock, NULL);
+	for (int i = 1; i < argc; i++) {
+		const char *arg = argv[i];
+		if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+			usage(stdout);
+			rc = 0;
+			goto out;
+		} else if (strcmp(arg, "--config-doc") == 0) {
+			cfg_print_doc(agent_cfg_keys, stdout);
+			rc = 0;
+			goto out;
+		} else if (strcmp(arg, "--check") == 0) {
+			check = true;
+		} else if ((strcmp(arg, "-c") == 0 || strcmp(arg, "--config") == 0) &&
+		           i + 1 < argc) {
+			cfg_path = argv[++i];
+		} else if ((strcmp(arg, "-s") == 0 || strcmp(arg, "--set") == 0) && i + 1 < argc) {
+			sets[nsets++] = argv[++i];
+		} else {
+			fprintf(stderr, "loadease agent: unknown or incomplete option '%s'\n", arg);
+			usage(stderr);
+			rc = 2;
+			goto out;
+		}
+	}
+	if (cfg_load(agent_cfg_keys, &a->o, cfg_path, sets, nsets, err, sizeof(err)) < 0 ||
+	    agent_resolve(a, err, sizeof(err)) < 0) {
+		fprintf(stderr, "loadease agent: configuration: %s\n", err);
+		rc = 2;
+		goto out;
+	}
+	log_set_level((enum log_level)a->o.log_level);
+	if (check) {
+		printf("configuration ok: host %s, %g cores, %.0f MiB, %.0f Mbit/s, %d NIC(s)\n",
+		       a->o.id, a->so.cpus, a->so.mem_mib, a->so.net_mbit, a->so.nnics);
+		rc = 0;
+		goto out;
+	}
+	for (int r = 0; r < RES_N; r++) {
+		if (profile_init(&a->hprof[r], (size_t)a->o.window) < 0) {
+			fprintf(stderr, "loadease agent: out of memory\n");
+			goto out;
+		}
+	}
+	a->ntab = calloc(NETDEV_MAX_IFACES, sizeof(*a->ntab));
+	a->bl.cap = (int)a->o.backlog;
+	a->bl.t = calloc((size_t)a->bl.cap, sizeof(*a->bl.t));
+	a->redis = store_new(&a->o.redis);
+	if (!a->ntab || !a->bl.t || !a->redis) {
+		fprintf(stderr, "loadease agent: out of memory\n");
+		goto out;
+	}
+	a->http = httpd_new(a->o.listen, api_handle, a, err, sizeof(err));
+	if (!a->http) {
+		fprintf(stderr, "loadease agent: HTTP API: %s\n", err);
+		goto out;
+	}
+	if (!a->o.advertise[0])
+		snprintf(a->o.advertise, sizeof(a->o.advertise), "%s:%d", a->o.address,
+		         httpd_port(a->http));
+	the_agent = a;
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	log_info("agent %s: %g cores, %.0f MiB, %.0f Mbit/s; API on %s (advertised %s); redis %s; "
+	         "every %lld ms",
+	         a->o.id, a->so.cpus, a->so.mem_mib, a->so.net_mbit, a->o.listen, a->o.advertise,
+	         a->o.redis.address, a->o.interval_ms);
+
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	while (!a->stop) {
+		agent_tick(a);
+		next.tv_nsec += (a->o.interval_ms % 1000) * 1000000;
+		next.tv_sec += a->o.interval_ms / 1000 + next.tv_nsec / 1000000000;
+		next.tv_nsec %= 1000000000;
+		{
+			/* a tick that overran the interval: skip ahead, do not burst */
+			struct timespec now;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			if (now.tv_sec > next.tv_sec ||
+			    (now.tv_sec == next.tv_sec && now.tv_nsec > next.tv_nsec))
+				next = now;
+		}
+		while (!a->stop &&
+		       clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
+			;
+	}
+	log_info("agent %s: stopping", a->o.id);
+	if (store_connected(a->redis)) {
+		publish_flush(a, 2000);
+		publish_mark_down(a);
+	}
+	if (a->bl.len)
+		log_warn("agent %s: %d buffered samples not published (Redis unreachable)", a->o.id,
+		         a->bl.len);
+	rc = 0;
+out:
+	the_agent = NULL;
+	free(sets);
+	if (a)
+		agent_free(a);
+	return rc;
+}

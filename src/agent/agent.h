@@ -1,0 +1,132 @@
+/* agent.h - the host agent: its options, its state, and the pieces that
+ * share them (agent.c the loop, publish.c Redis, api.c HTTP, metrics.c
+ * Prometheus). The state is guarded by agent.lock: the sampling loop holds it
+ * while it updates, the HTTP threads while they read. */
+#ifndef LE_AGENT_AGENT_H
+#define LE_AGENT_AGENT_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agent/sampler.h"
+#include "common/config.h"
+#include "common/httpd.h"
+#include "common/store.h"
+#include "core/profile.h"
+
+struct agent_opts {
+	char id[65];
+	char address[64]; /* the IP other hosts reach this agent at */
+	char listen[128];
+	char advertise[128]; /* ip:port published as mon/vmm proxy address */
+	char root[256];
+	long long interval_ms;
+	char token[256];
+	char token_file[256];
+	int log_level;
+	double cpus, mem_mib, net_mbit; /* 0 = what the machine has */
+	char nics[256];                 /* comma-separated; "" = auto */
+	int io_mode;
+	long long vhost_scan_s;
+	struct store_opts redis;
+	char redis_password_file[256];
+	long long stream_maxlen;
+	long long backlog;
+	long long flush_budget_ms;
+	long long window;
+	double peak_pct;
+	double threshold[RES_N];
+	long long k, n;
+};
+
+extern const struct cfg_key agent_cfg_keys[];
+
+struct vm_mon {
+	struct vm_desc d;
+	struct vm_raw raw;
+	bool has_raw;
+	struct vm_sample last;
+	bool has_last;
+	struct profile prof[RES_N];
+	struct profile_summary sum[RES_N];
+	bool seen; /* in the registry at the last read */
+};
+
+struct pub_record {
+	char key[128];
+	int64_t ts_ms;
+	struct store_args f; /* field, value, field, value ... */
+};
+
+struct pub_tick {
+	int n;
+	struct pub_record *r;
+};
+
+struct backlog {
+	struct pub_tick *t;
+	int cap, head, len;
+	uint64_t dropped; /* ticks dropped because the backlog was full */
+};
+
+struct agent {
+	struct agent_opts o;
+	struct sampler_opts so;
+	struct hotspot_rule rule[RES_N];
+	pthread_mutex_t lock;
+
+	struct netdev_entry *ntab;
+	int ntab_n;
+	struct vhost_map vh;
+	int64_t vh_next_ms;
+
+	struct host_raw hraw;
+	bool has_hraw;
+	struct host_sample hlast;
+	bool has_hlast;
+	struct profile hprof[RES_N];
+	struct profile_summary hsum[RES_N];
+
+	struct vm_mon **vms;
+	int nvms, capvms;
+
+	struct store *redis;
+	bool registered; /* registration done on the current connection */
+	uint64_t redis_connects_seen;
+	struct backlog bl;
+	struct log_complaint registry_complaint;
+
+	uint64_t seq;
+	int64_t last_ts_ms;
+	int64_t last_sample_mono_ms;
+	uint64_t samples, published_ticks, duplicate_entries;
+	double last_sample_cpu_ms; /* CPU the agent spent on the last tick */
+
+	struct httpd *http;
+	volatile sig_atomic_t stop;
+};
+
+int agent_main(int argc, char **argv);
+
+/* agent.c */
+struct vm_mon *agent_find_vm(struct agent *a, const char *id);
+
+/* publish.c: all Redis traffic of the agent (called from the loop only) */
+int publish_register(struct agent *a);
+int publish_registry_read(struct agent *a, struct vm_desc **out, int *n);
+int publish_build_tick(struct agent *a, struct pub_tick *t);
+void publish_enqueue(struct agent *a, struct pub_tick *t);
+int publish_flush(struct agent *a, int64_t budget_ms);
+int publish_profiles(struct agent *a);
+int publish_mark_down(struct agent *a);
+void pub_tick_release(struct pub_tick *t);
+void backlog_release(struct backlog *bl);
+
+/* api.c */
+void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp);
+/* metrics.c: Prometheus text of the current state; caller frees. */
+char *metrics_render(struct agent *a, size_t *len);
+
+#endif

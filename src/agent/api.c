@@ -1,0 +1,206 @@
+/* api.c - the agent's HTTP API (DESIGN.md section 4): host, VMs, health,
+ * Prometheus metrics. Read-only for now; every mutating method already needs
+ * the bearer token, so the VM calls to come inherit the check. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/agent.h"
+#include "common/util.h"
+
+static const char *const res_names[RES_N] = {"cpu", "mem", "net"};
+
+static json_t *summary_json(const struct profile_summary *s)
+{
+	json_t *hist = json_array();
+
+	for (int i = 0; i < HIST_BINS; i++)
+		json_array_append_new(hist, json_integer(s->hist.bins[i]));
+	return json_pack("{s:I,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:b,s:i,s:o}", "n",
+	                 (json_int_t)s->n, "last", s->last, "mean", s->mean, "min", s->min, "max",
+	                 s->max, "p50", s->p50, "p95", s->p95, "p99", s->p99, "peak", s->peak,
+	                 "forecast", s->ar1.forecast, "phi", s->ar1.phi, "hot", s->hot, "over",
+	                 (int)s->over, "hist", hist);
+}
+
+static json_t *profiles_json(const struct profile_summary *sum)
+{
+	json_t *p = json_object();
+
+	for (int r = 0; r < RES_N; r++)
+		json_object_set_new(p, res_names[r], summary_json(&sum[r]));
+	return p;
+}
+
+static json_t *host_json(struct agent *a)
+{
+	const struct host_sample *h = &a->hlast;
+	json_t *cur = json_object();
+
+	json_object_set_new(cur, "ts", json_integer(h->ts_ms));
+	json_object_set_new(cur, "seq", json_integer((json_int_t)h->seq));
+	if (h->valid_cpu) {
+		json_object_set_new(cur, "cpu", json_real(h->cpu));
+		json_object_set_new(cur, "cpu_busy_cores", json_real(h->cpu_busy_cores));
+		json_object_set_new(cur, "cpu_iowait", json_real(h->cpu_iowait));
+		json_object_set_new(cur, "cpu_steal", json_real(h->cpu_steal));
+		json_object_set_new(cur, "cpu_irq", json_real(h->cpu_irq));
+		json_object_set_new(cur, "io_overhead", json_real(h->io_overhead));
+	}
+	if (h->valid_mem) {
+		json_object_set_new(cur, "mem", json_real(h->mem));
+		json_object_set_new(cur, "mem_total_mib", json_real(h->mem_total_mib));
+		json_object_set_new(cur, "mem_used_mib", json_real(h->mem_used_mib));
+		json_object_set_new(cur, "mem_avail_mib", json_real(h->mem_avail_mib));
+		json_object_set_new(cur, "swap_total_mib", json_real(h->swap_total_mib));
+		json_object_set_new(cur, "swap_used_mib", json_real(h->swap_used_mib));
+		json_object_set_new(cur, "swap_in_ps", json_real(h->swap_in_ps));
+		json_object_set_new(cur, "swap_out_ps", json_real(h->swap_out_ps));
+		json_object_set_new(cur, "majflt_ps", json_real(h->majflt_ps));
+	}
+	if (h->valid_net) {
+		json_object_set_new(cur, "net", json_real(h->net));
+		json_object_set_new(cur, "net_rx_bps", json_real(h->net_rx_bps));
+		json_object_set_new(cur, "net_tx_bps", json_real(h->net_tx_bps));
+	}
+	if (h->has_psi)
+		json_object_set_new(cur, "psi",
+		                    json_pack("{s:f,s:f,s:f,s:f,s:f}", "cpu_some", h->psi_cpu_some,
+		                              "mem_some", h->psi_mem_some, "mem_full",
+		                              h->psi_mem_full, "io_some", h->psi_io_some, "io_full",
+		                              h->psi_io_full));
+	if (h->problem[0])
+		json_object_set_new(cur, "problem", json_string(h->problem));
+	return json_pack("{s:s,s:s,s:s,s:{s:f,s:f,s:f},s:o,s:o,s:i,s:{s:b,s:i,s:I,s:I},s:I}", "id",
+	                 a->o.id, "address", a->o.address, "api", a->o.advertise, "capacity", "cpu",
+	                 a->so.cpus, "mem_mib", a->so.mem_mib, "net_mbit", a->so.net_mbit,
+	                 "current", cur, "profile", profiles_json(a->hsum), "vms", a->nvms, "redis",
+	                 "connected", store_connected(a->redis), "backlog", a->bl.len, "dropped",
+	                 (json_int_t)a->bl.dropped, "connects", (json_int_t)a->redis->connects,
+	                 "samples", (json_int_t)a->samples);
+}
+
+static json_t *vm_json(struct vm_mon *m)
+{
+	const struct vm_sample *s = &m->last;
+	json_t *cur = json_object();
+
+	json_object_set_new(cur, "ts", json_integer(s->ts_ms));
+	if (s->valid_cpu) {
+		json_object_set_new(cur, "cpu", json_real(s->cpu));
+		json_object_set_new(cur, "cpu_host", json_real(s->cpu_host));
+		json_object_set_new(cur, "cpu_io_overhead", json_real(s->cpu_io_overhead));
+		json_object_set_new(cur, "vhost_threads", json_integer(s->vhost_threads));
+	}
+	if (s->valid_mem) {
+		json_object_set_new(cur, "mem", json_real(s->mem));
+		json_object_set_new(cur, "rss_mib", json_real(s->rss_mib));
+		json_object_set_new(cur, "swap_mib", json_real(s->swap_mib));
+		json_object_set_new(cur, "mem_source", json_string(s->gray ? "guest" : "rss"));
+		if (s->gray) {
+			json_object_set_new(cur, "guest_used_mib", json_real(s->guest_used_mib));
+			json_object_set_new(cur, "guest_avail_mib", json_real(s->guest_avail_mib));
+			json_object_set_new(cur, "guest_swap_in_bps",
+			                    json_real(s->guest_swap_in_bps));
+			json_object_set_new(cur, "guest_swap_out_bps",
+			                    json_real(s->guest_swap_out_bps));
+			json_object_set_new(cur, "guest_majflt_ps", json_real(s->guest_majflt_ps));
+		}
+	}
+	if (s->valid_net) {
+		json_object_set_new(cur, "net", json_real(s->net));
+		json_object_set_new(cur, "rx_bps", json_real(s->rx_bps));
+		json_object_set_new(cur, "tx_bps", json_real(s->tx_bps));
+		json_object_set_new(cur, "rx_pps", json_real(s->rx_pps));
+		json_object_set_new(cur, "tx_pps", json_real(s->tx_pps));
+		json_object_set_new(cur, "rx_drop_ps", json_real(s->rx_drop_ps));
+		json_object_set_new(cur, "tx_drop_ps", json_real(s->tx_drop_ps));
+	}
+	if (s->has_tap)
+		json_object_set_new(cur, "tap",
+		                    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "rx_bytes",
+		                              (json_int_t)s->tap.rx_bytes, "tx_bytes",
+		                              (json_int_t)s->tap.tx_bytes, "rx_packets",
+		                              (json_int_t)s->tap.rx_packets, "tx_packets",
+		                              (json_int_t)s->tap.tx_packets, "rx_dropped",
+		                              (json_int_t)s->tap.rx_dropped, "tx_dropped",
+		                              (json_int_t)s->tap.tx_dropped));
+	if (s->status != VM_GONE && s->status != VM_NO_PID && s->status != VM_PROC_ERROR)
+		json_object_set_new(cur, "cpu_ticks", json_integer((json_int_t)s->cpu_ticks));
+	if (s->valid_disk) {
+		json_object_set_new(cur, "disk_rd_bps", json_real(s->disk_rd_bps));
+		json_object_set_new(cur, "disk_wr_bps", json_real(s->disk_wr_bps));
+	}
+	return json_pack("{s:s,s:i,s:s,s:f,s:f,s:s,s:s*,s:o,s:o}", "id", m->d.id, "pid", m->d.pid,
+	                 "tap", m->d.tap, "mem_mib", m->d.mem_mib, "vcpus", m->d.vcpus, "status",
+	                 vm_status_name(s->status), "problem", s->problem[0] ? s->problem : NULL,
+	                 "current", cur, "profile", profiles_json(m->sum));
+}
+
+void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
+{
+	struct agent *a = ctx;
+	const char *seg[4];
+	char buf[512];
+	int n;
+
+	if (httpd_is_mutating(req) && !httpd_bearer_ok(req, a->o.token)) {
+		httpd_resp_error(
+		    resp, 401, "unauthorized",
+		    "%s %s needs 'Authorization: Bearer <token>' with the cluster token",
+		    req->method, req->path);
+		return;
+	}
+	n = httpd_split_path(req->path, buf, sizeof(buf), seg, 4);
+	if (n == 1 && strcmp(seg[0], "healthz") == 0) {
+		int64_t age;
+		pthread_mutex_lock(&a->lock);
+		age = a->samples ? util_mono_ms() - a->last_sample_mono_ms : -1;
+		httpd_resp_json(
+		    resp, age >= 0 && age < 3 * a->o.interval_ms + 2000 ? 200 : 503,
+		    json_pack("{s:s,s:s,s:b,s:I,s:i}", "status",
+		              age >= 0 && age < 3 * a->o.interval_ms + 2000 ? "ok" : "stalled",
+		              "host", a->o.id, "redis", store_connected(a->redis),
+		              "last_sample_age_ms", (json_int_t)age, "backlog", a->bl.len));
+		pthread_mutex_unlock(&a->lock);
+		return;
+	}
+	if (n == 1 && strcmp(seg[0], "metrics") == 0) {
+		size_t len;
+		char *text = metrics_render(a, &len);
+		if (!text) {
+			httpd_resp_error(resp, 500, "internal", "out of memory rendering metrics");
+			return;
+		}
+		httpd_resp_text(resp, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+		return;
+	}
+	if (n < 2 || strcmp(seg[0], "v1") != 0) {
+		httpd_resp_error(resp, 404, "not_found", "no such endpoint: %s", req->path);
+		return;
+	}
+	if (strcmp(req->method, "GET") != 0) {
+		httpd_resp_error(resp, 405, "method_not_allowed", "%s is not allowed on %s",
+		                 req->method, req->path);
+		return;
+	}
+	pthread_mutex_lock(&a->lock);
+	if (n == 2 && strcmp(seg[1], "host") == 0) {
+		httpd_resp_json(resp, 200, host_json(a));
+	} else if (n == 2 && strcmp(seg[1], "vms") == 0) {
+		json_t *arr = json_array();
+		for (int i = 0; i < a->nvms; i++)
+			json_array_append_new(arr, vm_json(a->vms[i]));
+		httpd_resp_json(resp, 200, json_pack("{s:s,s:o}", "host", a->o.id, "vms", arr));
+	} else if (n == 3 && strcmp(seg[1], "vms") == 0) {
+		struct vm_mon *m = util_valid_id(seg[2]) ? agent_find_vm(a, seg[2]) : NULL;
+		if (m)
+			httpd_resp_json(resp, 200, vm_json(m));
+		else
+			httpd_resp_error(resp, 404, "vm_not_found", "host %s watches no vm '%.64s'",
+			                 a->o.id, seg[2]);
+	} else {
+		httpd_resp_error(resp, 404, "not_found", "no such endpoint: %s", req->path);
+	}
+	pthread_mutex_unlock(&a->lock);
+}

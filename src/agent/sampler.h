@@ -1,0 +1,176 @@
+/* sampler.h - reads the host's and its VMs' counters (from a configurable
+ * root, "/" in production, a fixture tree in tests) and turns two readings
+ * into rates and utilisations.
+ *
+ * Reading (sampler_read_*) does the I/O; the deltas (sampler_*_delta) are
+ * plain arithmetic on two readings, so they are tested with fixture values.
+ * Utilisations are fractions of a capacity (1.0 = all of it).
+ */
+#ifndef LE_AGENT_SAMPLER_H
+#define LE_AGENT_SAMPLER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agent/balloon.h"
+#include "agent/netdev.h"
+#include "agent/procfs.h"
+
+#define SAMPLER_MAX_NICS  16
+#define SAMPLER_MAX_VHOST 16
+#define SAMPLER_IFNAMSIZ  16
+
+enum io_overhead_mode { IO_OVERHEAD_SOFTIRQ, IO_OVERHEAD_UNEXPLAINED, IO_OVERHEAD_OFF };
+
+struct sampler_opts {
+	char root[256];
+	double cpus;     /* host CPU capacity, cores */
+	double mem_mib;  /* host memory capacity */
+	double net_mbit; /* host NIC capacity, Mbit/s (full duplex: per direction) */
+	char nics[SAMPLER_MAX_NICS][SAMPLER_IFNAMSIZ];
+	int nnics;
+	enum io_overhead_mode io_mode;
+	long hz; /* clock ticks per second (sysconf(_SC_CLK_TCK)) */
+};
+
+/* Counters that move together at one instant. */
+struct net_counters {
+	uint64_t rx_bytes, tx_bytes, rx_packets, tx_packets, rx_dropped, tx_dropped;
+};
+
+struct host_raw {
+	int64_t mono_ns;
+	bool ok_stat, ok_mem, ok_vmstat, ok_nics;
+	struct procfs_stat stat;
+	struct procfs_meminfo mem;
+	struct procfs_vmstat vmstat;
+	struct net_counters nic; /* sum over the configured physical NICs */
+	bool has_psi;
+	struct procfs_psi psi_cpu, psi_mem, psi_io;
+	char err[128]; /* first read/parse problem, "" when none */
+};
+
+struct host_sample {
+	int64_t ts_ms;
+	uint64_t seq;
+	double dt_s;
+	bool valid_cpu, valid_mem, valid_net;
+	double cpu, cpu_iowait, cpu_steal, cpu_irq; /* fractions of all CPUs */
+	double cpu_busy_cores;
+	double mem, mem_total_mib, mem_avail_mib, mem_used_mib;
+	double swap_total_mib, swap_used_mib;
+	double swap_in_ps, swap_out_ps, majflt_ps; /* pages or faults per second */
+	double net, net_rx_bps, net_tx_bps;        /* bytes per second */
+	bool has_psi;
+	double psi_cpu_some, psi_mem_some, psi_mem_full, psi_io_some, psi_io_full; /* avg10, % */
+	double io_overhead; /* host CPU charged to VMs' I/O, fraction of the host */
+	char problem[128];
+};
+
+/* What the registry says about one VM. */
+struct vm_desc {
+	char id[65];
+	int pid;
+	char tap[SAMPLER_IFNAMSIZ];
+	double mem_mib;        /* configured; 0 when unknown */
+	double vcpus;          /* configured; 0 when unknown (then: 1) */
+	char guest_stats[256]; /* path of a guest-stats JSON file, or "" */
+};
+
+struct vm_raw {
+	int64_t mono_ns;
+	int rc_stat; /* 0, -ENOENT (process gone), -EINVAL (garbled)... */
+	struct procfs_pid_stat st;
+	bool ok_status;
+	struct procfs_pid_status status;
+	bool ok_io;
+	struct procfs_pid_io io;
+	bool ok_tap;
+	struct net_counters tap;
+	int nvhost;
+	struct {
+		int tid;
+		uint64_t ticks;
+	} vhost[SAMPLER_MAX_VHOST];
+	bool ok_guest;
+	struct balloon_stats guest;
+	char err[128];
+};
+
+enum vm_status {
+	VM_OK,         /* all figures valid */
+	VM_STARTING,   /* first reading: no rates yet */
+	VM_GONE,       /* the process exited, or its pid now belongs to another */
+	VM_NO_PID,     /* the registry gives no pid */
+	VM_PROC_ERROR, /* its /proc files could not be read or parsed */
+	VM_DEGRADED,   /* CPU valid, but the tap is missing or a counter went back */
+};
+const char *vm_status_name(enum vm_status s);
+
+struct vm_sample {
+	int64_t ts_ms;
+	uint64_t seq;
+	enum vm_status status;
+	char problem[128];
+	bool valid_cpu, valid_mem, valid_net, valid_disk;
+	double cpu;             /* of its vCPUs */
+	double cpu_host;        /* of the host's CPUs (process, threads, vhost) */
+	double cpu_io_overhead; /* host CPU charged to it for packet work, of the host */
+	int vhost_threads;
+	uint64_t net_packets; /* packets this interval, for the overhead share */
+	double mem, mem_mib, rss_mib, swap_mib;
+	bool gray; /* mem comes from the guest's own figures */
+	double guest_used_mib, guest_avail_mib, guest_swap_in_bps, guest_swap_out_bps,
+	    guest_majflt_ps;
+	double net, rx_bps, tx_bps, rx_pps, tx_pps, rx_drop_ps, tx_drop_ps;
+	bool has_tap; /* the tap's own counters, guest view (rx = to the guest) */
+	struct net_counters tap;
+	double disk_rd_bps, disk_wr_bps;
+	bool has_io; /* /proc/<pid>/io counters */
+	uint64_t disk_rd_bytes, disk_wr_bytes;
+	uint64_t cpu_ticks; /* process + threads + vhost, clock ticks */
+};
+
+/* The interface counters of the namespace: <root>/proc/net/dev. Returns the
+ * number of entries (up to max) or a negative errno; used by both readers. */
+int sampler_read_netdev(const struct sampler_opts *o, struct netdev_entry *tab, int max);
+
+/* Reads /proc/stat, meminfo, vmstat, pressure and sums the physical NICs'
+ * counters from tab (ntab < 0: the netdev read failed). A file that is
+ * missing or garbled clears its ok_ flag and notes err; never fails. */
+void sampler_read_host(const struct sampler_opts *o, const struct netdev_entry *tab, int ntab,
+                       struct host_raw *out);
+void sampler_host_delta(const struct sampler_opts *o, const struct host_raw *prev,
+                        const struct host_raw *cur, struct host_sample *out);
+
+/* vhost worker threads: scans <root>/proc/<n>/comm for "vhost-<pid>" and
+ * records, for each VM pid in pids[], the tids that serve it. */
+struct vhost_map {
+	int n;
+	struct {
+		int owner;
+		int tid;
+	} e[256];
+};
+void sampler_scan_vhost(const struct sampler_opts *o, struct vhost_map *map);
+
+void sampler_read_vm(const struct sampler_opts *o, const struct vm_desc *d,
+                     const struct vhost_map *vh, const struct netdev_entry *tab, int ntab,
+                     struct vm_raw *out);
+/* prev may be NULL (first reading). */
+void sampler_vm_delta(const struct sampler_opts *o, const struct vm_desc *d,
+                      const struct vm_raw *prev, const struct vm_raw *cur, struct vm_sample *out);
+
+/* Charges the host's I/O overhead ticks to VMs by their share of packets:
+ * sets cpu_io_overhead on each valid VM sample and hs->io_overhead. */
+void sampler_charge_io(const struct sampler_opts *o, const struct host_raw *prev,
+                       const struct host_raw *cur, struct host_sample *hs, struct vm_sample **vms,
+                       int nvms);
+
+/* The physical NICs of the host: entries of <root>/sys/class/net with a
+ * "device" link (not lo, bridges, taps, veths). */
+int sampler_find_nics(const char *root, char nics[][SAMPLER_IFNAMSIZ], int max);
+/* Sum of the NICs' speeds in Mbit/s; 0 when none is known. */
+double sampler_nic_speed(const char *root, char nics[][SAMPLER_IFNAMSIZ], int n);
+
+#endif

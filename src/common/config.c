@@ -1,0 +1,231 @@
+#include "common/config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/util.h"
+
+struct load_ctx {
+	const struct cfg_key *keys;
+	void *obj;
+	char err[256];
+	bool failed;
+};
+
+static const struct cfg_key *find_key(const struct cfg_key *keys, const char *section,
+                                      const char *name)
+{
+	for (const struct cfg_key *k = keys; k->name; k++)
+		if (strcmp(k->section, section) == 0 && strcmp(k->name, name) == 0)
+			return k;
+	return NULL;
+}
+
+static bool section_known(const struct cfg_key *keys, const char *section)
+{
+	for (const struct cfg_key *k = keys; k->name; k++)
+		if (strcmp(k->section, section) == 0)
+			return true;
+	return false;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+	static const char *const yes[] = {"true", "yes", "on", "1"};
+	static const char *const no[] = {"false", "no", "off", "0"};
+
+	for (int i = 0; i < 4; i++) {
+		if (strcasecmp(v, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcasecmp(v, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static int set_value(const struct cfg_key *k, void *obj, const char *value, char *err,
+                     size_t errlen)
+{
+	char *field = (char *)obj + k->offset;
+	int64_t i;
+	double d;
+	bool b;
+
+	switch (k->type) {
+	case CFG_STR:
+		if (strlen(value) >= k->size) {
+			snprintf(err, errlen, "%s.%s: value longer than %zu characters", k->section,
+			         k->name, k->size - 1);
+			return -EINVAL;
+		}
+		memcpy(field, value, strlen(value) + 1);
+		return 0;
+	case CFG_INT:
+		if (!util_parse_i64(value, &i)) {
+			snprintf(err, errlen, "%s.%s: '%s' is not an integer", k->section, k->name,
+			         value);
+			return -EINVAL;
+		}
+		if ((double)i < k->min || (double)i > k->max) {
+			snprintf(err, errlen, "%s.%s: %lld is out of range [%.0f, %.0f]",
+			         k->section, k->name, (long long)i, k->min, k->max);
+			return -EINVAL;
+		}
+		*(long long *)field = i;
+		return 0;
+	case CFG_DOUBLE:
+		if (!util_parse_double(value, &d)) {
+			snprintf(err, errlen, "%s.%s: '%s' is not a number", k->section, k->name,
+			         value);
+			return -EINVAL;
+		}
+		if (d < k->min || d > k->max) {
+			snprintf(err, errlen, "%s.%s: %g is out of range [%g, %g]", k->section,
+			         k->name, d, k->min, k->max);
+			return -EINVAL;
+		}
+		*(double *)field = d;
+		return 0;
+	case CFG_BOOL:
+		if (parse_bool(value, &b) < 0) {
+			snprintf(err, errlen, "%s.%s: '%s' is not a boolean (true/false)",
+			         k->section, k->name, value);
+			return -EINVAL;
+		}
+		*(bool *)field = b;
+		return 0;
+	case CFG_ENUM:
+		for (int c = 0; k->choices[c]; c++) {
+			if (strcmp(k->choices[c], value) == 0) {
+				*(int *)field = c;
+				return 0;
+			}
+		}
+		{
+			char list[200] = "";
+			for (int c = 0; k->choices[c]; c++) {
+				if (c)
+					strncat(list, ", ", sizeof(list) - strlen(list) - 1);
+				strncat(list, k->choices[c], sizeof(list) - strlen(list) - 1);
+			}
+			snprintf(err, errlen, "%s.%s: '%s' is not one of: %s", k->section, k->name,
+			         value, list);
+		}
+		return -EINVAL;
+	}
+	return -EINVAL;
+}
+
+int cfg_set(const struct cfg_key *keys, void *obj, const char *section, const char *name,
+            const char *value, char *err, size_t errlen)
+{
+	const struct cfg_key *k = find_key(keys, section, name);
+
+	if (!k) {
+		if (!section_known(keys, section))
+			snprintf(err, errlen, "unknown section [%s]", section);
+		else
+			snprintf(err, errlen, "unknown key '%s' in section [%s]", name, section);
+		return -EINVAL;
+	}
+	return set_value(k, obj, value, err, errlen);
+}
+
+static int cfg_ini_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct load_ctx *ctx = user;
+	char err[256];
+
+	if (ctx->failed)
+		return 1; /* keep only the first error */
+	if (!name) /* a section header alone (inih built with INI_CALL_HANDLER_ON_NEW_SECTION) */
+		return 1;
+	if (cfg_set(ctx->keys, ctx->obj, section, name, value, err, sizeof(err)) < 0) {
+		snprintf(ctx->err, sizeof(ctx->err), "%s", err);
+		ctx->failed = true;
+		return 0;
+	}
+	return 1;
+}
+
+int cfg_load(const struct cfg_key *keys, void *obj, const char *path, const char *const *overrides,
+             int noverrides, char *err, size_t errlen)
+{
+	struct load_ctx ctx = {.keys = keys, .obj = obj};
+	char e[256];
+	int line;
+
+	for (const struct cfg_key *k = keys; k->name; k++) {
+		if (set_value(k, obj, k->def, e, sizeof(e)) < 0) {
+			snprintf(err, errlen, "built-in default: %s", e);
+			return -EINVAL;
+		}
+	}
+	if (path) {
+		FILE *f = fopen(path, "r");
+		if (!f) {
+			int saved = errno;
+			snprintf(err, errlen, "%s: %s", path, strerror(saved));
+			return -saved;
+		}
+		line = ini_parse_file(f, cfg_ini_handler, &ctx);
+		fclose(f);
+		if (line != 0) {
+			if (ctx.failed)
+				snprintf(err, errlen, "%s:%d: %s", path, line, ctx.err);
+			else
+				snprintf(err, errlen,
+				         "%s:%d: syntax error (expected [section] or key = value)",
+				         path, line);
+			return -EINVAL;
+		}
+	}
+	for (int i = 0; i < noverrides; i++) {
+		const char *o = overrides[i];
+		const char *dot = strchr(o, '.');
+		const char *eq = strchr(o, '=');
+		char section[64], name[64];
+
+		if (!dot || !eq || dot > eq || (size_t)(dot - o) >= sizeof(section) ||
+		    (size_t)(eq - dot - 1) >= sizeof(name) || dot == o || eq == dot + 1) {
+			snprintf(err, errlen, "command line: '%s' is not section.key=value", o);
+			return -EINVAL;
+		}
+		memcpy(section, o, (size_t)(dot - o));
+		section[dot - o] = '\0';
+		memcpy(name, dot + 1, (size_t)(eq - dot - 1));
+		name[eq - dot - 1] = '\0';
+		if (cfg_set(keys, obj, section, name, eq + 1, e, sizeof(e)) < 0) {
+			snprintf(err, errlen, "command line: %s", e);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+void cfg_print_doc(const struct cfg_key *keys, FILE *f)
+{
+	fprintf(f, "| key | default | meaning |\n|---|---|---|\n");
+	for (const struct cfg_key *k = keys; k->name; k++) {
+		fprintf(f, "| `%s.%s` | `%s` | %s", k->section, k->name,
+		        k->def[0] ? k->def : "\"\"", k->doc);
+		if (k->type == CFG_INT)
+			fprintf(f, " (%.0f to %.0f)", k->min, k->max);
+		else if (k->type == CFG_DOUBLE)
+			fprintf(f, " (%g to %g)", k->min, k->max);
+		else if (k->type == CFG_ENUM) {
+			fprintf(f, " (one of:");
+			for (int c = 0; k->choices[c]; c++)
+				fprintf(f, " `%s`", k->choices[c]);
+			fprintf(f, ")");
+		}
+		fprintf(f, " |\n");
+	}
+}

@@ -1,0 +1,75 @@
+/* httpd.h - a small JSON HTTP server on libmicrohttpd.
+ *
+ * One handler per server gets every complete request (body already read, up
+ * to HTTPD_MAX_BODY bytes; larger bodies are answered 413 without calling
+ * the handler). The handler fills a struct httpd_resp; the server sends it.
+ * Handlers run on libmicrohttpd's threads (one per connection): they must
+ * lock whatever state they share with the rest of the program.
+ */
+#ifndef LE_COMMON_HTTPD_H
+#define LE_COMMON_HTTPD_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define HTTPD_MAX_BODY (1 << 20)
+
+struct MHD_Connection;
+
+struct httpd_req {
+	const char *method; /* "GET", "POST", ... */
+	const char *path;   /* URL path without the query string */
+	const char *body;   /* NUL-terminated; "" when none */
+	size_t body_len;
+	struct MHD_Connection *conn;
+};
+
+struct httpd_resp {
+	int status;
+	char *body; /* malloc'd, owned by the response */
+	size_t len;
+	const char *content_type; /* static string */
+	char *location;           /* optional Location header, malloc'd */
+};
+
+typedef void (*httpd_handler_fn)(void *ctx, const struct httpd_req *req, struct httpd_resp *resp);
+
+struct httpd;
+
+/* Listens on addr ("ip:port", "[v6]:port"; port 0 picks a free one). NULL on
+ * failure with the reason in err. Caller frees with httpd_free(). */
+struct httpd *httpd_new(const char *addr, httpd_handler_fn fn, void *ctx, char *err, size_t errlen);
+/* Stops the server (waits for running handlers) and frees it. NULL is fine. */
+void httpd_free(struct httpd *h);
+int httpd_port(const struct httpd *h);
+
+/* Query-string argument or request header; NULL when absent. Valid during the
+ * handler only. */
+const char *httpd_query(const struct httpd_req *req, const char *key);
+const char *httpd_header(const struct httpd_req *req, const char *key);
+
+/* Is the request carrying "Authorization: Bearer <token>"? Constant-time
+ * comparison. An empty token configured means nothing is authorised. */
+bool httpd_bearer_ok(const struct httpd_req *req, const char *token);
+/* Mutating methods (POST, PUT, PATCH, DELETE). */
+bool httpd_is_mutating(const struct httpd_req *req);
+
+/* Response helpers. httpd_resp_json steals the reference to j. */
+void httpd_resp_json(struct httpd_resp *resp, int status, json_t *j);
+void httpd_resp_text(struct httpd_resp *resp, int status, const char *content_type, char *body,
+                     size_t len);
+/* {"error": {"code": code, "message": ...}} */
+void httpd_resp_error(struct httpd_resp *resp, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Parses the request body as a JSON object; on failure fills resp with a 400
+ * and returns NULL. Caller json_decref()s the result. */
+json_t *httpd_body_json(const struct httpd_req *req, struct httpd_resp *resp);
+
+/* Splits a path like "/v1/vms/abc" into at most max segments ("v1", "vms",
+ * "abc") in buf; returns the count, or -1 when it does not fit or a segment
+ * is empty. */
+int httpd_split_path(const char *path, char *buf, size_t bufcap, const char **segs, int max);
+
+#endif

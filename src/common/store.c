@@ -1,0 +1,270 @@
+#include "common/store.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+
+#define BACKOFF_START_MS 250
+
+struct store *store_new(const struct store_opts *o)
+{
+	struct store *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->o = *o;
+	if (s->o.timeout_ms <= 0)
+		s->o.timeout_ms = 1000;
+	if (s->o.backoff_max_ms <= 0)
+		s->o.backoff_max_ms = 10000;
+	s->backoff_ms = BACKOFF_START_MS;
+	return s;
+}
+
+void store_free(struct store *s)
+{
+	if (!s)
+		return;
+	if (s->c)
+		redisFree(s->c);
+	free(s);
+}
+
+bool store_connected(const struct store *s)
+{
+	return s->c != NULL;
+}
+
+static void set_err(struct store *s, int err, const char *msg)
+{
+	s->err = err;
+	snprintf(s->errstr, sizeof(s->errstr), "%s", msg);
+}
+
+void store_drop(struct store *s, const char *why)
+{
+	if (!s->c)
+		return;
+	log_warn("redis %s: connection lost: %s; sampling goes on, samples are buffered",
+	         s->o.address, why);
+	redisFree(s->c);
+	s->c = NULL;
+	s->next_try_ms = 0;
+	s->backoff_ms = BACKOFF_START_MS;
+	/* the next failure to reconnect is a fresh complaint */
+	s->down.active = true;
+	s->down.interval_ms = 1000;
+	s->down.last_ms = util_mono_ms();
+}
+
+static int handshake(struct store *s, redisContext *c)
+{
+	redisReply *r = NULL;
+	int rc = 0;
+
+	if (s->o.password[0]) {
+		if (s->o.user[0])
+			r = redisCommand(c, "AUTH %s %s", s->o.user, s->o.password);
+		else
+			r = redisCommand(c, "AUTH %s", s->o.password);
+		if (!r || r->type == REDIS_REPLY_ERROR) {
+			set_err(s, REDIS_ERR_OTHER, r ? r->str : c->errstr);
+			rc = -EACCES;
+			goto out;
+		}
+		freeReplyObject(r);
+		r = NULL;
+	}
+	if (s->o.db) {
+		r = redisCommand(c, "SELECT %lld", s->o.db);
+		if (!r || r->type == REDIS_REPLY_ERROR) {
+			set_err(s, REDIS_ERR_OTHER, r ? r->str : c->errstr);
+			rc = -EINVAL;
+			goto out;
+		}
+		freeReplyObject(r);
+		r = NULL;
+	}
+	r = redisCommand(c, "PING");
+	if (!r || r->type == REDIS_REPLY_ERROR) {
+		set_err(s, REDIS_ERR_OTHER, r ? r->str : c->errstr);
+		rc = -EIO;
+	}
+out:
+	freeReplyObject(r);
+	return rc;
+}
+
+bool store_ensure(struct store *s, int64_t now_ms)
+{
+	struct timeval tv = {s->o.timeout_ms / 1000, (s->o.timeout_ms % 1000) * 1000};
+	redisContext *c;
+
+	if (s->c)
+		return true;
+	if (now_ms < s->next_try_ms)
+		return false;
+	if (strncmp(s->o.address, "unix:", 5) == 0) {
+		c = redisConnectUnixWithTimeout(s->o.address + 5, tv);
+	} else {
+		char host[200];
+		int port;
+		if (util_split_hostport(s->o.address, host, sizeof(host), &port) < 0 || !host[0]) {
+			set_err(s, REDIS_ERR_OTHER, "address is not host:port or unix:/path");
+			log_complain(&s->down, now_ms, LOG_LVL_ERROR, "redis %s: %s", s->o.address,
+			             s->errstr);
+			s->next_try_ms = now_ms + s->o.backoff_max_ms;
+			return false;
+		}
+		c = redisConnectWithTimeout(host, port, tv);
+	}
+	if (!c || c->err) {
+		set_err(s, c ? c->err : REDIS_ERR_OOM, c ? c->errstr : "out of memory");
+		goto fail;
+	}
+	if (handshake(s, c) < 0)
+		goto fail;
+	redisSetTimeout(c, tv);
+	s->c = c;
+	s->err = 0;
+	s->errstr[0] = '\0';
+	s->backoff_ms = BACKOFF_START_MS;
+	s->connects++;
+	if (s->down.active || !s->ever_connected)
+		log_info("redis %s: connected", s->o.address);
+	s->down.active = false;
+	s->ever_connected = true;
+	return true;
+fail:
+	if (c)
+		redisFree(c);
+	log_complain(&s->down, now_ms, LOG_LVL_WARN,
+	             "redis %s: unreachable: %s (retrying with backoff up to %lld ms)",
+	             s->o.address, s->errstr, s->o.backoff_max_ms);
+	s->next_try_ms = now_ms + s->backoff_ms;
+	s->backoff_ms *= 2;
+	if (s->backoff_ms > s->o.backoff_max_ms)
+		s->backoff_ms = s->o.backoff_max_ms;
+	return false;
+}
+
+static redisReply *check_reply(struct store *s, void *r)
+{
+	if (!r && s->c) {
+		char why[160];
+		set_err(s, s->c->err ? s->c->err : REDIS_ERR_IO,
+		        s->c->errstr[0] ? s->c->errstr : "I/O error");
+		snprintf(why, sizeof(why), "%s", s->errstr);
+		store_drop(s, why);
+	}
+	return r;
+}
+
+redisReply *store_command(struct store *s, const char *fmt, ...)
+{
+	va_list ap;
+	void *r;
+
+	if (!s->c) {
+		set_err(s, REDIS_ERR_IO, "not connected");
+		return NULL;
+	}
+	va_start(ap, fmt);
+	r = redisvCommand(s->c, fmt, ap);
+	va_end(ap);
+	return check_reply(s, r);
+}
+
+redisReply *store_commandv(struct store *s, int argc, const char **argv, const size_t *lens)
+{
+	if (!s->c) {
+		set_err(s, REDIS_ERR_IO, "not connected");
+		return NULL;
+	}
+	return check_reply(s, redisCommandArgv(s->c, argc, argv, lens));
+}
+
+int store_append(struct store *s, int argc, const char **argv, const size_t *lens)
+{
+	if (!s->c)
+		return -ENOTCONN;
+	if (redisAppendCommandArgv(s->c, argc, argv, lens) != REDIS_OK)
+		return -ENOMEM;
+	return 0;
+}
+
+redisReply *store_reply(struct store *s)
+{
+	void *r = NULL;
+
+	if (!s->c) {
+		set_err(s, REDIS_ERR_IO, "not connected");
+		return NULL;
+	}
+	if (redisGetReply(s->c, &r) != REDIS_OK)
+		r = NULL;
+	return check_reply(s, r);
+}
+
+void store_args_reset(struct store_args *a)
+{
+	for (int i = 0; i < a->n; i++)
+		free(a->argv[i]);
+	a->n = 0;
+}
+
+void store_args_release(struct store_args *a)
+{
+	store_args_reset(a);
+	free(a->argv);
+	free(a->lens);
+	memset(a, 0, sizeof(*a));
+}
+
+static int args_push(struct store_args *a, char *s, size_t len)
+{
+	if (!s)
+		return -ENOMEM;
+	if (a->n == a->cap) {
+		int cap = a->cap ? a->cap * 2 : 32;
+		char **nv = realloc(a->argv, sizeof(*nv) * (size_t)cap);
+		if (!nv)
+			goto fail;
+		a->argv = nv;
+		size_t *nl = realloc(a->lens, sizeof(*nl) * (size_t)cap);
+		if (!nl)
+			goto fail;
+		a->lens = nl;
+		a->cap = cap;
+	}
+	a->argv[a->n] = s;
+	a->lens[a->n] = len;
+	a->n++;
+	return 0;
+fail:
+	free(s);
+	return -ENOMEM;
+}
+
+int store_args_add(struct store_args *a, const char *s)
+{
+	return args_push(a, strdup(s), strlen(s));
+}
+
+int store_args_addf(struct store_args *a, const char *fmt, ...)
+{
+	va_list ap;
+	char *s = NULL;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -ENOMEM;
+	return args_push(a, s, (size_t)n);
+}

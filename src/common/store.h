@@ -1,0 +1,78 @@
+/* store.h - the Redis connection (hiredis), with reconnect and backoff.
+ *
+ * Address forms: "host:port" or "unix:/path/to/redis.sock". Optional ACL user
+ * and password (AUTH), database number, and a timeout on connect and on every
+ * command. A transport error drops the connection; store_ensure() reconnects
+ * later with exponential backoff (250 ms doubling to backoff_max_ms). State
+ * changes are logged once (up, down, back up), not on every attempt.
+ *
+ * Like hiredis, the context keeps err (0 or a REDIS_ERR_* code) and errstr.
+ * Not thread-safe: one thread uses one store.
+ */
+#ifndef LE_COMMON_STORE_H
+#define LE_COMMON_STORE_H
+
+#include <hiredis/hiredis.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/log.h"
+
+struct store_opts {
+	char address[256];
+	char user[64];
+	char password[256];
+	long long db;
+	long long timeout_ms;
+	long long backoff_max_ms;
+};
+
+struct store {
+	redisContext *c;
+	struct store_opts o;
+	int err;
+	char errstr[128];
+	int64_t next_try_ms;
+	int64_t backoff_ms;
+	struct log_complaint down;
+	bool ever_connected;
+	uint64_t connects; /* successful connections so far */
+};
+
+/* Caller frees with store_free(). Does not connect yet. */
+struct store *store_new(const struct store_opts *o);
+void store_free(struct store *s);
+
+/* Connects if not connected and the backoff allows (now_ms: monotonic).
+ * True when connected. */
+bool store_ensure(struct store *s, int64_t now_ms);
+bool store_connected(const struct store *s);
+/* Drops the connection (after a protocol surprise); the next store_ensure()
+ * reconnects at once. */
+void store_drop(struct store *s, const char *why);
+
+/* One command. NULL on a transport error (connection dropped, err set); a
+ * Redis error reply comes back as a REDIS_REPLY_ERROR reply. Caller frees
+ * with freeReplyObject(). */
+redisReply *store_command(struct store *s, const char *fmt, ...);
+redisReply *store_commandv(struct store *s, int argc, const char **argv, const size_t *lens);
+
+/* Pipelining: append N commands, then read N replies in order. Append
+ * fails only when not connected or out of memory (-ENOTCONN, -ENOMEM). */
+int store_append(struct store *s, int argc, const char **argv, const size_t *lens);
+redisReply *store_reply(struct store *s);
+
+/* A growable argv for commands with many fields. */
+struct store_args {
+	int n, cap;
+	char **argv;
+	size_t *lens;
+};
+void store_args_reset(struct store_args *a);
+void store_args_release(struct store_args *a);
+int store_args_add(struct store_args *a, const char *s);
+int store_args_addf(struct store_args *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#endif
