@@ -2,7 +2,23 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* First index in sorted[0..n) whose value is >= v. */
+static size_t lower_bound(const double *sorted, size_t n, double v)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (sorted[mid] < v)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
 
 int profile_init(struct profile *p, size_t window)
 {
@@ -14,6 +30,11 @@ int profile_init(struct profile *p, size_t window)
 	rc = ring_init(&p->win, window);
 	if (rc < 0)
 		return rc;
+	p->sorted = calloc(window, sizeof(double));
+	if (!p->sorted) {
+		ring_release(&p->win);
+		return -ENOMEM;
+	}
 	hist_clear(&p->hist);
 	return 0;
 }
@@ -21,6 +42,8 @@ int profile_init(struct profile *p, size_t window)
 void profile_release(struct profile *p)
 {
 	ring_release(&p->win);
+	free(p->sorted);
+	p->sorted = NULL;
 	hist_clear(&p->hist);
 }
 
@@ -34,10 +57,21 @@ int profile_push(struct profile *p, double u)
 {
 	double old;
 
+	size_t n, i;
+
 	if (!isfinite(u))
 		return -EINVAL;
-	if (ring_push(&p->win, u, &old))
+	n = ring_len(&p->win);
+	if (ring_push(&p->win, u, &old)) {
 		hist_remove(&p->hist, old);
+		/* the evicted value is in sorted[]: it was pushed bit-identical */
+		i = lower_bound(p->sorted, n, old);
+		memmove(&p->sorted[i], &p->sorted[i + 1], (n - i - 1) * sizeof(double));
+		n--;
+	}
+	i = lower_bound(p->sorted, n, u);
+	memmove(&p->sorted[i + 1], &p->sorted[i], (n - i) * sizeof(double));
+	p->sorted[i] = u;
 	hist_add(&p->hist, u);
 	return 0;
 }
@@ -66,7 +100,6 @@ void profile_summarize(const struct profile *p, const struct hotspot_rule *rule,
                        double *scratch, struct profile_summary *out)
 {
 	size_t n = profile_len(p);
-	size_t i;
 
 	memset(out, 0, sizeof(*out));
 	out->hist = p->hist;
@@ -77,22 +110,14 @@ void profile_summarize(const struct profile *p, const struct hotspot_rule *rule,
 	out->n = n;
 	out->last = scratch[n - 1];
 	out->mean = stats_mean(scratch, n);
-	out->min = scratch[0];
-	out->max = scratch[0];
-	for (i = 1; i < n; i++) {
-		if (scratch[i] < out->min)
-			out->min = scratch[i];
-		if (scratch[i] > out->max)
-			out->max = scratch[i];
-	}
-	/* Time order matters for the fit and the k-of-n rule: both before the
-	 * sort. */
+	out->min = p->sorted[0];
+	out->max = p->sorted[n - 1];
+	/* time order (scratch) for the fit and the k-of-n rule; value order
+	 * (sorted, kept by profile_push) for the percentiles */
 	stats_ar1_fit(scratch, n, &out->ar1);
 	out->hot = profile_rule_hot(scratch, n, out->ar1.forecast, rule, &out->over);
-
-	stats_sort(scratch, n);
-	out->p50 = stats_percentile_sorted(scratch, n, 50.0);
-	out->p95 = stats_percentile_sorted(scratch, n, 95.0);
-	out->p99 = stats_percentile_sorted(scratch, n, 99.0);
-	out->peak = stats_percentile_sorted(scratch, n, peak_pct);
+	out->p50 = stats_percentile_sorted(p->sorted, n, 50.0);
+	out->p95 = stats_percentile_sorted(p->sorted, n, 95.0);
+	out->p99 = stats_percentile_sorted(p->sorted, n, 99.0);
+	out->peak = stats_percentile_sorted(p->sorted, n, peak_pct);
 }

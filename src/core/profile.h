@@ -25,21 +25,26 @@ struct hotspot_rule {
 	unsigned n;       /* default 5; k <= n */
 };
 
-#define HOTSPOT_RULE_DEFAULT {0.75, 3, 5}
-#define PROFILE_MAX_WINDOW   86400
+#define HOTSPOT_RULE_DEFAULT                                                                       \
+	{                                                                                          \
+		0.75, 3, 5                                                                         \
+	}
+#define PROFILE_MAX_WINDOW 86400
 
 struct profile {
 	struct ring win;
 	struct hist hist; /* histogram of the samples in the window */
+	double *sorted;   /* the window's samples in ascending order, kept on every
+	                     push so percentiles cost no sort (O(window) memmove) */
 };
 
 struct profile_summary {
 	size_t n; /* samples in the window */
 	double last, mean, min, max;
 	double p50, p95, p99;
-	double peak;    /* the configured peak percentile (e.g. p95) */
+	double peak; /* the configured peak percentile (e.g. p95) */
 	struct stats_ar1 ar1;
-	unsigned over;  /* how many of the last rule.n samples are above threshold */
+	unsigned over; /* how many of the last rule.n samples are above threshold */
 	bool hot;
 	struct hist hist;
 };
@@ -56,12 +61,12 @@ size_t profile_len(const struct profile *p);
  * overwritten). peak_pct in [0, 100] chooses out->peak. An empty profile gives
  * all zeroes and hot = false. */
 void profile_summarize(const struct profile *p, const struct hotspot_rule *rule, double peak_pct,
-		       double *scratch, struct profile_summary *out);
+                       double *scratch, struct profile_summary *out);
 
 /* The k-of-n rule on its own: recent[] holds the newest samples, oldest first
  * (m of them; only the last rule->n count). Sets *over (may be NULL). True when
  * over >= k and forecast > threshold. */
 bool profile_rule_hot(const double *recent, size_t m, double forecast,
-		      const struct hotspot_rule *rule, unsigned *over);
+                      const struct hotspot_rule *rule, unsigned *over);
 
 #endif

@@ -716,6 +716,44 @@ static void test_profile_summarize(void **state)
 	}
 }
 
+/* The incrementally kept sorted window must give exactly the percentiles a
+ * full sort of the window gives, whatever is pushed and evicted (repeated
+ * values, zeros, overcommit), with windows of several sizes. */
+static void test_profile_sorted_matches_sort(void **state)
+{
+	static const size_t windows[] = {1, 2, 5, 60, 301};
+	double scratch[400], ref[400];
+	unsigned seed = 12345;
+
+	(void)state;
+	for (size_t w = 0; w < sizeof(windows) / sizeof(windows[0]); w++) {
+		struct profile p;
+		struct hotspot_rule rule = HOTSPOT_RULE_DEFAULT;
+		assert_int_equal(profile_init(&p, windows[w]), 0);
+		for (int i = 0; i < 2000; i++) {
+			struct profile_summary s;
+			size_t n;
+			seed = seed * 1103515245u + 12345u;
+			/* few distinct values, so duplicates are common */
+			double v = (double)((seed >> 16) % 23) / 20.0;
+			assert_int_equal(profile_push(&p, v), 0);
+			n = profile_len(&p);
+			ring_copy_last(&p.win, ref, n);
+			stats_sort(ref, n);
+			profile_summarize(&p, &rule, 90.0, scratch, &s);
+			assert_true(s.min == ref[0]);
+			assert_true(s.max == ref[n - 1]);
+			assert_true(s.p50 == stats_percentile_sorted(ref, n, 50.0));
+			assert_true(s.p95 == stats_percentile_sorted(ref, n, 95.0));
+			assert_true(s.p99 == stats_percentile_sorted(ref, n, 99.0));
+			assert_true(s.peak == stats_percentile_sorted(ref, n, 90.0));
+			if (i % 500 == 499)
+				profile_clear(&p);
+		}
+		profile_release(&p);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -735,6 +773,7 @@ int main(void)
 	    cmocka_unit_test(test_profile_push_rejects),
 	    cmocka_unit_test(test_profile_rule_hot),
 	    cmocka_unit_test(test_profile_summarize),
+	    cmocka_unit_test(test_profile_sorted_matches_sort),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
