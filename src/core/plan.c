@@ -1,0 +1,968 @@
+/* plan.c - the migration planner; see plan.h for the algorithm. */
+#include "core/plan.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EPS        1e-9
+#define SWAP_MAX_A 8  /* VMs of the hot host tried in swaps */
+#define SWAP_MAX_T 16 /* partner hosts tried */
+#define SWAP_MAX_B 32 /* VMs of a partner host tried */
+
+static const char *const res_names[RES_N] = {"cpu", "mem", "net"};
+
+void plan_opts_defaults(struct plan_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->max_per_round = 4;
+	o->max_per_host = 2;
+	o->cooldown_ms = 300000;
+	o->link_mbit = 1000;
+	o->min_gain = 0.0005;
+	o->swaps = true;
+}
+
+const char *plan_why_name(enum plan_why w)
+{
+	static const char *const n[] = {"none",     "no_movable_vm", "no_target",
+	                                "rule",     "round_limit",   "host_limit",
+	                                "cooldown", "not_worth_it",  "partial"};
+	return (unsigned)w < sizeof(n) / sizeof(n[0]) ? n[w] : "unknown";
+}
+
+/* Working state of one plan_compute() call. */
+struct pctx {
+	const struct cluster *c;
+	const struct plan_opts *o;
+	double (*load)[RES_N];   /* projected loads */
+	double *acpu, *amem;     /* projected allocations */
+	double *vol;             /* projected volume per host */
+	int *moves;              /* migrations touching each host (in-flight + planned) */
+	int *head, *next, *prev; /* VMs per host (projected), doubly linked */
+	int *vhost;              /* projected host per VM */
+	bool *planned;           /* VM already in the plan */
+	int *cand, ncand;        /* target hosts sorted by (vol, index) */
+	int *unit;               /* scratch: the VMs of one move unit */
+	int nround;
+	int nswaps;
+	struct plan_result *out;
+};
+
+static double host_util(const struct pctx *p, int h, int r)
+{
+	double cap = p->c->hosts[h].cap[r];
+	return cap > 0 ? p->load[h][r] / cap : 0;
+}
+
+static double host_volume(const struct pctx *p, int h)
+{
+	double u[RES_N];
+
+	for (int r = 0; r < RES_N; r++)
+		u[r] = host_util(p, h, r);
+	return cluster_volume(u);
+}
+
+static bool is_target(const struct cl_host *h)
+{
+	return h->state == HOST_UP && !h->excluded;
+}
+
+/* cand[] order: volume ascending, then index */
+static bool cand_less(const struct pctx *p, int a, int b)
+{
+	return p->vol[a] < p->vol[b] || (p->vol[a] == p->vol[b] && a < b);
+}
+
+static int cand_find(const struct pctx *p, int h)
+{
+	int lo = 0, hi = p->ncand;
+
+	while (lo < hi) {
+		int mid = lo + (hi - lo) / 2;
+		if (cand_less(p, p->cand[mid], h))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static void cand_remove(struct pctx *p, int h)
+{
+	int i;
+
+	if (!is_target(&p->c->hosts[h]))
+		return;
+	i = cand_find(p, h);
+	if (i < p->ncand && p->cand[i] == h) {
+		memmove(&p->cand[i], &p->cand[i + 1], sizeof(int) * (size_t)(p->ncand - i - 1));
+		p->ncand--;
+	}
+}
+
+static void cand_insert(struct pctx *p, int h)
+{
+	int i;
+
+	if (!is_target(&p->c->hosts[h]))
+		return;
+	i = cand_find(p, h);
+	memmove(&p->cand[i + 1], &p->cand[i], sizeof(int) * (size_t)(p->ncand - i));
+	p->cand[i] = h;
+	p->ncand++;
+}
+
+static void list_remove(struct pctx *p, int v)
+{
+	int h = p->vhost[v];
+
+	if (p->prev[v] >= 0)
+		p->next[p->prev[v]] = p->next[v];
+	else
+		p->head[h] = p->next[v];
+	if (p->next[v] >= 0)
+		p->prev[p->next[v]] = p->prev[v];
+	p->next[v] = p->prev[v] = -1;
+}
+
+static void list_add(struct pctx *p, int v, int h)
+{
+	p->vhost[v] = h;
+	p->prev[v] = -1;
+	p->next[v] = p->head[h];
+	if (p->head[h] >= 0)
+		p->prev[p->head[h]] = v;
+	p->head[h] = v;
+}
+
+/* Moves VM v to host to in the projection (loads, allocations, lists, cand). */
+static void project_move(struct pctx *p, int v, int to)
+{
+	const struct cl_vm *vm = &p->c->vms[v];
+	int from = p->vhost[v];
+
+	cand_remove(p, from);
+	cand_remove(p, to);
+	for (int r = 0; r < RES_N; r++) {
+		p->load[from][r] -= vm->demand[r];
+		if (p->load[from][r] < 0)
+			p->load[from][r] = 0;
+		p->load[to][r] += vm->demand[r];
+	}
+	p->acpu[from] -= vm->vcpus;
+	p->amem[from] -= vm->mem_mib;
+	p->acpu[to] += vm->vcpus;
+	p->amem[to] += vm->mem_mib;
+	list_remove(p, v);
+	list_add(p, v, to);
+	p->vol[from] = host_volume(p, from);
+	p->vol[to] = host_volume(p, to);
+	cand_insert(p, from);
+	cand_insert(p, to);
+}
+
+/* --- rules ------------------------------------------------------------ */
+
+static bool pinned_ok(const struct cl_vm *vm, int h)
+{
+	if (!vm->pin || vm->npin <= 0)
+		return true;
+	for (int i = 0; i < vm->npin; i++)
+		if (vm->pin[i] == h)
+			return true;
+	return false;
+}
+
+static bool in_unit(const int *unit, int n, int v)
+{
+	for (int i = 0; i < n; i++)
+		if (unit[i] == v)
+			return true;
+	return false;
+}
+
+/* Would host h break the anti-affinity or affinity of the unit? */
+static bool rules_ok(const struct pctx *p, const int *unit, int n, int h)
+{
+	const struct cl_vm *vms = p->c->vms;
+	int g = vms[unit[0]].group;
+	bool others_elsewhere = false, group_on_h = false;
+
+	for (int i = 0; i < n; i++) {
+		const struct cl_vm *vm = &vms[unit[i]];
+		if (!pinned_ok(vm, h))
+			return false;
+		if (vm->anti_group < 0)
+			continue;
+		for (int w = p->head[h]; w >= 0; w = p->next[w])
+			if (vms[w].anti_group == vm->anti_group && !in_unit(unit, n, w))
+				return false;
+		for (int j = 0; j < i; j++)
+			if (vms[unit[j]].anti_group == vm->anti_group)
+				return false;
+	}
+	if (g < 0)
+		return true;
+	/* an affinity group moves whole; if members live elsewhere already, only
+	 * towards them */
+	for (int v = 0; v < p->c->nvms; v++) {
+		if (vms[v].group != g || in_unit(unit, n, v))
+			continue;
+		if (p->vhost[v] == h)
+			group_on_h = true;
+		else
+			others_elsewhere = true;
+	}
+	return !others_elsewhere || group_on_h;
+}
+
+/* Capacity check of host h taking extra demand/allocation. 0 when it fits,
+ * else 1 + the resource that does not fit (RES_N + 1 for overcommit). */
+static int fits(const struct pctx *p, int h, const double dem[RES_N], double vcpus, double mem,
+                bool check_thr)
+{
+	const struct cl_host *H = &p->c->hosts[h];
+
+	for (int r = 0; r < RES_N; r++) {
+		double limit;
+		if (H->cap[r] <= 0)
+			continue;
+		limit = H->cap[r] * (1 - H->headroom[r]);
+		if (check_thr && H->thr[r] * H->cap[r] < limit)
+			limit = H->thr[r] * H->cap[r];
+		if (dem[r] > EPS && p->load[h][r] + dem[r] > limit + EPS)
+			return 1 + r;
+	}
+	if (vcpus > 0 && p->acpu[h] + vcpus > H->cap[RES_CPU] * H->overcommit_cpu + EPS)
+		return 1 + RES_N;
+	if (mem > 0 && p->amem[h] + mem > H->cap[RES_MEM] * H->overcommit_mem + EPS)
+		return 1 + RES_N;
+	return 0;
+}
+
+/* --- the unit of a move: one VM, or its affinity group on the host ---- */
+
+static int build_unit(struct pctx *p, int v, double dem[RES_N], double *vcpus, double *mem)
+{
+	const struct cl_vm *vms = p->c->vms;
+	int n = 0, g = vms[v].group, h = p->vhost[v];
+
+	if (g < 0) {
+		p->unit[n++] = v;
+	} else {
+		for (int w = p->head[h]; w >= 0; w = p->next[w])
+			if (vms[w].group == g)
+				p->unit[n++] = w;
+	}
+	memset(dem, 0, sizeof(double) * RES_N);
+	*vcpus = *mem = 0;
+	for (int i = 0; i < n; i++) {
+		for (int r = 0; r < RES_N; r++)
+			dem[r] += vms[p->unit[i]].demand[r];
+		*vcpus += vms[p->unit[i]].vcpus;
+		*mem += vms[p->unit[i]].mem_mib;
+	}
+	return n;
+}
+
+/* Why a VM cannot be moved at all, or WHY_NONE. */
+static enum plan_why vm_blocked(const struct pctx *p, int v, int src)
+{
+	const struct cl_vm *vm = &p->c->vms[v];
+
+	if (vm->excluded)
+		return WHY_RULE;
+	if (vm->migrating || p->planned[v])
+		return WHY_NO_MOVABLE;
+	if (vm->last_moved_ms > 0 && p->o->now_ms - vm->last_moved_ms < p->o->cooldown_ms)
+		return WHY_COOLDOWN;
+	if (vm->npin == 1 && vm->pin && vm->pin[0] == src)
+		return WHY_RULE;
+	return WHY_NONE;
+}
+
+/* --- output ----------------------------------------------------------- */
+
+static struct plan_action *add_action(struct pctx *p)
+{
+	struct plan_result *r = p->out;
+
+	if (r->nactions == r->cap_actions) {
+		int cap = r->cap_actions ? r->cap_actions * 2 : 16;
+		struct plan_action *na = realloc(r->actions, sizeof(*na) * (size_t)cap);
+		if (!na)
+			return NULL;
+		r->actions = na;
+		r->cap_actions = cap;
+	}
+	memset(&r->actions[r->nactions], 0, sizeof(r->actions[0]));
+	return &r->actions[r->nactions++];
+}
+
+static int add_unresolved(struct pctx *p, int h, enum plan_why why, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int add_unresolved(struct pctx *p, int h, enum plan_why why, const char *fmt, ...)
+{
+	struct plan_result *r = p->out;
+	va_list ap;
+
+	if (r->nunresolved == r->cap_unresolved) {
+		int cap = r->cap_unresolved ? r->cap_unresolved * 2 : 16;
+		struct plan_unresolved *nu = realloc(r->unresolved, sizeof(*nu) * (size_t)cap);
+		if (!nu)
+			return -ENOMEM;
+		r->unresolved = nu;
+		r->cap_unresolved = cap;
+	}
+	r->unresolved[r->nunresolved].host = h;
+	r->unresolved[r->nunresolved].why = why;
+	va_start(ap, fmt);
+	vsnprintf(r->unresolved[r->nunresolved].reason, sizeof(r->unresolved[0].reason), fmt, ap);
+	va_end(ap);
+	r->nunresolved++;
+	return 0;
+}
+
+/* --- single moves ------------------------------------------------------ */
+
+/* Tally of why the moves of one host failed, for its unresolved reason. */
+struct tally {
+	int n[WHY_PARTIAL + 1];
+	char first[WHY_PARTIAL + 1][160];
+};
+
+static void tally_add(struct tally *t, enum plan_why w, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void tally_add(struct tally *t, enum plan_why w, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (t->n[w]++ == 0) {
+		va_start(ap, fmt);
+		vsnprintf(t->first[w], sizeof(t->first[w]), fmt, ap);
+		va_end(ap);
+	}
+}
+
+static bool limit_ok(const struct pctx *p, int n)
+{
+	return p->o->max_per_round <= 0 || p->nround + n <= p->o->max_per_round;
+}
+
+static bool host_limit_ok(const struct pctx *p, int h, int n)
+{
+	return p->o->max_per_host <= 0 || p->moves[h] + n <= p->o->max_per_host;
+}
+
+static bool relieved(const struct pctx *p, int h)
+{
+	const struct cl_host *H = &p->c->hosts[h];
+
+	for (int r = 0; r < RES_N; r++)
+		if (H->hot[r] && p->load[h][r] > H->thr[r] * H->cap[r] + EPS)
+			return false;
+	return true;
+}
+
+static int hottest_res(const struct pctx *p, int h)
+{
+	const struct cl_host *H = &p->c->hosts[h];
+	int best = -1;
+	double bu = -1;
+
+	for (int r = 0; r < RES_N; r++)
+		if (H->hot[r] && host_util(p, h, r) > bu) {
+			bu = host_util(p, h, r);
+			best = r;
+		}
+	return best;
+}
+
+static double unit_cost(const struct pctx *p, int n)
+{
+	double cost = 0;
+
+	for (int i = 0; i < n; i++) {
+		const struct cl_vm *vm = &p->c->vms[p->unit[i]];
+		double s = cluster_migration_seconds(vm->mem_mib, vm->dirty_mbit, p->o->link_mbit);
+		if (s < 0)
+			return -1;
+		cost += s;
+	}
+	return cost;
+}
+
+/* Projected source volume if the unit's demand left host h. */
+static double vol_without(const struct pctx *p, int h, const double dem[RES_N])
+{
+	double u[RES_N];
+
+	for (int r = 0; r < RES_N; r++) {
+		double cap = p->c->hosts[h].cap[r], l = p->load[h][r] - dem[r];
+		u[r] = cap > 0 && l > 0 ? l / cap : 0;
+	}
+	return cluster_volume(u);
+}
+
+static int record_moves(struct pctx *p, int n, int src, int dst, enum plan_kind kind, int res,
+                        double cost, int swap_id, const char *why)
+{
+	double sb = p->vol[src], db = p->vol[dst];
+
+	for (int i = 0; i < n; i++) {
+		int v = p->unit[i];
+		struct plan_action *a = add_action(p);
+		if (!a)
+			return -ENOMEM;
+		a->kind = kind;
+		a->vm = v;
+		a->from = src;
+		a->to = dst;
+		a->swap_id = swap_id;
+		a->res = res;
+		a->cost_s = cost / n;
+		a->src_vol_before = sb;
+		a->dst_vol_before = db;
+		project_move(p, v, dst);
+		p->planned[v] = true;
+		a->src_vol_after = p->vol[src];
+		a->dst_vol_after = p->vol[dst];
+		snprintf(a->reason, sizeof(a->reason),
+		         "%s; %s volume %.2f -> %.2f, %s %.2f -> %.2f", why, p->c->hosts[src].id,
+		         sb, p->vol[src], p->c->hosts[dst].id, db, p->vol[dst]);
+	}
+	/* after the loop, so every action of a unit shows the unit's whole effect */
+	for (int i = p->out->nactions - n; i < p->out->nactions; i++) {
+		p->out->actions[i].src_vol_after = p->vol[src];
+		p->out->actions[i].dst_vol_after = p->vol[dst];
+	}
+	p->moves[src] += n;
+	p->moves[dst] += n;
+	p->nround += n;
+	return 0;
+}
+
+/* Tries to move VM v (with its affinity unit) off host src. Returns 1 when a
+ * move was planned, 0 when not (the reason goes to the tally), -ENOMEM. */
+static int try_move(struct pctx *p, int v, int src, enum plan_kind kind, int res, struct tally *t)
+{
+	const struct cl_vm *vms = p->c->vms;
+	double dem[RES_N], vcpus, mem, cost;
+	enum plan_why w;
+	int n, dst = -1, rule_blocked = 0, limit_blocked = 0, full = 0, full_res = 0;
+
+	n = build_unit(p, v, dem, &vcpus, &mem);
+	for (int i = 0; i < n; i++) {
+		w = vm_blocked(p, p->unit[i], src);
+		if (w != WHY_NONE) {
+			tally_add(t, w, "vm %s %s", vms[p->unit[i]].id,
+			          w == WHY_COOLDOWN ? "moved recently (cooldown)"
+			          : w == WHY_RULE   ? "is excluded or pinned here"
+			                            : "is already migrating");
+			return 0;
+		}
+	}
+	if (!limit_ok(p, n)) {
+		tally_add(t, WHY_ROUND_LIMIT, "the round's limit of %d migrations is reached",
+		          p->o->max_per_round);
+		return 0;
+	}
+	if (!host_limit_ok(p, src, n)) {
+		tally_add(t, WHY_HOST_LIMIT, "host %s has reached its limit of %d migrations",
+		          p->c->hosts[src].id, p->o->max_per_host);
+		return 0;
+	}
+	cost = unit_cost(p, n);
+	if (cost < 0) {
+		tally_add(
+		    t, WHY_NOT_WORTH,
+		    "vm %s dirties memory faster than the %.0f Mbit/s link: it would not converge",
+		    vms[v].id, p->o->link_mbit);
+		return 0;
+	}
+	for (int i = 0; i < p->ncand; i++) {
+		int h = p->cand[i], f;
+		if (h == src)
+			continue;
+		if (!host_limit_ok(p, h, n)) {
+			limit_blocked++;
+			continue;
+		}
+		if (!rules_ok(p, p->unit, n, h)) {
+			rule_blocked++;
+			continue;
+		}
+		f = fits(p, h, dem, vcpus, mem, true);
+		if (f) {
+			if (!full++)
+				full_res = f - 1;
+			continue;
+		}
+		dst = h;
+		break;
+	}
+	if (dst < 0) {
+		if (full)
+			tally_add(t, WHY_NO_TARGET,
+			          "no host can take vm %s: %d would exceed a threshold (first: %s)",
+			          vms[v].id, full,
+			          full_res < RES_N ? res_names[full_res] : "overcommit");
+		else if (rule_blocked)
+			tally_add(t, WHY_RULE,
+			          "affinity, anti-affinity or pinning of vm %s rules out all %d "
+			          "hosts with room",
+			          vms[v].id, rule_blocked);
+		else if (limit_blocked)
+			tally_add(t, WHY_HOST_LIMIT,
+			          "every target host has reached its migration limit");
+		else
+			tally_add(t, WHY_NO_TARGET, "there is no other host to move vm %s to",
+			          vms[v].id);
+		return 0;
+	}
+	if (kind == PLAN_MOVE && p->o->min_gain > 0) {
+		double gain = p->vol[src] - vol_without(p, src, dem);
+		if (gain < p->o->min_gain * cost) {
+			tally_add(t, WHY_NOT_WORTH,
+			          "moving vm %s gains %.3f volume for %.1f s of migration (minimum "
+			          "%.4f/s)",
+			          vms[v].id, gain, cost, p->o->min_gain);
+			return 0;
+		}
+	}
+	{
+		char why[200];
+		const struct cl_host *S = &p->c->hosts[src];
+		if (kind == PLAN_EVACUATE)
+			snprintf(why, sizeof(why), "evacuate %s (maintenance): vm %s%s to %s",
+			         S->id, vms[v].id, n > 1 ? " with its affinity group" : "",
+			         p->c->hosts[dst].id);
+		else
+			snprintf(
+			    why, sizeof(why),
+			    "%s hot on %s (%.0f%% > %.0f%%): vm %s%s (VSR rank) to least-loaded %s",
+			    S->id, res_names[res], 100 * host_util(p, src, res), 100 * S->thr[res],
+			    vms[v].id, n > 1 ? " with its affinity group" : "",
+			    p->c->hosts[dst].id);
+		if (record_moves(p, n, src, dst, kind, res, cost, -1, why) < 0)
+			return -ENOMEM;
+	}
+	return 1;
+}
+
+/* VMs of host h (projected), by VSR on h, highest first. */
+static int sorted_vms(struct pctx *p, int h, int *out, double *key)
+{
+	const struct cl_host *H = &p->c->hosts[h];
+	int n = 0;
+
+	for (int v = p->head[h]; v >= 0; v = p->next[v]) {
+		const struct cl_vm *vm = &p->c->vms[v];
+		double u[RES_N];
+		for (int r = 0; r < RES_N; r++)
+			u[r] = H->cap[r] > 0 ? vm->demand[r] / H->cap[r] : 0;
+		key[n] = cluster_volume(u) / (vm->mem_mib > 0 ? vm->mem_mib : 1);
+		out[n++] = v;
+	}
+	/* insertion sort: hosts hold tens of VMs; ties by index for determinism */
+	for (int i = 1; i < n; i++) {
+		int v = out[i];
+		double k = key[i];
+		int j = i - 1;
+		while (j >= 0 && (key[j] < k || (key[j] == k && out[j] > v))) {
+			out[j + 1] = out[j];
+			key[j + 1] = key[j];
+			j--;
+		}
+		out[j + 1] = v;
+		key[j + 1] = k;
+	}
+	return n;
+}
+
+static bool helps(const struct pctx *p, int v, int h)
+{
+	for (int r = 0; r < RES_N; r++)
+		if (p->c->hosts[h].hot[r] && p->c->vms[v].demand[r] > EPS)
+			return true;
+	return false;
+}
+
+/* --- swaps ------------------------------------------------------------- */
+
+static bool swap_movable(const struct pctx *p, int v, int h)
+{
+	return vm_blocked(p, v, h) == WHY_NONE && p->c->vms[v].group < 0;
+}
+
+/* Loads of host h with VM out leaving and VM in arriving, checked against
+ * thresholds/headroom and overcommit. */
+static bool swap_side_ok(const struct pctx *p, int h, int out, int in)
+{
+	const struct cl_host *H = &p->c->hosts[h];
+	const struct cl_vm *o = &p->c->vms[out], *i = &p->c->vms[in];
+
+	for (int r = 0; r < RES_N; r++) {
+		double l = p->load[h][r] - o->demand[r] + i->demand[r], limit;
+		if (H->cap[r] <= 0)
+			continue;
+		limit = H->cap[r] * (1 - H->headroom[r]);
+		if (H->thr[r] * H->cap[r] < limit)
+			limit = H->thr[r] * H->cap[r];
+		if (l > limit + EPS)
+			return false;
+	}
+	if (p->acpu[h] - o->vcpus + i->vcpus > H->cap[RES_CPU] * H->overcommit_cpu + EPS)
+		return false;
+	if (p->amem[h] - o->mem_mib + i->mem_mib > H->cap[RES_MEM] * H->overcommit_mem + EPS)
+		return false;
+	return true;
+}
+
+/* No VM of host h but except shares v's anti-affinity group. */
+static bool anti_ok(const struct pctx *p, int v, int h, int except)
+{
+	int g = p->c->vms[v].anti_group;
+
+	if (g < 0)
+		return true;
+	for (int w = p->head[h]; w >= 0; w = p->next[w])
+		if (w != except && w != v && p->c->vms[w].anti_group == g)
+			return false;
+	return true;
+}
+
+/* Can host h hold VM v on top of what it has (the middle of a swap)? Memory
+ * only: CPU and network may peak for the seconds of a migration. */
+static bool staging_ok(const struct pctx *p, int h, int v)
+{
+	const struct cl_host *H = &p->c->hosts[h];
+	const struct cl_vm *vm = &p->c->vms[v];
+
+	return p->amem[h] + vm->mem_mib <= H->cap[RES_MEM] * H->overcommit_mem + EPS &&
+	       p->load[h][RES_MEM] + vm->demand[RES_MEM] <= H->cap[RES_MEM] + EPS;
+}
+
+/* 1 when a swap was planned, 0 when none fits, -ENOMEM. */
+static int try_swap(struct pctx *p, int h, int res, const int *avms, int na, struct tally *t)
+{
+	const struct cl_vm *vms = p->c->vms;
+	int tried_a = 0, staging_blocked = 0;
+
+	if (!limit_ok(p, 2) || !host_limit_ok(p, h, 2))
+		return 0;
+	for (int ia = 0; ia < na && tried_a < SWAP_MAX_A; ia++) {
+		int a = avms[ia], tried_t = 0;
+		if (!swap_movable(p, a, h) || !helps(p, a, h))
+			continue;
+		tried_a++;
+		for (int ic = 0; ic < p->ncand && tried_t < SWAP_MAX_T; ic++) {
+			int T = p->cand[ic], tried_b = 0;
+			if (T == h || !host_limit_ok(p, T, 2))
+				continue;
+			tried_t++;
+			for (int b = p->head[T]; b >= 0 && tried_b < SWAP_MAX_B; b = p->next[b]) {
+				int first, second, ffrom, fto;
+				double ca, cb, gain, vb;
+				char why[200];
+				if (!swap_movable(p, b, T))
+					continue;
+				tried_b++;
+				if (vms[b].demand[res] >= vms[a].demand[res])
+					continue; /* b must take less of the hot resource */
+				if (!swap_side_ok(p, h, a, b) || !swap_side_ok(p, T, b, a))
+					continue;
+				if (!pinned_ok(&vms[a], T) || !pinned_ok(&vms[b], h) ||
+				    !anti_ok(p, a, T, b) || !anti_ok(p, b, h, a))
+					continue;
+				if (staging_ok(p, T, a)) {
+					first = a, ffrom = h, fto = T, second = b;
+				} else if (staging_ok(p, h, b)) {
+					first = b, ffrom = T, fto = h, second = a;
+				} else {
+					staging_blocked++;
+					continue;
+				}
+				ca = cluster_migration_seconds(vms[a].mem_mib, vms[a].dirty_mbit,
+				                               p->o->link_mbit);
+				cb = cluster_migration_seconds(vms[b].mem_mib, vms[b].dirty_mbit,
+				                               p->o->link_mbit);
+				if (ca < 0 || cb < 0)
+					continue;
+				{
+					double dem[RES_N];
+					for (int r = 0; r < RES_N; r++)
+						dem[r] = vms[a].demand[r] - vms[b].demand[r];
+					vb = p->vol[h];
+					gain = vb - vol_without(p, h, dem);
+				}
+				if (p->o->min_gain > 0 && gain < p->o->min_gain * (ca + cb))
+					continue;
+				snprintf(why, sizeof(why),
+				         "%s hot on %s (%.0f%% > %.0f%%) and no single move fits: "
+				         "swap vm %s with vm %s of %s",
+				         p->c->hosts[h].id, res_names[res],
+				         100 * host_util(p, h, res), 100 * p->c->hosts[h].thr[res],
+				         vms[a].id, vms[b].id, p->c->hosts[T].id);
+				p->unit[0] = first;
+				if (record_moves(p, 1, ffrom, fto, PLAN_SWAP, res,
+				                 first == a ? ca : cb, p->nswaps, why) < 0)
+					return -ENOMEM;
+				p->unit[0] = second;
+				if (record_moves(p, 1, fto, ffrom, PLAN_SWAP, res,
+				                 second == a ? ca : cb, p->nswaps, why) < 0)
+					return -ENOMEM;
+				p->nswaps++;
+				return 1;
+			}
+		}
+	}
+	if (staging_blocked)
+		tally_add(
+		    t, WHY_NO_TARGET,
+		    "%d swaps would relieve %s but no host has the spare memory to stage them",
+		    staging_blocked, p->c->hosts[h].id);
+	return 0;
+}
+
+/* --- the plan ---------------------------------------------------------- */
+
+static enum plan_why main_why(const struct tally *t)
+{
+	static const enum plan_why order[] = {WHY_ROUND_LIMIT, WHY_HOST_LIMIT, WHY_NO_TARGET,
+	                                      WHY_RULE,        WHY_COOLDOWN,   WHY_NOT_WORTH,
+	                                      WHY_NO_MOVABLE};
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+		if (t->n[order[i]])
+			return order[i];
+	return WHY_NO_MOVABLE;
+}
+
+static void pctx_free(struct pctx *p)
+{
+	free(p->load);
+	free(p->acpu);
+	free(p->amem);
+	free(p->vol);
+	free(p->moves);
+	free(p->head);
+	free(p->next);
+	free(p->prev);
+	free(p->vhost);
+	free(p->planned);
+	free(p->cand);
+	free(p->unit);
+}
+
+static int pctx_init(struct pctx *p, const struct cluster *c, const struct plan_opts *o,
+                     struct plan_result *out)
+{
+	int H = c->nhosts, V = c->nvms;
+	size_t h1 = (size_t)H + 1, v1 = (size_t)V + 1;
+
+	memset(p, 0, sizeof(*p));
+	p->c = c;
+	p->o = o;
+	p->out = out;
+	p->load = calloc(h1, sizeof(*p->load));
+	p->acpu = calloc(h1, sizeof(double));
+	p->amem = calloc(h1, sizeof(double));
+	p->vol = calloc(h1, sizeof(double));
+	p->moves = calloc(h1, sizeof(int));
+	p->head = malloc(h1 * sizeof(int));
+	p->next = malloc(v1 * sizeof(int));
+	p->prev = malloc(v1 * sizeof(int));
+	p->vhost = malloc(v1 * sizeof(int));
+	p->planned = calloc(v1, sizeof(bool));
+	p->cand = malloc(h1 * sizeof(int));
+	p->unit = malloc(v1 * sizeof(int));
+	if (!p->load || !p->acpu || !p->amem || !p->vol || !p->moves || !p->head || !p->next ||
+	    !p->prev || !p->vhost || !p->planned || !p->cand || !p->unit)
+		return -ENOMEM;
+	for (int h = 0; h < H; h++) {
+		memcpy(p->load[h], c->hosts[h].load, sizeof(p->load[h]));
+		p->head[h] = -1;
+		p->moves[h] = c->hosts[h].inflight;
+	}
+	/* reverse order so each host's list runs in index order */
+	for (int v = V - 1; v >= 0; v--) {
+		int h = c->vms[v].host;
+		list_add(p, v, h);
+		p->acpu[h] += c->vms[v].vcpus;
+		p->amem[h] += c->vms[v].mem_mib;
+	}
+	for (int h = 0; h < H; h++) {
+		p->vol[h] = host_volume(p, h);
+		cand_insert(p, h);
+	}
+	return 0;
+}
+
+static double max_volume(const struct pctx *p)
+{
+	double m = 0;
+
+	for (int h = 0; h < p->c->nhosts; h++)
+		if (p->c->hosts[h].state != HOST_DOWN && p->vol[h] > m)
+			m = p->vol[h];
+	return m;
+}
+
+static int relieve_host(struct pctx *p, int h, int *vmbuf, double *keybuf)
+{
+	const struct cl_host *H = &p->c->hosts[h];
+	struct tally t;
+	int res = hottest_res(p, h), n, rc, moved = 0, helpful = 0;
+
+	memset(&t, 0, sizeof(t));
+	if (H->excluded)
+		return add_unresolved(p, h, WHY_RULE, "%s is hot on %s but excluded from balancing",
+		                      H->id, res_names[res]);
+	n = sorted_vms(p, h, vmbuf, keybuf);
+	for (int i = 0; i < n && !relieved(p, h); i++) {
+		if (!helps(p, vmbuf[i], h))
+			continue;
+		helpful++;
+		rc = try_move(p, vmbuf[i], h, PLAN_MOVE, res, &t);
+		if (rc < 0)
+			return rc;
+		moved += rc;
+	}
+	if (!relieved(p, h) && p->o->swaps && helpful) {
+		n = sorted_vms(p, h, vmbuf, keybuf);
+		rc = try_swap(p, h, res, vmbuf, n, &t);
+		if (rc < 0)
+			return rc;
+		moved += rc;
+	}
+	if (relieved(p, h))
+		return 0;
+	if (!helpful)
+		return add_unresolved(p, h, WHY_NO_MOVABLE,
+		                      "%s is hot on %s (%.0f%%) but none of its VMs uses it", H->id,
+		                      res_names[res], 100 * host_util(p, h, res));
+	if (moved)
+		return add_unresolved(
+		    p, h, WHY_PARTIAL, "%s is still at %.0f%% %s after %d planned moves; %s", H->id,
+		    100 * host_util(p, h, res), res_names[res], moved, t.first[main_why(&t)]);
+	return add_unresolved(p, h, main_why(&t), "%s is hot on %s (%.0f%% > %.0f%%): %s", H->id,
+	                      res_names[res], 100 * host_util(p, h, res), 100 * H->thr[res],
+	                      t.first[main_why(&t)]);
+}
+
+static int evacuate_host(struct pctx *p, int h, int *vmbuf, double *keybuf)
+{
+	struct tally t;
+	int n, rc, left = 0;
+
+	memset(&t, 0, sizeof(t));
+	n = sorted_vms(p, h, vmbuf, keybuf);
+	for (int i = 0; i < n; i++) {
+		if (p->planned[vmbuf[i]] || p->vhost[vmbuf[i]] != h)
+			continue; /* moved already with its affinity group */
+		rc = try_move(p, vmbuf[i], h, PLAN_EVACUATE, -1, &t);
+		if (rc < 0)
+			return rc;
+		if (rc == 0)
+			left++;
+	}
+	if (!left)
+		return 0;
+	return add_unresolved(p, h, main_why(&t),
+	                      "%s is in maintenance; %d VMs stay this round: %s", p->c->hosts[h].id,
+	                      left, t.first[main_why(&t)]);
+}
+
+int plan_compute(const struct cluster *c, const struct plan_opts *o, struct plan_result *out)
+{
+	struct pctx p;
+	int *hot = NULL, *vmbuf = NULL, nhot = 0, maxper = 0, rc;
+	double *keybuf = NULL;
+	int *per = NULL;
+
+	memset(out, 0, sizeof(*out));
+	for (int v = 0; v < c->nvms; v++)
+		if (c->vms[v].host < 0 || c->vms[v].host >= c->nhosts)
+			return -EINVAL;
+	rc = pctx_init(&p, c, o, out);
+	per = calloc((size_t)c->nhosts + 1, sizeof(int));
+	hot = malloc(((size_t)c->nhosts + 1) * sizeof(int));
+	out->overdemand = malloc(((size_t)c->nvms + 1) * sizeof(int));
+	if (rc < 0 || !per || !hot || !out->overdemand) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (int v = 0; v < c->nvms; v++) {
+		const struct cl_vm *vm = &c->vms[v];
+		if (++per[vm->host] > maxper)
+			maxper = per[vm->host];
+		if ((vm->vcpus > 0 && vm->demand[RES_CPU] > vm->vcpus + EPS) ||
+		    (vm->mem_mib > 0 && vm->demand[RES_MEM] > vm->mem_mib + EPS))
+			out->overdemand[out->noverdemand++] = v;
+	}
+	vmbuf = malloc(((size_t)maxper + 1) * sizeof(int));
+	keybuf = malloc(((size_t)maxper + 1) * sizeof(double));
+	if (!vmbuf || !keybuf) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	out->max_vol_before = max_volume(&p);
+
+	for (int h = 0; h < c->nhosts; h++) {
+		const struct cl_host *H = &c->hosts[h];
+		if (H->state == HOST_UP && (H->hot[RES_CPU] || H->hot[RES_MEM] || H->hot[RES_NET]))
+			hot[nhot++] = h;
+	}
+	/* hottest first; ties by index */
+	for (int i = 1; i < nhot; i++) {
+		int x = hot[i], j = i - 1;
+		while (j >= 0 &&
+		       (p.vol[hot[j]] < p.vol[x] || (p.vol[hot[j]] == p.vol[x] && hot[j] > x))) {
+			hot[j + 1] = hot[j];
+			j--;
+		}
+		hot[j + 1] = x;
+	}
+	for (int i = 0; i < nhot; i++) {
+		if (relieved(&p, hot[i]))
+			continue; /* an earlier move of this round already helped it */
+		rc = relieve_host(&p, hot[i], vmbuf, keybuf);
+		if (rc < 0)
+			goto out;
+	}
+	for (int h = 0; h < c->nhosts; h++) {
+		if (c->hosts[h].state != HOST_MAINTENANCE)
+			continue;
+		rc = evacuate_host(&p, h, vmbuf, keybuf);
+		if (rc < 0)
+			goto out;
+	}
+	out->max_vol_after = max_volume(&p);
+	rc = 0;
+out:
+	free(per);
+	free(hot);
+	free(vmbuf);
+	free(keybuf);
+	pctx_free(&p);
+	if (rc < 0)
+		plan_result_free(out);
+	return rc;
+}
+
+void plan_result_free(struct plan_result *r)
+{
+	if (!r)
+		return;
+	free(r->actions);
+	free(r->unresolved);
+	free(r->overdemand);
+	memset(r, 0, sizeof(*r));
+}

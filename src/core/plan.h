@@ -1,0 +1,116 @@
+/* plan.h - the migration planner (Sandpiper, then past it) and placement.
+ *
+ * plan_compute() answers "what should move, and where, right now?":
+ *  1. hosts with a hot resource (cl_host.hot, the k-of-n + forecast rule),
+ *     hottest volume first, then hosts in maintenance (evacuation);
+ *  2. on each, its movable VMs by VSR (volume / memory size), highest first
+ *     (an affinity group moves as one unit);
+ *  3. each goes to the least-loaded (lowest volume) host that stays under every
+ *     threshold and headroom after the move, projected with the VM's peak
+ *     demand, within overcommit, rules and limits;
+ *  4. when no single move relieves a hotspot, a swap with a VM of another host,
+ *     ordered so the host that holds both for a while has the memory for it.
+ * Every action carries its reason and the projected volumes of both hosts;
+ * every hotspot left unresolved carries why.
+ *
+ * Pure and deterministic: same input, same plan. Allocation is per call
+ * (O(hosts + vms)), never per VM in the search.
+ */
+#ifndef LE_CORE_PLAN_H
+#define LE_CORE_PLAN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/cluster.h"
+
+struct plan_opts {
+	int64_t now_ms;
+	int max_per_round;   /* migrations this round, all hosts (default 4) */
+	int max_per_host;    /* per host, in or out, in-flight included (default 2) */
+	int64_t cooldown_ms; /* a VM that moved rests this long (default 300000) */
+	double link_mbit;    /* migration bandwidth (default 1000) */
+	double min_gain;     /* a move must remove at least this much source volume
+	                        per second of migration (default 0.0005; 0 = off) */
+	bool swaps;          /* try swaps (default true) */
+};
+
+void plan_opts_defaults(struct plan_opts *o);
+
+enum plan_kind {
+	PLAN_MOVE,     /* relieve a hotspot */
+	PLAN_SWAP,     /* one half of a swap: two actions with the same swap id */
+	PLAN_EVACUATE, /* leave a host in maintenance */
+};
+
+struct plan_action {
+	enum plan_kind kind;
+	int vm, from, to; /* indexes into the cluster */
+	int swap_id;      /* -1 unless kind == PLAN_SWAP; both halves share it, in order */
+	int res;          /* the hot resource this relieves; -1 for evacuation */
+	double src_vol_before, src_vol_after, dst_vol_before, dst_vol_after;
+	double cost_s; /* estimated migration time */
+	char reason[256];
+};
+
+enum plan_why {
+	WHY_NONE,
+	WHY_NO_MOVABLE,  /* every VM on it is excluded, pinned, migrating or cooling down */
+	WHY_NO_TARGET,   /* no host can take any of its VMs without a new hotspot */
+	WHY_RULE,        /* affinity, anti-affinity or pinning rules block every target */
+	WHY_ROUND_LIMIT, /* the round's migration limit was reached */
+	WHY_HOST_LIMIT,  /* the host's migration limit was reached */
+	WHY_COOLDOWN,    /* the VMs that would help moved recently */
+	WHY_NOT_WORTH,   /* the moves that exist cost more than they gain */
+	WHY_PARTIAL,     /* moves were planned but the hotspot is not fully relieved */
+};
+const char *plan_why_name(enum plan_why w);
+
+struct plan_unresolved {
+	int host;
+	enum plan_why why;
+	char reason[256];
+};
+
+struct plan_result {
+	struct plan_action *actions;
+	int nactions, cap_actions;
+	struct plan_unresolved *unresolved;
+	int nunresolved, cap_unresolved;
+	int *overdemand; /* VMs whose demand exceeds their allocation */
+	int noverdemand;
+	double max_vol_before, max_vol_after; /* cluster's max host volume, projected */
+};
+
+/* 0, -EINVAL (a VM on a host index out of range), -ENOMEM. The result is
+ * owned by the caller: plan_result_free(). */
+int plan_compute(const struct cluster *c, const struct plan_opts *o, struct plan_result *out);
+void plan_result_free(struct plan_result *r);
+
+/* Placement of a new VM (its host field is ignored). */
+enum place_block {
+	PLACE_OK,
+	PLACE_DOWN,        /* host down */
+	PLACE_MAINTENANCE, /* host in maintenance */
+	PLACE_EXCLUDED,    /* host excluded by the operator */
+	PLACE_PIN,         /* not among the VM's pinned hosts */
+	PLACE_ANTI,        /* holds a member of the VM's anti-affinity group */
+	PLACE_AFFINITY,    /* the VM's affinity group lives on another host */
+	PLACE_OVERCOMMIT,  /* vCPUs or memory allocation beyond the overcommit ratio */
+	PLACE_THRESHOLD,   /* the VM's demand would push a resource over threshold/headroom */
+};
+const char *place_block_name(enum place_block b);
+
+struct place_result {
+	int host;                /* chosen host index, -1 when none fits */
+	double vol_after;        /* its projected volume */
+	enum place_block *block; /* per host: why it was not feasible (PLACE_OK if it was) */
+	int *block_res;          /* per host: the resource over, for OVERCOMMIT/THRESHOLD */
+	char reason[256];
+};
+
+/* 0, -ENOMEM. Caller frees with place_result_free(). */
+int place_compute(const struct cluster *c, const struct cl_vm *vm, struct place_result *out);
+void place_result_free(struct place_result *r);
+
+#endif
