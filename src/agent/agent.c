@@ -412,6 +412,7 @@ static void agent_tick(struct agent *a)
 		free(descs);
 	}
 	pthread_mutex_lock(&a->lock);
+	a->redis_up = store_connected(a->redis);
 	agent_sample(a, now);
 	if (publish_build_tick(a, &t) == 0)
 		publish_enqueue(a, &t);
@@ -505,7 +506,17 @@ int agent_main(int argc, char **argv)
 		fprintf(stderr, "loadease agent: out of memory\n");
 		goto out;
 	}
-	a->http = httpd_new(a->o.listen, api_handle, a, err, sizeof(err));
+	{
+		/* the HTTP threads inherit a mask without SIGINT/SIGTERM, so the
+		 * signal lands on this thread and ends its sleep at once */
+		sigset_t set, old;
+		sigemptyset(&set);
+		sigaddset(&set, SIGINT);
+		sigaddset(&set, SIGTERM);
+		pthread_sigmask(SIG_BLOCK, &set, &old);
+		a->http = httpd_new(a->o.listen, api_handle, a, err, sizeof(err));
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
 	if (!a->http) {
 		fprintf(stderr, "loadease agent: HTTP API: %s\n", err);
 		goto out;

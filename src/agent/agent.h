@@ -94,6 +94,7 @@ struct agent {
 
 	struct store *redis;
 	bool registered; /* registration done on the current connection */
+	bool redis_up;   /* copy of store_connected() for the HTTP threads (under lock) */
 	uint64_t redis_connects_seen;
 	struct backlog bl;
 	struct log_complaint registry_complaint;

@@ -75,8 +75,8 @@ static json_t *host_json(struct agent *a)
 	                 a->o.id, "address", a->o.address, "api", a->o.advertise, "capacity", "cpu",
 	                 a->so.cpus, "mem_mib", a->so.mem_mib, "net_mbit", a->so.net_mbit,
 	                 "current", cur, "profile", profiles_json(a->hsum), "vms", a->nvms, "redis",
-	                 "connected", store_connected(a->redis), "backlog", a->bl.len, "dropped",
-	                 (json_int_t)a->bl.dropped, "connects", (json_int_t)a->redis->connects,
+	                 "connected", a->redis_up, "backlog", a->bl.len, "dropped",
+	                 (json_int_t)a->bl.dropped, "connects", (json_int_t)a->redis_connects_seen,
 	                 "samples", (json_int_t)a->samples);
 }
 
@@ -160,8 +160,8 @@ void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 		    resp, age >= 0 && age < 3 * a->o.interval_ms + 2000 ? 200 : 503,
 		    json_pack("{s:s,s:s,s:b,s:I,s:i}", "status",
 		              age >= 0 && age < 3 * a->o.interval_ms + 2000 ? "ok" : "stalled",
-		              "host", a->o.id, "redis", store_connected(a->redis),
-		              "last_sample_age_ms", (json_int_t)age, "backlog", a->bl.len));
+		              "host", a->o.id, "redis", a->redis_up, "last_sample_age_ms",
+		              (json_int_t)age, "backlog", a->bl.len));
 		pthread_mutex_unlock(&a->lock);
 		return;
 	}

@@ -1,6 +1,7 @@
 /* metrics.c - the agent's state in the Prometheus text format (0.0.4).
  * Names follow Prometheus conventions: base units (bytes, seconds), ratios
  * 0..1 named _ratio, rates as gauges named _per_second, labels host and vm. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,15 +19,27 @@ static void family(struct mbuf *b, const char *name, const char *type, const cha
 	fprintf(b->f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* Whole numbers (byte and packet counters, capacities) exactly; others with
+ * nine significant digits. */
+static void value(FILE *f, double v)
+{
+	if (v == floor(v) && fabs(v) < 9007199254740992.0)
+		fprintf(f, " %.0f\n", v);
+	else
+		fprintf(f, " %.9g\n", v);
+}
+
 static void host_val(struct mbuf *b, const char *name, double v)
 {
-	fprintf(b->f, "%s{host=\"%s\"} %.6g\n", name, b->host, v);
+	fprintf(b->f, "%s{host=\"%s\"}", name, b->host);
+	value(b->f, v);
 }
 
 /* ids are restricted to [A-Za-z0-9_.-], so they need no escaping */
 static void vm_val(struct mbuf *b, const char *name, const char *vm, double v)
 {
-	fprintf(b->f, "%s{host=\"%s\",vm=\"%s\"} %.6g\n", name, b->host, vm, v);
+	fprintf(b->f, "%s{host=\"%s\",vm=\"%s\"}", name, b->host, vm);
+	value(b->f, v);
 }
 
 #define HOST_GAUGE(name, help, cond, expr)                                                         \
@@ -187,7 +200,7 @@ char *metrics_render(struct agent *a, size_t *len)
 	family(&b, "loadease_agent_samples_total", "counter", "Sampling ticks since start.");
 	host_val(&b, "loadease_agent_samples_total", (double)a->samples);
 	family(&b, "loadease_agent_redis_up", "gauge", "1 when connected to Redis.");
-	host_val(&b, "loadease_agent_redis_up", store_connected(a->redis));
+	host_val(&b, "loadease_agent_redis_up", a->redis_up);
 	family(&b, "loadease_agent_backlog_samples", "gauge", "Samples waiting for Redis.");
 	host_val(&b, "loadease_agent_backlog_samples", a->bl.len);
 	family(&b, "loadease_agent_backlog_dropped_total", "counter",

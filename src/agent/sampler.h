@@ -71,7 +71,7 @@ struct host_sample {
 struct vm_desc {
 	char id[65];
 	int pid;
-	char tap[SAMPLER_IFNAMSIZ];
+	char tap[64];          /* as the registry says; a name of 16+ chars matches no interface */
 	double mem_mib;        /* configured; 0 when unknown */
 	double vcpus;          /* configured; 0 when unknown (then: 1) */
 	char guest_stats[256]; /* path of a guest-stats JSON file, or "" */

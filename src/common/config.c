@@ -11,6 +11,9 @@
 struct load_ctx {
 	const struct cfg_key *keys;
 	void *obj;
+	FILE *f;
+	int line;     /* the line inih is on (counted by the reader) */
+	int err_line; /* the line of the first handler error */
 	char err[256];
 	bool failed;
 };
@@ -138,6 +141,18 @@ int cfg_set(const struct cfg_key *keys, void *obj, const char *section, const ch
 	return set_value(k, obj, value, err, errlen);
 }
 
+/* fgets that counts lines, so a handler error knows its line (inih reports
+ * only the first error's line, which may be an earlier syntax error) */
+static char *counting_reader(char *str, int num, void *stream)
+{
+	struct load_ctx *ctx = stream;
+	char *r = fgets(str, num, ctx->f);
+
+	if (r)
+		ctx->line++;
+	return r;
+}
+
 static int cfg_ini_handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct load_ctx *ctx = user;
@@ -149,6 +164,7 @@ static int cfg_ini_handler(void *user, const char *section, const char *name, co
 		return 1;
 	if (cfg_set(ctx->keys, ctx->obj, section, name, value, err, sizeof(err)) < 0) {
 		snprintf(ctx->err, sizeof(ctx->err), "%s", err);
+		ctx->err_line = ctx->line;
 		ctx->failed = true;
 		return 0;
 	}
@@ -175,10 +191,11 @@ int cfg_load(const struct cfg_key *keys, void *obj, const char *path, const char
 			snprintf(err, errlen, "%s: %s", path, strerror(saved));
 			return -saved;
 		}
-		line = ini_parse_file(f, cfg_ini_handler, &ctx);
+		ctx.f = f;
+		line = ini_parse_stream(counting_reader, &ctx, cfg_ini_handler, &ctx);
 		fclose(f);
 		if (line != 0) {
-			if (ctx.failed)
+			if (ctx.failed && ctx.err_line == line)
 				snprintf(err, errlen, "%s:%d: %s", path, line, ctx.err);
 			else
 				snprintf(err, errlen,

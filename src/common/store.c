@@ -126,8 +126,14 @@ bool store_ensure(struct store *s, int64_t now_ms)
 		set_err(s, c ? c->err : REDIS_ERR_OOM, c ? c->errstr : "out of memory");
 		goto fail;
 	}
-	if (handshake(s, c) < 0)
-		goto fail;
+	if (handshake(s, c) < 0) {
+		redisFree(c);
+		log_complain(&s->down, now_ms, LOG_LVL_ERROR,
+		             "redis %s: connection refused by the server: %s (check redis.user, "
+		             "redis.password, redis.db; retrying)",
+		             s->o.address, s->errstr);
+		goto backoff;
+	}
 	redisSetTimeout(c, tv);
 	s->c = c;
 	s->err = 0;
@@ -145,6 +151,7 @@ fail:
 	log_complain(&s->down, now_ms, LOG_LVL_WARN,
 	             "redis %s: unreachable: %s (retrying with backoff up to %lld ms)",
 	             s->o.address, s->errstr, s->o.backoff_max_ms);
+backoff:
 	s->next_try_ms = now_ms + s->backoff_ms;
 	s->backoff_ms *= 2;
 	if (s->backoff_ms > s->o.backoff_max_ms)
