@@ -337,8 +337,16 @@ static void agent_sample(struct agent *a, int64_t now_mono_ms)
 	for (int i = 0; i < a->nvms; i++) {
 		struct vm_mon *m = a->vms[i];
 		struct vm_raw raw;
+		struct vm_sample before = m->last;
 		sampler_read_vm(&a->so, &m->d, &a->vh, a->ntab, a->ntab_n, &raw);
 		sampler_vm_delta(&a->so, &m->d, m->has_raw ? &m->raw : NULL, &raw, &m->last);
+		if (m->has_raw && raw.ok_guest && m->raw.ok_guest && before.gray && m->last.gray &&
+		    raw.guest.last_update == m->raw.guest.last_update) {
+			/* the guest has not refreshed its stats: its rates still hold */
+			m->last.guest_swap_in_bps = before.guest_swap_in_bps;
+			m->last.guest_swap_out_bps = before.guest_swap_out_bps;
+			m->last.guest_majflt_ps = before.guest_majflt_ps;
+		}
 		m->last.ts_ms = ts;
 		m->last.seq = a->seq;
 		m->has_last = true;

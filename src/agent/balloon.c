@@ -73,6 +73,11 @@ int balloon_parse(const char *json, size_t len, struct balloon_stats *out, char 
 		rc = -EINVAL;
 		goto out;
 	}
+	if (lu && !(json_number_value(lu) >= 0 && json_number_value(lu) < 9.2e18)) {
+		snprintf(err, errlen, "guest-stats: last-update out of range");
+		rc = -EINVAL;
+		goto out;
+	}
 	out->last_update = lu ? (int64_t)json_number_value(lu) : 0;
 	if (out->total == BALLOON_NA || out->total == 0 || out->last_update == 0) {
 		snprintf(err, errlen, "guest-stats: the guest has not reported yet");

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -38,17 +39,22 @@ static void note(char *err, size_t cap, const char *fmt, const char *what, int r
 
 int sampler_read_netdev(const struct sampler_opts *o, struct netdev_entry *tab, int max)
 {
-	char *buf = malloc(HOST_BUF);
-	size_t len;
+	size_t cap = 64 * 1024, len;
 	int rc;
 
-	if (!buf)
-		return -ENOMEM;
-	rc = util_read_file(o->root, "/proc/net/dev", buf, HOST_BUF, &len);
-	if (rc == 0)
-		rc = netdev_parse(buf, len, tab, max);
-	free(buf);
-	return rc;
+	/* grows for hosts with thousands of interfaces (about 120 bytes each) */
+	for (;;) {
+		char *buf = malloc(cap);
+		if (!buf)
+			return -ENOMEM;
+		rc = util_read_file(o->root, "/proc/net/dev", buf, cap, &len);
+		if (rc == 0)
+			rc = netdev_parse(buf, len, tab, max);
+		free(buf);
+		if (rc != -EFBIG || cap >= 8 * 1024 * 1024)
+			return rc;
+		cap *= 4;
+	}
 }
 
 void sampler_read_host(const struct sampler_opts *o, const struct netdev_entry *tab, int ntab,
@@ -378,7 +384,12 @@ static void vm_memory(const struct vm_desc *d, const struct vm_raw *prev, const 
 		out->guest_avail_mib = (double)g->available / MIB;
 		out->guest_used_mib =
 		    g->available <= g->total ? (double)(g->total - g->available) / MIB : 0;
-		if (prev && prev->ok_guest && dt > 0) {
+		/* rates over the guest's own reporting interval: stats refreshed
+		 * every 10 s and sampled every 2 s must not read 0, 0, 0, 0, 5x */
+		double gdt =
+		    prev && prev->ok_guest ? (double)(g->last_update - prev->guest.last_update) : 0;
+		if (gdt > 0) {
+			dt = gdt;
 			if (g->swap_in != BALLOON_NA && prev->guest.swap_in != BALLOON_NA &&
 			    delta(prev->guest.swap_in, g->swap_in, &dd))
 				out->guest_swap_in_bps = rate(dd, dt);
@@ -547,19 +558,14 @@ int sampler_find_nics(const char *root, char nics[][SAMPLER_IFNAMSIZ], int max)
 	if (!d)
 		return 0;
 	while ((e = readdir(d)) && n < max) {
-		ssize_t l;
+		struct stat st;
 		if (e->d_name[0] == '.' || strlen(e->d_name) >= SAMPLER_IFNAMSIZ)
 			continue;
-		/* a physical NIC has a device behind it; virtual ones live under
-		 * /sys/devices/virtual */
-		if (util_fmt(link, sizeof(link), "%s/%s", path, e->d_name) < 0)
+		/* a physical NIC has a "device" link to the hardware behind it;
+		 * virtual ones (lo, bridges, taps, veths) have none */
+		if (util_fmt(link, sizeof(link), "%s/%s/device", path, e->d_name) < 0)
 			continue;
-		char target[512];
-		l = readlink(link, target, sizeof(target) - 1);
-		if (l < 0)
-			continue;
-		target[l] = '\0';
-		if (strstr(target, "/virtual/"))
+		if (lstat(link, &st) < 0)
 			continue;
 		snprintf(nics[n++], SAMPLER_IFNAMSIZ, "%s", e->d_name);
 	}

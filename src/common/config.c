@@ -4,6 +4,7 @@
 #include <ini.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/util.h"
@@ -12,8 +13,10 @@ struct load_ctx {
 	const struct cfg_key *keys;
 	void *obj;
 	FILE *f;
-	int line;     /* the line inih is on (counted by the reader) */
-	int err_line; /* the line of the first handler error */
+	int line;      /* the line inih is on (counted by the reader) */
+	int err_line;  /* the line of the first handler error */
+	int long_line; /* the first line longer than inih takes */
+	int read_errno;
 	char err[256];
 	bool failed;
 };
@@ -146,11 +149,30 @@ int cfg_set(const struct cfg_key *keys, void *obj, const char *section, const ch
 static char *counting_reader(char *str, int num, void *stream)
 {
 	struct load_ctx *ctx = stream;
-	char *r = fgets(str, num, ctx->f);
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n = getline(&line, &cap, ctx->f);
 
-	if (r)
-		ctx->line++;
-	return r;
+	if (n < 0) {
+		if (ferror(ctx->f) && !ctx->read_errno)
+			ctx->read_errno = errno ? errno : EIO;
+		free(line);
+		return NULL;
+	}
+	ctx->line++;
+	if (n >= num && (line[strspn(line, " \t")] == ';' || line[strspn(line, " \t")] == '#')) {
+		snprintf(str, (size_t)num, "#\n"); /* a long comment is still a comment */
+	} else if (n >= num) {
+		/* inih would split it and misreport the tail: give it a comment and
+		 * report the long line ourselves */
+		if (!ctx->long_line)
+			ctx->long_line = ctx->line;
+		snprintf(str, (size_t)num, "#\n");
+	} else {
+		memcpy(str, line, (size_t)n + 1);
+	}
+	free(line);
+	return str;
 }
 
 static int cfg_ini_handler(void *user, const char *section, const char *name, const char *value)
@@ -194,6 +216,15 @@ int cfg_load(const struct cfg_key *keys, void *obj, const char *path, const char
 		ctx.f = f;
 		line = ini_parse_stream(counting_reader, &ctx, cfg_ini_handler, &ctx);
 		fclose(f);
+		if (ctx.read_errno) {
+			snprintf(err, errlen, "%s: %s", path, strerror(ctx.read_errno));
+			return -ctx.read_errno;
+		}
+		if (ctx.long_line && (line == 0 || ctx.long_line < line)) {
+			snprintf(err, errlen, "%s:%d: line too long (at most %d characters)", path,
+			         ctx.long_line, INI_MAX_LINE - 2);
+			return -EINVAL;
+		}
 		if (line != 0) {
 			if (ctx.failed && ctx.err_line == line)
 				snprintf(err, errlen, "%s:%d: %s", path, line, ctx.err);

@@ -308,10 +308,10 @@ int httpd_split_path(const char *path, char *buf, size_t bufcap, const char **se
 	/* a trailing slash is tolerated; an empty segment inside is not */
 	{
 		size_t l = strlen(buf);
-		if (l > 1 && buf[l - 1] == '/')
-			buf[l - 1] = '\0';
 		if (strstr(buf, "//"))
 			return -1;
+		if (l > 1 && buf[l - 1] == '/')
+			buf[l - 1] = '\0';
 	}
 	for (p = strtok_r(buf + 1, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
 		if (n == max)

@@ -53,7 +53,15 @@ int util_read_file(const char *root, const char *path, char *buf, size_t cap, si
 	if (fd < 0)
 		return -errno;
 	for (;;) {
-		ssize_t n = read(fd, buf + got, cap - 1 - got);
+		ssize_t n;
+		if (got == cap - 1) {
+			char probe;
+			n = read(fd, &probe, 1);
+			if (n > 0)
+				rc = -EFBIG;
+			break;
+		}
+		n = read(fd, buf + got, cap - 1 - got);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -63,13 +71,6 @@ int util_read_file(const char *root, const char *path, char *buf, size_t cap, si
 		if (n == 0)
 			break;
 		got += (size_t)n;
-		if (got == cap - 1) {
-			char probe;
-			n = read(fd, &probe, 1);
-			if (n > 0)
-				rc = -EFBIG;
-			break;
-		}
 	}
 out:
 	close(fd);
@@ -131,7 +132,7 @@ bool util_parse_i64(const char *s, int64_t *out)
 	char *end;
 	long long v;
 
-	if (!s || !*s)
+	if (!s || !*s || *s == ' ' || *s == '\t')
 		return false;
 	errno = 0;
 	v = strtoll(s, &end, 10);
