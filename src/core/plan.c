@@ -47,6 +47,7 @@ struct pctx {
 	bool *planned;           /* VM already in the plan */
 	int *cand, ncand;        /* target hosts sorted by (vol, index) */
 	int *unit;               /* scratch: the VMs of one move unit */
+	int *gfirst, *gnext;     /* affinity group members: first of v's group, next */
 	int nround;
 	int nswaps;
 	struct plan_result *out;
@@ -210,8 +211,8 @@ static bool rules_ok(const struct pctx *p, const int *unit, int n, int h)
 		return true;
 	/* an affinity group moves whole; if members live elsewhere already, only
 	 * towards them */
-	for (int v = 0; v < p->c->nvms; v++) {
-		if (vms[v].group != g || in_unit(unit, n, v))
+	for (int v = p->gfirst[unit[0]]; v >= 0; v = p->gnext[v]) {
+		if (in_unit(unit, n, v))
 			continue;
 		if (p->vhost[v] == h)
 			group_on_h = true;
@@ -275,14 +276,12 @@ static enum plan_why vm_blocked(const struct pctx *p, int v, int src)
 {
 	const struct cl_vm *vm = &p->c->vms[v];
 
-	if (vm->excluded)
-		return WHY_RULE;
-	if (vm->migrating || p->planned[v])
+	if (vm->excluded || vm->migrating || p->planned[v])
 		return WHY_NO_MOVABLE;
 	if (vm->last_moved_ms > 0 && p->o->now_ms - vm->last_moved_ms < p->o->cooldown_ms)
 		return WHY_COOLDOWN;
 	if (vm->npin == 1 && vm->pin && vm->pin[0] == src)
-		return WHY_RULE;
+		return WHY_NO_MOVABLE;
 	return WHY_NONE;
 }
 
@@ -399,6 +398,18 @@ static double unit_cost(const struct pctx *p, int n)
 	return cost;
 }
 
+/* Projected volume of host h with extra demand. */
+static double vol_with(const struct pctx *p, int h, const double dem[RES_N])
+{
+	double u[RES_N];
+
+	for (int r = 0; r < RES_N; r++) {
+		double cap = p->c->hosts[h].cap[r];
+		u[r] = cap > 0 ? (p->load[h][r] + dem[r]) / cap : 0;
+	}
+	return cluster_volume(u);
+}
+
 /* Projected source volume if the unit's demand left host h. */
 static double vol_without(const struct pctx *p, int h, const double dem[RES_N])
 {
@@ -456,16 +467,19 @@ static int try_move(struct pctx *p, int v, int src, enum plan_kind kind, int res
 	const struct cl_vm *vms = p->c->vms;
 	double dem[RES_N], vcpus, mem, cost;
 	enum plan_why w;
-	int n, dst = -1, rule_blocked = 0, limit_blocked = 0, full = 0, full_res = 0;
+	int n, dst = -1, rule_blocked = 0, limit_blocked = 0, full = 0, full_res = 0, worse = 0;
 
 	n = build_unit(p, v, dem, &vcpus, &mem);
 	for (int i = 0; i < n; i++) {
 		w = vm_blocked(p, p->unit[i], src);
 		if (w != WHY_NONE) {
-			tally_add(t, w, "vm %s %s", vms[p->unit[i]].id,
-			          w == WHY_COOLDOWN ? "moved recently (cooldown)"
-			          : w == WHY_RULE   ? "is excluded or pinned here"
-			                            : "is already migrating");
+			const struct cl_vm *b = &vms[p->unit[i]];
+			tally_add(t, w, "vm %s %s", b->id,
+			          w == WHY_COOLDOWN        ? "moved recently (cooldown)"
+			          : b->excluded            ? "is excluded from balancing"
+			          : b->migrating           ? "is already migrating"
+			          : p->planned[p->unit[i]] ? "is already in this plan"
+			                                   : "is pinned to this host");
 			return 0;
 		}
 	}
@@ -505,11 +519,22 @@ static int try_move(struct pctx *p, int v, int src, enum plan_kind kind, int res
 				full_res = f - 1;
 			continue;
 		}
+		/* relief must not make the cluster's hottest host hotter: the target
+		 * ends no hotter than the source is now (evacuation must move) */
+		if (kind == PLAN_MOVE && vol_with(p, h, dem) > p->vol[src] + EPS) {
+			worse++;
+			continue;
+		}
 		dst = h;
 		break;
 	}
 	if (dst < 0) {
-		if (full)
+		if (worse && !full)
+			tally_add(
+			    t, WHY_NO_TARGET,
+			    "every host that could take vm %s would end hotter than %s is now",
+			    vms[v].id, p->c->hosts[src].id);
+		else if (full)
 			tally_add(t, WHY_NO_TARGET,
 			          "no host can take vm %s: %d would exceed a threshold (first: %s)",
 			          vms[v].id, full,
@@ -679,6 +704,17 @@ static int try_swap(struct pctx *p, int h, int res, const int *avms, int na, str
 					continue; /* b must take less of the hot resource */
 				if (!swap_side_ok(p, h, a, b) || !swap_side_ok(p, T, b, a))
 					continue;
+				{
+					/* neither side may end hotter than h is now */
+					double dh[RES_N], dt[RES_N];
+					for (int r = 0; r < RES_N; r++) {
+						dh[r] = vms[b].demand[r] - vms[a].demand[r];
+						dt[r] = -dh[r];
+					}
+					if (vol_with(p, h, dh) > p->vol[h] + EPS ||
+					    vol_with(p, T, dt) > p->vol[h] + EPS)
+						continue;
+				}
 				if (!pinned_ok(&vms[a], T) || !pinned_ok(&vms[b], h) ||
 				    !anti_ok(p, a, T, b) || !anti_ok(p, b, h, a))
 					continue;
@@ -734,6 +770,11 @@ static int try_swap(struct pctx *p, int h, int res, const int *avms, int na, str
 
 /* --- the plan ---------------------------------------------------------- */
 
+static const char *main_text(const struct tally *t, enum plan_why w)
+{
+	return t->n[w] ? t->first[w] : "no further VM can go without breaking a rule or limit";
+}
+
 static enum plan_why main_why(const struct tally *t)
 {
 	static const enum plan_why order[] = {WHY_ROUND_LIMIT, WHY_HOST_LIMIT, WHY_NO_TARGET,
@@ -759,6 +800,43 @@ static void pctx_free(struct pctx *p)
 	free(p->planned);
 	free(p->cand);
 	free(p->unit);
+	free(p->gfirst);
+	free(p->gnext);
+}
+
+static int by_group(const void *x, const void *y, void *arg)
+{
+	const struct cl_vm *vms = arg;
+	int a = *(const int *)x, b = *(const int *)y;
+	int ga = vms[a].group, gb = vms[b].group;
+
+	return ga != gb ? (ga < gb ? -1 : 1) : (a < b ? -1 : a > b);
+}
+
+/* Links the members of each affinity group, so rules are checked in
+ * O(group size), not O(all VMs). */
+static int link_groups(struct pctx *p)
+{
+	const struct cl_vm *vms = p->c->vms;
+	int V = p->c->nvms, n = 0, *idx = malloc(((size_t)V + 1) * sizeof(int));
+
+	if (!idx)
+		return -ENOMEM;
+	for (int v = 0; v < V; v++) {
+		p->gfirst[v] = p->gnext[v] = -1;
+		if (vms[v].group >= 0)
+			idx[n++] = v;
+	}
+	qsort_r(idx, (size_t)n, sizeof(int), by_group, (void *)vms);
+	for (int i = 0, start = 0; i < n; i++) {
+		if (i > 0 && vms[idx[i]].group != vms[idx[i - 1]].group)
+			start = i;
+		p->gfirst[idx[i]] = idx[start];
+		if (i + 1 < n && vms[idx[i + 1]].group == vms[idx[i]].group)
+			p->gnext[idx[i]] = idx[i + 1];
+	}
+	free(idx);
+	return 0;
 }
 
 static int pctx_init(struct pctx *p, const struct cluster *c, const struct plan_opts *o,
@@ -783,8 +861,11 @@ static int pctx_init(struct pctx *p, const struct cluster *c, const struct plan_
 	p->planned = calloc(v1, sizeof(bool));
 	p->cand = malloc(h1 * sizeof(int));
 	p->unit = malloc(v1 * sizeof(int));
+	p->gfirst = malloc(v1 * sizeof(int));
+	p->gnext = malloc(v1 * sizeof(int));
 	if (!p->load || !p->acpu || !p->amem || !p->vol || !p->moves || !p->head || !p->next ||
-	    !p->prev || !p->vhost || !p->planned || !p->cand || !p->unit)
+	    !p->prev || !p->vhost || !p->planned || !p->cand || !p->unit || !p->gfirst ||
+	    !p->gnext || link_groups(p) < 0)
 		return -ENOMEM;
 	for (int h = 0; h < H; h++) {
 		memcpy(p->load[h], c->hosts[h].load, sizeof(p->load[h]));
@@ -827,8 +908,8 @@ static int relieve_host(struct pctx *p, int h, int *vmbuf, double *keybuf)
 		                      H->id, res_names[res]);
 	n = sorted_vms(p, h, vmbuf, keybuf);
 	for (int i = 0; i < n && !relieved(p, h); i++) {
-		if (!helps(p, vmbuf[i], h))
-			continue;
+		if (p->planned[vmbuf[i]] || !helps(p, vmbuf[i], h))
+			continue; /* planned: moved already with its affinity group */
 		helpful++;
 		rc = try_move(p, vmbuf[i], h, PLAN_MOVE, res, &t);
 		if (rc < 0)
@@ -851,10 +932,10 @@ static int relieve_host(struct pctx *p, int h, int *vmbuf, double *keybuf)
 	if (moved)
 		return add_unresolved(
 		    p, h, WHY_PARTIAL, "%s is still at %.0f%% %s after %d planned moves; %s", H->id,
-		    100 * host_util(p, h, res), res_names[res], moved, t.first[main_why(&t)]);
+		    100 * host_util(p, h, res), res_names[res], moved, main_text(&t, main_why(&t)));
 	return add_unresolved(p, h, main_why(&t), "%s is hot on %s (%.0f%% > %.0f%%): %s", H->id,
 	                      res_names[res], 100 * host_util(p, h, res), 100 * H->thr[res],
-	                      t.first[main_why(&t)]);
+	                      main_text(&t, main_why(&t)));
 }
 
 static int evacuate_host(struct pctx *p, int h, int *vmbuf, double *keybuf)
@@ -863,6 +944,11 @@ static int evacuate_host(struct pctx *p, int h, int *vmbuf, double *keybuf)
 	int n, rc, left = 0;
 
 	memset(&t, 0, sizeof(t));
+	if (p->c->hosts[h].excluded)
+		return add_unresolved(
+		    p, h, WHY_RULE,
+		    "%s is in maintenance but excluded from balancing: its VMs stay",
+		    p->c->hosts[h].id);
 	n = sorted_vms(p, h, vmbuf, keybuf);
 	for (int i = 0; i < n; i++) {
 		if (p->planned[vmbuf[i]] || p->vhost[vmbuf[i]] != h)
@@ -877,38 +963,35 @@ static int evacuate_host(struct pctx *p, int h, int *vmbuf, double *keybuf)
 		return 0;
 	return add_unresolved(p, h, main_why(&t),
 	                      "%s is in maintenance; %d VMs stay this round: %s", p->c->hosts[h].id,
-	                      left, t.first[main_why(&t)]);
+	                      left, main_text(&t, main_why(&t)));
 }
 
 int plan_compute(const struct cluster *c, const struct plan_opts *o, struct plan_result *out)
 {
 	struct pctx p;
-	int *hot = NULL, *vmbuf = NULL, nhot = 0, maxper = 0, rc;
+	int *hot = NULL, *vmbuf = NULL, nhot = 0, rc;
 	double *keybuf = NULL;
-	int *per = NULL;
 
 	memset(out, 0, sizeof(*out));
 	for (int v = 0; v < c->nvms; v++)
 		if (c->vms[v].host < 0 || c->vms[v].host >= c->nhosts)
 			return -EINVAL;
 	rc = pctx_init(&p, c, o, out);
-	per = calloc((size_t)c->nhosts + 1, sizeof(int));
 	hot = malloc(((size_t)c->nhosts + 1) * sizeof(int));
 	out->overdemand = malloc(((size_t)c->nvms + 1) * sizeof(int));
-	if (rc < 0 || !per || !hot || !out->overdemand) {
+	if (rc < 0 || !hot || !out->overdemand) {
 		rc = -ENOMEM;
 		goto out;
 	}
 	for (int v = 0; v < c->nvms; v++) {
 		const struct cl_vm *vm = &c->vms[v];
-		if (++per[vm->host] > maxper)
-			maxper = per[vm->host];
 		if ((vm->vcpus > 0 && vm->demand[RES_CPU] > vm->vcpus + EPS) ||
 		    (vm->mem_mib > 0 && vm->demand[RES_MEM] > vm->mem_mib + EPS))
 			out->overdemand[out->noverdemand++] = v;
 	}
-	vmbuf = malloc(((size_t)maxper + 1) * sizeof(int));
-	keybuf = malloc(((size_t)maxper + 1) * sizeof(double));
+	/* moves can gather more VMs on a host than any had at the start */
+	vmbuf = malloc(((size_t)c->nvms + 1) * sizeof(int));
+	keybuf = malloc(((size_t)c->nvms + 1) * sizeof(double));
 	if (!vmbuf || !keybuf) {
 		rc = -ENOMEM;
 		goto out;
@@ -947,7 +1030,6 @@ int plan_compute(const struct cluster *c, const struct plan_opts *o, struct plan
 	out->max_vol_after = max_volume(&p);
 	rc = 0;
 out:
-	free(per);
 	free(hot);
 	free(vmbuf);
 	free(keybuf);
