@@ -77,6 +77,13 @@ const struct cfg_key agent_cfg_keys[] = {
     {"redis", "backlog", CFG_INT, "600", O(backlog), 0, 1, 1000000, NULL,
      "samples (ticks) buffered while Redis is unreachable; the oldest are dropped beyond it, and "
      "counted"},
+    {"redis", "backlog_mib", CFG_INT, "64", O(backlog_mib), 0, 1, 65536, NULL,
+     "memory the backlog may use; the oldest samples are dropped beyond it, and counted"},
+    {"redis", "profile_every", CFG_INT, "5", O(profile_every), 0, 1, 3600, NULL,
+     "write the `profile:*` hashes every this many samples (streams and heartbeat: every sample)"},
+    {"redis", "registry_every", CFG_INT, "10", O(registry_every), 0, 1, 3600, NULL,
+     "re-read every `vm_configs:*` of this host every this many samples (new VMs and dead "
+     "processes: every sample)"},
     {"redis", "flush_budget_ms", CFG_INT, "300", O(flush_budget_ms), 0, 10, 60000, NULL,
      "longest time one tick spends sending backlog, so sampling keeps its pace"},
     {"profile", "window", CFG_INT, "300", O(window), 0, 5, 86400, NULL,
@@ -194,6 +201,7 @@ static int agent_resolve(struct agent *a, char *err, size_t errlen)
 
 	snprintf(so->root, sizeof(so->root), "%s", o->root);
 	so->hz = sysconf(_SC_CLK_TCK);
+	so->page_kib = sysconf(_SC_PAGESIZE) / 1024;
 	so->io_mode = (enum io_overhead_mode)o->io_mode;
 	if (o->nics[0]) {
 		char tmp[256], *save = NULL;
@@ -226,6 +234,13 @@ static int agent_resolve(struct agent *a, char *err, size_t errlen)
 		a->rule[r].n = (unsigned)o->n;
 	}
 	return 0;
+}
+
+void agent_summarize(const struct agent *a, const struct profile *prof, struct profile_summary *sum,
+                     double *scratch)
+{
+	for (int r = 0; r < RES_N; r++)
+		profile_summarize(&prof[r], &a->rule[r], a->o.peak_pct, scratch, &sum[r]);
 }
 
 struct vm_mon *agent_find_vm(struct agent *a, const char *id)
@@ -297,18 +312,9 @@ static void agent_apply_registry(struct agent *a, struct vm_desc *descs, int n)
 	}
 }
 
-static void push_profile(struct profile *p, struct profile_summary *s, bool valid, double v,
-                         const struct agent *a, int r, double *scratch)
-{
-	if (valid)
-		profile_push(p, v);
-	profile_summarize(p, &a->rule[r], a->o.peak_pct, scratch, s);
-}
-
 /* One sampling tick (under the lock). */
 static void agent_sample(struct agent *a, int64_t now_mono_ms)
 {
-	static double scratch[PROFILE_MAX_WINDOW];
 	struct host_raw hr;
 	struct host_sample hs;
 	struct vm_sample **vs = NULL;
@@ -350,11 +356,11 @@ static void agent_sample(struct agent *a, int64_t now_mono_ms)
 		m->last.ts_ms = ts;
 		m->last.seq = a->seq;
 		m->has_last = true;
-		if (raw.rc_stat == 0) {
+		/* the reading of the VM's own process stays the reference: a pid
+		 * reused by another process is told apart by its start time */
+		if (raw.rc_stat == 0 && m->last.status != VM_GONE) {
 			m->raw = raw;
 			m->has_raw = true;
-		} else if (raw.rc_stat == -ENOENT || raw.rc_stat == -ESRCH) {
-			m->has_raw = false;
 		}
 		if (vs)
 			vs[i] = &m->last;
@@ -369,22 +375,23 @@ static void agent_sample(struct agent *a, int64_t now_mono_ms)
 	}
 	a->hlast = hs;
 	a->has_hlast = true;
-	push_profile(&a->hprof[RES_CPU], &a->hsum[RES_CPU], hs.valid_cpu, hs.cpu, a, RES_CPU,
-	             scratch);
-	push_profile(&a->hprof[RES_MEM], &a->hsum[RES_MEM], hs.valid_mem, hs.mem, a, RES_MEM,
-	             scratch);
-	push_profile(&a->hprof[RES_NET], &a->hsum[RES_NET], hs.valid_net, hs.net, a, RES_NET,
-	             scratch);
+	if (hs.valid_cpu)
+		profile_push(&a->hprof[RES_CPU], hs.cpu);
+	if (hs.valid_mem)
+		profile_push(&a->hprof[RES_MEM], hs.mem);
+	if (hs.valid_net)
+		profile_push(&a->hprof[RES_NET], hs.net);
 	for (int i = 0; i < a->nvms; i++) {
 		struct vm_mon *m = a->vms[i];
 		struct vm_sample *s = &m->last;
-		push_profile(&m->prof[RES_CPU], &m->sum[RES_CPU], s->valid_cpu, s->cpu, a, RES_CPU,
-		             scratch);
-		push_profile(&m->prof[RES_MEM], &m->sum[RES_MEM], s->valid_mem, s->mem, a, RES_MEM,
-		             scratch);
-		push_profile(&m->prof[RES_NET], &m->sum[RES_NET], s->valid_net, s->net, a, RES_NET,
-		             scratch);
+		if (s->valid_cpu)
+			profile_push(&m->prof[RES_CPU], s->cpu);
+		if (s->valid_mem)
+			profile_push(&m->prof[RES_MEM], s->mem);
+		if (s->valid_net)
+			profile_push(&m->prof[RES_NET], s->net);
 	}
+	sampler_cache_sweep(&a->cache);
 	a->samples++;
 	a->last_sample_mono_ms = now_mono_ms;
 }
@@ -412,7 +419,9 @@ static void agent_tick(struct agent *a)
 		}
 		if (!a->registered && publish_register(a) == 0)
 			a->registered = true;
-		if (store_connected(a->redis) && publish_registry_read(a, &descs, &n) == 0) {
+		bool full = a->samples % (uint64_t)a->o.registry_every == 0;
+		if (store_connected(a->redis) && publish_registry_read(a, full, &descs, &n) == 0 &&
+		    n >= 0) {
 			pthread_mutex_lock(&a->lock);
 			agent_apply_registry(a, descs, n);
 			pthread_mutex_unlock(&a->lock);
@@ -428,7 +437,8 @@ static void agent_tick(struct agent *a)
 	if (store_connected(a->redis) && a->registered) {
 		publish_flush(a, a->o.flush_budget_ms);
 		if (store_connected(a->redis))
-			publish_profiles(a);
+			publish_profiles(a, a->o.profile_every == 1 ||
+			                        a->samples % (uint64_t)a->o.profile_every == 1);
 	}
 	a->last_sample_cpu_ms = thread_cpu_ms() - c0;
 }
@@ -442,6 +452,7 @@ static void agent_free(struct agent *a)
 	for (int r = 0; r < RES_N; r++)
 		profile_release(&a->hprof[r]);
 	backlog_release(&a->bl);
+	sampler_cache_release(&a->cache);
 	store_free(a->redis);
 	free(a->ntab);
 	pthread_mutex_destroy(&a->lock);
@@ -508,6 +519,9 @@ int agent_main(int argc, char **argv)
 	}
 	a->ntab = calloc(NETDEV_MAX_IFACES, sizeof(*a->ntab));
 	a->bl.cap = (int)a->o.backlog;
+	a->bl.max_bytes = (size_t)a->o.backlog_mib << 20;
+	sampler_cache_init(&a->cache);
+	a->so.cache = &a->cache;
 	a->bl.t = calloc((size_t)a->bl.cap, sizeof(*a->bl.t));
 	a->redis = store_new(&a->o.redis);
 	if (!a->ntab || !a->bl.t || !a->redis) {

@@ -34,7 +34,10 @@ struct agent_opts {
 	char redis_password_file[256];
 	long long stream_maxlen;
 	long long backlog;
+	long long backlog_mib;
 	long long flush_budget_ms;
+	long long profile_every;
+	long long registry_every;
 	long long window;
 	double peak_pct;
 	double threshold[RES_N];
@@ -50,24 +53,20 @@ struct vm_mon {
 	struct vm_sample last;
 	bool has_last;
 	struct profile prof[RES_N];
-	struct profile_summary sum[RES_N];
 	bool seen; /* in the registry at the last read */
 };
 
-struct pub_record {
-	char key[128];
-	int64_t ts_ms;
-	struct store_args f; /* field, value, field, value ... */
-};
-
+/* One tick's stream entries, formatted once into one buffer (publish.c). */
 struct pub_tick {
-	int n;
-	struct pub_record *r;
+	char *data;
+	size_t len, cap;
+	int nrec;
 };
 
 struct backlog {
 	struct pub_tick *t;
 	int cap, head, len;
+	size_t bytes, max_bytes;
 	uint64_t dropped; /* ticks dropped because the backlog was full */
 };
 
@@ -87,7 +86,7 @@ struct agent {
 	struct host_sample hlast;
 	bool has_hlast;
 	struct profile hprof[RES_N];
-	struct profile_summary hsum[RES_N];
+	struct sampler_cache cache;
 
 	struct vm_mon **vms;
 	int nvms, capvms;
@@ -113,14 +112,20 @@ int agent_main(int argc, char **argv);
 
 /* agent.c */
 struct vm_mon *agent_find_vm(struct agent *a, const char *id);
+/* Summaries of three profiles; scratch holds o.window doubles. Under lock. */
+void agent_summarize(const struct agent *a, const struct profile *prof, struct profile_summary *sum,
+                     double *scratch);
 
 /* publish.c: all Redis traffic of the agent (called from the loop only) */
 int publish_register(struct agent *a);
-int publish_registry_read(struct agent *a, struct vm_desc **out, int *n);
+/* Reads vms_in_host:<host>; the vm_configs of all VMs when full, else only
+ * of those not watched yet or without a live process (*n = -1 when the set
+ * is unchanged and nothing needed reading). */
+int publish_registry_read(struct agent *a, bool full, struct vm_desc **out, int *n);
 int publish_build_tick(struct agent *a, struct pub_tick *t);
 void publish_enqueue(struct agent *a, struct pub_tick *t);
 int publish_flush(struct agent *a, int64_t budget_ms);
-int publish_profiles(struct agent *a);
+int publish_profiles(struct agent *a, bool full);
 int publish_mark_down(struct agent *a);
 void pub_tick_release(struct pub_tick *t);
 void backlog_release(struct backlog *bl);

@@ -23,10 +23,17 @@ static json_t *summary_json(const struct profile_summary *s)
 	                 (int)s->over, "hist", hist);
 }
 
-static json_t *profiles_json(const struct profile_summary *sum)
+/* Summaries are computed on request (under the lock), not every tick. */
+static json_t *profiles_json(const struct agent *a, const struct profile *prof)
 {
+	struct profile_summary sum[RES_N];
+	double *scratch = malloc(sizeof(double) * (size_t)a->o.window);
 	json_t *p = json_object();
 
+	if (!scratch)
+		return p;
+	agent_summarize(a, prof, sum, scratch);
+	free(scratch);
 	for (int r = 0; r < RES_N; r++)
 		json_object_set_new(p, res_names[r], summary_json(&sum[r]));
 	return p;
@@ -74,13 +81,13 @@ static json_t *host_json(struct agent *a)
 	return json_pack("{s:s,s:s,s:s,s:{s:f,s:f,s:f},s:o,s:o,s:i,s:{s:b,s:i,s:I,s:I},s:I}", "id",
 	                 a->o.id, "address", a->o.address, "api", a->o.advertise, "capacity", "cpu",
 	                 a->so.cpus, "mem_mib", a->so.mem_mib, "net_mbit", a->so.net_mbit,
-	                 "current", cur, "profile", profiles_json(a->hsum), "vms", a->nvms, "redis",
-	                 "connected", a->redis_up, "backlog", a->bl.len, "dropped",
+	                 "current", cur, "profile", profiles_json(a, a->hprof), "vms", a->nvms,
+	                 "redis", "connected", a->redis_up, "backlog", a->bl.len, "dropped",
 	                 (json_int_t)a->bl.dropped, "connects", (json_int_t)a->redis_connects_seen,
 	                 "samples", (json_int_t)a->samples);
 }
 
-static json_t *vm_json(struct vm_mon *m)
+static json_t *vm_json(const struct agent *a, struct vm_mon *m)
 {
 	const struct vm_sample *s = &m->last;
 	json_t *cur = json_object();
@@ -134,7 +141,7 @@ static json_t *vm_json(struct vm_mon *m)
 	return json_pack("{s:s,s:i,s:s,s:f,s:f,s:s,s:s*,s:o,s:o}", "id", m->d.id, "pid", m->d.pid,
 	                 "tap", m->d.tap, "mem_mib", m->d.mem_mib, "vcpus", m->d.vcpus, "status",
 	                 vm_status_name(s->status), "problem", s->problem[0] ? s->problem : NULL,
-	                 "current", cur, "profile", profiles_json(m->sum));
+	                 "current", cur, "profile", profiles_json(a, m->prof));
 }
 
 void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
@@ -190,12 +197,12 @@ void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 	} else if (n == 2 && strcmp(seg[1], "vms") == 0) {
 		json_t *arr = json_array();
 		for (int i = 0; i < a->nvms; i++)
-			json_array_append_new(arr, vm_json(a->vms[i]));
+			json_array_append_new(arr, vm_json(a, a->vms[i]));
 		httpd_resp_json(resp, 200, json_pack("{s:s,s:o}", "host", a->o.id, "vms", arr));
 	} else if (n == 3 && strcmp(seg[1], "vms") == 0) {
 		struct vm_mon *m = util_valid_id(seg[2]) ? agent_find_vm(a, seg[2]) : NULL;
 		if (m)
-			httpd_resp_json(resp, 200, vm_json(m));
+			httpd_resp_json(resp, 200, vm_json(a, m));
 		else
 			httpd_resp_error(resp, 404, "vm_not_found", "host %s watches no vm '%.64s'",
 			                 a->o.id, seg[2]);

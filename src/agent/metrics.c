@@ -75,6 +75,14 @@ char *metrics_render(struct agent *a, size_t *len)
 		return NULL;
 	pthread_mutex_lock(&a->lock);
 	b.host = a->o.id;
+	struct profile_summary hsum[RES_N];
+	{
+		double *scratch = malloc(sizeof(double) * (size_t)a->o.window);
+		memset(hsum, 0, sizeof(hsum));
+		if (scratch)
+			agent_summarize(a, a->hprof, hsum, scratch);
+		free(scratch);
+	}
 	const struct host_sample *h = &a->hlast;
 
 	HOST_GAUGE("loadease_host_cpu_capacity_cores", "CPU capacity of the host.", 1, a->so.cpus);
@@ -128,19 +136,19 @@ char *metrics_render(struct agent *a, size_t *len)
 	       "1 when the resource is a hotspot (k of n and forecast).");
 	for (int r = 0; r < RES_N; r++)
 		fprintf(b.f, "loadease_host_hotspot{host=\"%s\",resource=\"%s\"} %d\n", b.host,
-		        res_names[r], a->hsum[r].hot);
+		        res_names[r], hsum[r].hot);
 	family(&b, "loadease_host_utilization_p95_ratio", "gauge",
 	       "95th percentile of the window.");
 	for (int r = 0; r < RES_N; r++)
 		fprintf(b.f,
 		        "loadease_host_utilization_p95_ratio{host=\"%s\",resource=\"%s\"} %.6g\n",
-		        b.host, res_names[r], a->hsum[r].p95);
+		        b.host, res_names[r], hsum[r].p95);
 	family(&b, "loadease_host_utilization_forecast_ratio", "gauge", "AR(1) one-step forecast.");
 	for (int r = 0; r < RES_N; r++)
 		fprintf(
 		    b.f,
 		    "loadease_host_utilization_forecast_ratio{host=\"%s\",resource=\"%s\"} %.6g\n",
-		    b.host, res_names[r], a->hsum[r].ar1.forecast);
+		    b.host, res_names[r], hsum[r].ar1.forecast);
 
 	HOST_GAUGE("loadease_vms", "VMs this agent watches.", 1, (double)a->nvms);
 	VM_GAUGE("loadease_vm_up", "1 when the VM's process is there and its figures are valid.", 1,

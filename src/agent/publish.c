@@ -2,6 +2,7 @@
  * registration, the VMs the registry lists for it, the ts:* streams (through
  * a bounded backlog that survives Redis outages) and the profile:* hashes. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,10 +111,29 @@ static void desc_from_reply(struct agent *a, const char *id, redisReply *r, stru
 		snprintf(d->guest_stats, sizeof(d->guest_stats), "%s", f[4]);
 }
 
-int publish_registry_read(struct agent *a, struct vm_desc **out, int *n)
+/* Does VM id need its vm_configs read again? (under lock) */
+static bool needs_config(struct agent *a, const char *id, bool full, struct vm_desc *known)
+{
+	struct vm_mon *m = agent_find_vm(a, id);
+
+	if (full || !m || !m->has_last)
+		return true;
+	switch (m->last.status) {
+	case VM_GONE:
+	case VM_NO_PID:
+	case VM_PROC_ERROR:
+		return true; /* perhaps restarted with a new pid */
+	default:
+		*known = m->d;
+		return false;
+	}
+}
+
+int publish_registry_read(struct agent *a, bool full, struct vm_desc **out, int *n)
 {
 	redisReply *ids = NULL, *r;
 	struct vm_desc *d = NULL;
+	bool *need = NULL;
 	int rc = 0, m = 0;
 
 	*out = NULL;
@@ -129,16 +149,23 @@ int publish_registry_read(struct agent *a, struct vm_desc **out, int *n)
 		goto out;
 	}
 	d = calloc(ids->elements + 1, sizeof(*d));
-	if (!d) {
+	need = calloc(ids->elements + 1, sizeof(*need));
+	if (!d || !need) {
 		rc = -ENOMEM;
 		goto out;
 	}
+	pthread_mutex_lock(&a->lock);
+	for (size_t i = 0; i < ids->elements; i++)
+		need[i] = ids->element[i]->type == REDIS_REPLY_STRING &&
+		          util_valid_id(ids->element[i]->str) &&
+		          needs_config(a, ids->element[i]->str, full, &d[i]);
+	pthread_mutex_unlock(&a->lock);
 	for (size_t i = 0; i < ids->elements; i++) {
 		const char *id = ids->element[i]->str;
 		const char *argv[] = {"HMGET", NULL,  "pid",        "tap_device",
 		                      "mem",   "cpu", "guest_stats"};
 		char key[128];
-		if (ids->element[i]->type != REDIS_REPLY_STRING || !util_valid_id(id))
+		if (!need[i])
 			continue;
 		snprintf(key, sizeof(key), "vm_configs:%s", id);
 		argv[1] = key;
@@ -155,6 +182,10 @@ int publish_registry_read(struct agent *a, struct vm_desc **out, int *n)
 			             a->o.id);
 			continue;
 		}
+		if (!need[i]) {
+			d[m++] = d[i]; /* as watched now (m <= i) */
+			continue;
+		}
 		r = store_reply(a->redis);
 		if (!r) {
 			rc = -EIO;
@@ -168,159 +199,220 @@ int publish_registry_read(struct agent *a, struct vm_desc **out, int *n)
 	d = NULL;
 out:
 	free(d);
+	free(need);
 	freeReplyObject(ids);
 	return rc;
 }
 
-static int addf(struct store_args *f, const char *name, const char *fmt, double v)
+/* --- the samples: one flat buffer per tick --------------------------------
+ * A tick's records lie back to back in t->data: key\0 id\0 then name\0 value\0
+ * pairs, closed by an empty name (\0). One allocation per tick, formatted once,
+ * sent from where it lies. */
+
+static int tick_reserve(struct pub_tick *t, size_t more)
 {
-	if (store_args_add(f, name) < 0)
+	if (t->len + more <= t->cap)
+		return 0;
+	size_t cap = t->cap ? t->cap : 4096;
+	while (cap < t->len + more)
+		cap *= 2;
+	char *nd = realloc(t->data, cap);
+	if (!nd)
 		return -ENOMEM;
-	return store_args_addf(f, fmt, v);
+	t->data = nd;
+	t->cap = cap;
+	return 0;
 }
 
-static int host_fields(const struct agent *a, struct store_args *f)
+static int tick_str(struct pub_tick *t, const char *s)
+{
+	size_t l = strlen(s) + 1;
+
+	if (tick_reserve(t, l) < 0)
+		return -ENOMEM;
+	memcpy(t->data + t->len, s, l);
+	t->len += l;
+	return 0;
+}
+
+static int tick_fmt(struct pub_tick *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int tick_fmt(struct pub_tick *t, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (tick_reserve(t, 64) < 0)
+		return -ENOMEM;
+	va_start(ap, fmt);
+	n = vsnprintf(t->data + t->len, t->cap - t->len, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -EINVAL;
+	if ((size_t)n >= t->cap - t->len) {
+		if (tick_reserve(t, (size_t)n + 1) < 0)
+			return -ENOMEM;
+		va_start(ap, fmt);
+		vsnprintf(t->data + t->len, t->cap - t->len, fmt, ap);
+		va_end(ap);
+	}
+	t->len += (size_t)n + 1;
+	return 0;
+}
+
+static int field(struct pub_tick *t, const char *name, const char *fmt, double v)
+{
+	if (tick_str(t, name) < 0)
+		return -ENOMEM;
+	return tick_fmt(t, fmt, v);
+}
+
+static int field_u64(struct pub_tick *t, const char *name, uint64_t v)
+{
+	if (tick_str(t, name) < 0)
+		return -ENOMEM;
+	return tick_fmt(t, "%llu", (unsigned long long)v);
+}
+
+static int record_begin(struct pub_tick *t, const char *kind, const char *id, int64_t ts_ms)
+{
+	t->nrec++;
+	if (tick_fmt(t, "ts:%s:%s", kind, id) < 0)
+		return -ENOMEM;
+	return tick_fmt(t, "%lld-0", (long long)ts_ms);
+}
+
+static int host_fields(const struct agent *a, struct pub_tick *t)
 {
 	const struct host_sample *h = &a->hlast;
-	int rc = 0;
+	int rc = record_begin(t, "host", a->o.id, h->ts_ms);
 
-	rc |= store_args_add(f, "seq");
-	rc |= store_args_addf(f, "%llu", (unsigned long long)h->seq);
-	rc |= store_args_add(f, "ts");
-	rc |= store_args_addf(f, "%lld", (long long)h->ts_ms);
+	rc |= field_u64(t, "seq", h->seq);
+	rc |= field_u64(t, "ts", (uint64_t)h->ts_ms);
 	if (h->valid_cpu) {
-		rc |= addf(f, "cpu", "%.4f", h->cpu);
-		rc |= addf(f, "cpu_busy_cores", "%.3f", h->cpu_busy_cores);
-		rc |= addf(f, "cpu_iowait", "%.4f", h->cpu_iowait);
-		rc |= addf(f, "cpu_steal", "%.4f", h->cpu_steal);
-		rc |= addf(f, "cpu_irq", "%.4f", h->cpu_irq);
-		rc |= addf(f, "io_overhead", "%.4f", h->io_overhead);
+		rc |= field(t, "cpu", "%.4f", h->cpu);
+		rc |= field(t, "cpu_busy_cores", "%.3f", h->cpu_busy_cores);
+		rc |= field(t, "cpu_iowait", "%.4f", h->cpu_iowait);
+		rc |= field(t, "cpu_steal", "%.4f", h->cpu_steal);
+		rc |= field(t, "cpu_irq", "%.4f", h->cpu_irq);
+		rc |= field(t, "io_overhead", "%.4f", h->io_overhead);
 	}
 	if (h->valid_mem) {
-		rc |= addf(f, "mem", "%.4f", h->mem);
-		rc |= addf(f, "mem_used_mib", "%.1f", h->mem_used_mib);
-		rc |= addf(f, "mem_avail_mib", "%.1f", h->mem_avail_mib);
-		rc |= addf(f, "swap_used_mib", "%.1f", h->swap_used_mib);
-		rc |= addf(f, "swap_in_ps", "%.2f", h->swap_in_ps);
-		rc |= addf(f, "swap_out_ps", "%.2f", h->swap_out_ps);
+		rc |= field(t, "mem", "%.4f", h->mem);
+		rc |= field(t, "mem_used_mib", "%.1f", h->mem_used_mib);
+		rc |= field(t, "mem_avail_mib", "%.1f", h->mem_avail_mib);
+		rc |= field(t, "swap_used_mib", "%.1f", h->swap_used_mib);
+		rc |= field(t, "swap_in_ps", "%.2f", h->swap_in_ps);
+		rc |= field(t, "swap_out_ps", "%.2f", h->swap_out_ps);
 	}
 	if (h->valid_net) {
-		rc |= addf(f, "net", "%.4f", h->net);
-		rc |= addf(f, "net_rx_bps", "%.0f", h->net_rx_bps);
-		rc |= addf(f, "net_tx_bps", "%.0f", h->net_tx_bps);
+		rc |= field(t, "net", "%.4f", h->net);
+		rc |= field(t, "net_rx_bps", "%.0f", h->net_rx_bps);
+		rc |= field(t, "net_tx_bps", "%.0f", h->net_tx_bps);
 	}
 	if (h->has_psi) {
-		rc |= addf(f, "psi_cpu_some", "%.2f", h->psi_cpu_some);
-		rc |= addf(f, "psi_mem_some", "%.2f", h->psi_mem_some);
-		rc |= addf(f, "psi_mem_full", "%.2f", h->psi_mem_full);
-		rc |= addf(f, "psi_io_some", "%.2f", h->psi_io_some);
-		rc |= addf(f, "psi_io_full", "%.2f", h->psi_io_full);
+		rc |= field(t, "psi_cpu_some", "%.2f", h->psi_cpu_some);
+		rc |= field(t, "psi_mem_some", "%.2f", h->psi_mem_some);
+		rc |= field(t, "psi_mem_full", "%.2f", h->psi_mem_full);
+		rc |= field(t, "psi_io_some", "%.2f", h->psi_io_some);
+		rc |= field(t, "psi_io_full", "%.2f", h->psi_io_full);
 	}
+	rc |= tick_str(t, "");
 	return rc ? -ENOMEM : 0;
 }
 
-static int vm_fields(const struct vm_sample *s, struct store_args *f)
+static int vm_fields(const struct vm_mon *m, struct pub_tick *t)
 {
-	int rc = 0;
+	const struct vm_sample *s = &m->last;
+	int rc = record_begin(t, "vm", m->d.id, s->ts_ms);
 
-	rc |= store_args_add(f, "seq");
-	rc |= store_args_addf(f, "%llu", (unsigned long long)s->seq);
-	rc |= store_args_add(f, "ts");
-	rc |= store_args_addf(f, "%lld", (long long)s->ts_ms);
-	rc |= store_args_add(f, "status");
-	rc |= store_args_add(f, vm_status_name(s->status));
+	rc |= field_u64(t, "seq", s->seq);
+	rc |= field_u64(t, "ts", (uint64_t)s->ts_ms);
+	rc |= tick_str(t, "status");
+	rc |= tick_str(t, vm_status_name(s->status));
 	if (s->problem[0]) {
-		rc |= store_args_add(f, "problem");
-		rc |= store_args_add(f, s->problem);
+		rc |= tick_str(t, "problem");
+		rc |= tick_str(t, s->problem);
 	}
 	if (s->valid_cpu) {
-		rc |= addf(f, "cpu", "%.4f", s->cpu);
-		rc |= addf(f, "cpu_host", "%.4f", s->cpu_host);
-		rc |= addf(f, "cpu_io_overhead", "%.4f", s->cpu_io_overhead);
+		rc |= field(t, "cpu", "%.4f", s->cpu);
+		rc |= field(t, "cpu_host", "%.4f", s->cpu_host);
+		rc |= field(t, "cpu_io_overhead", "%.4f", s->cpu_io_overhead);
 	}
 	if (s->valid_mem) {
-		rc |= addf(f, "mem", "%.4f", s->mem);
-		rc |= addf(f, "rss_mib", "%.1f", s->rss_mib);
-		rc |= addf(f, "swap_mib", "%.1f", s->swap_mib);
+		rc |= field(t, "mem", "%.4f", s->mem);
+		rc |= field(t, "rss_mib", "%.1f", s->rss_mib);
+		rc |= field(t, "swap_mib", "%.1f", s->swap_mib);
 		if (s->gray) {
-			rc |= addf(f, "guest_used_mib", "%.1f", s->guest_used_mib);
-			rc |= addf(f, "guest_avail_mib", "%.1f", s->guest_avail_mib);
-			rc |= addf(f, "guest_swap_in_bps", "%.0f", s->guest_swap_in_bps);
-			rc |= addf(f, "guest_swap_out_bps", "%.0f", s->guest_swap_out_bps);
-			rc |= addf(f, "guest_majflt_ps", "%.2f", s->guest_majflt_ps);
+			rc |= field(t, "guest_used_mib", "%.1f", s->guest_used_mib);
+			rc |= field(t, "guest_avail_mib", "%.1f", s->guest_avail_mib);
+			rc |= field(t, "guest_swap_in_bps", "%.0f", s->guest_swap_in_bps);
+			rc |= field(t, "guest_swap_out_bps", "%.0f", s->guest_swap_out_bps);
+			rc |= field(t, "guest_majflt_ps", "%.2f", s->guest_majflt_ps);
 		}
 	}
 	if (s->valid_net) {
-		rc |= addf(f, "net", "%.4f", s->net);
-		rc |= addf(f, "rx_bps", "%.0f", s->rx_bps);
-		rc |= addf(f, "tx_bps", "%.0f", s->tx_bps);
-		rc |= addf(f, "rx_pps", "%.1f", s->rx_pps);
-		rc |= addf(f, "tx_pps", "%.1f", s->tx_pps);
-		rc |= addf(f, "rx_drop_ps", "%.1f", s->rx_drop_ps);
-		rc |= addf(f, "tx_drop_ps", "%.1f", s->tx_drop_ps);
+		rc |= field(t, "net", "%.4f", s->net);
+		rc |= field(t, "rx_bps", "%.0f", s->rx_bps);
+		rc |= field(t, "tx_bps", "%.0f", s->tx_bps);
+		rc |= field(t, "rx_pps", "%.1f", s->rx_pps);
+		rc |= field(t, "tx_pps", "%.1f", s->tx_pps);
+		rc |= field(t, "rx_drop_ps", "%.1f", s->rx_drop_ps);
+		rc |= field(t, "tx_drop_ps", "%.1f", s->tx_drop_ps);
 	}
 	if (s->has_tap) {
-		rc |= store_args_add(f, "tap_rx_bytes");
-		rc |= store_args_addf(f, "%llu", (unsigned long long)s->tap.rx_bytes);
-		rc |= store_args_add(f, "tap_tx_bytes");
-		rc |= store_args_addf(f, "%llu", (unsigned long long)s->tap.tx_bytes);
+		rc |= field_u64(t, "tap_rx_bytes", s->tap.rx_bytes);
+		rc |= field_u64(t, "tap_tx_bytes", s->tap.tx_bytes);
 	}
 	if (s->valid_disk) {
-		rc |= addf(f, "disk_rd_bps", "%.0f", s->disk_rd_bps);
-		rc |= addf(f, "disk_wr_bps", "%.0f", s->disk_wr_bps);
+		rc |= field(t, "disk_rd_bps", "%.0f", s->disk_rd_bps);
+		rc |= field(t, "disk_wr_bps", "%.0f", s->disk_wr_bps);
 	}
+	rc |= tick_str(t, "");
 	return rc ? -ENOMEM : 0;
 }
 
 void pub_tick_release(struct pub_tick *t)
 {
-	for (int i = 0; i < t->n; i++)
-		store_args_release(&t->r[i].f);
-	free(t->r);
-	t->r = NULL;
-	t->n = 0;
+	free(t->data);
+	memset(t, 0, sizeof(*t));
 }
 
 int publish_build_tick(struct agent *a, struct pub_tick *t)
 {
-	t->n = 0;
-	t->r = calloc((size_t)a->nvms + 1, sizeof(*t->r));
-	if (!t->r)
-		return -ENOMEM;
-	snprintf(t->r[0].key, sizeof(t->r[0].key), "ts:host:%s", a->o.id);
-	t->r[0].ts_ms = a->hlast.ts_ms;
-	t->n = 1;
-	if (host_fields(a, &t->r[0].f) < 0)
+	memset(t, 0, sizeof(*t));
+	if (host_fields(a, t) < 0)
 		goto fail;
-	for (int i = 0; i < a->nvms; i++) {
-		struct pub_record *rec = &t->r[t->n++];
-		snprintf(rec->key, sizeof(rec->key), "ts:vm:%s", a->vms[i]->d.id);
-		rec->ts_ms = a->vms[i]->last.ts_ms;
-		if (vm_fields(&a->vms[i]->last, &rec->f) < 0)
+	for (int i = 0; i < a->nvms; i++)
+		if (vm_fields(a->vms[i], t) < 0)
 			goto fail;
-	}
 	return 0;
 fail:
 	pub_tick_release(t);
 	return -ENOMEM;
 }
 
+static void backlog_drop_oldest(struct backlog *bl)
+{
+	bl->bytes -= bl->t[bl->head].cap;
+	pub_tick_release(&bl->t[bl->head]);
+	bl->head = (bl->head + 1) % bl->cap;
+	bl->len--;
+	if (bl->dropped++ == 0 || bl->dropped % 100 == 0)
+		log_warn("backlog full (%d samples, %zu KiB): dropped the oldest, %llu so far",
+		         bl->len + 1, bl->bytes / 1024, (unsigned long long)bl->dropped);
+}
+
 void publish_enqueue(struct agent *a, struct pub_tick *t)
 {
 	struct backlog *bl = &a->bl;
 
-	if (bl->len == bl->cap) {
-		pub_tick_release(&bl->t[bl->head]);
-		bl->head = (bl->head + 1) % bl->cap;
-		bl->len--;
-		if (bl->dropped++ == 0 || bl->dropped % 100 == 0)
-			log_warn("backlog full (%d samples): dropped the oldest, %llu so far",
-			         bl->cap, (unsigned long long)bl->dropped);
-	}
+	while (bl->len && (bl->len == bl->cap || bl->bytes + t->cap > bl->max_bytes))
+		backlog_drop_oldest(bl);
 	bl->t[(bl->head + bl->len) % bl->cap] = *t;
 	bl->len++;
-	t->r = NULL;
-	t->n = 0;
+	bl->bytes += t->cap;
+	memset(t, 0, sizeof(*t));
 }
 
 void backlog_release(struct backlog *bl)
@@ -331,47 +423,52 @@ void backlog_release(struct backlog *bl)
 	memset(bl, 0, sizeof(*bl));
 }
 
+#define MAX_ARGS 128
+
 /* Sends one tick as MULTI, XADD..., EXEC. 0 when Redis took it (an entry it
  * already had counts as taken: a tick re-sent after a lost EXEC reply), -EIO
  * when the connection failed (the tick stays queued). */
 static int send_tick(struct agent *a, struct pub_tick *t)
 {
 	static const char *const multi[] = {"MULTI"}, *const exec[] = {"EXEC"};
-	char maxlen[32], id[48];
-	struct store_args cmd = {0};
+	const char *argv[MAX_ARGS];
+	const char *keys[t->nrec > 0 ? t->nrec : 1];
+	char maxlen[32];
+	const char *p = t->data, *end = t->data + t->len;
 	redisReply *r;
-	int rc = 0;
+	int nrec = 0;
 
 	snprintf(maxlen, sizeof(maxlen), "%lld", a->o.stream_maxlen);
 	if (store_append(a->redis, 1, (const char **)multi, NULL) < 0)
 		return -EIO;
-	for (int i = 0; i < t->n; i++) {
-		struct pub_record *rec = &t->r[i];
-		store_args_reset(&cmd);
-		snprintf(id, sizeof(id), "%lld-0", (long long)rec->ts_ms);
-		if (store_args_add(&cmd, "XADD") || store_args_add(&cmd, rec->key) ||
-		    store_args_add(&cmd, "MAXLEN") || store_args_add(&cmd, "~") ||
-		    store_args_add(&cmd, maxlen) || store_args_add(&cmd, id)) {
-			rc = -ENOMEM;
-			break;
+	while (p < end && nrec < t->nrec) {
+		int n = 0;
+		argv[n++] = "XADD";
+		argv[n++] = keys[nrec] = p;
+		p += strlen(p) + 1;
+		argv[n++] = "MAXLEN";
+		argv[n++] = "~";
+		argv[n++] = maxlen;
+		argv[n++] = p; /* id */
+		p += strlen(p) + 1;
+		while (p < end && *p) {
+			if (n + 2 > MAX_ARGS) {
+				store_drop(a->redis, "a sample record has too many fields");
+				return -EIO;
+			}
+			argv[n++] = p;
+			p += strlen(p) + 1;
+			argv[n++] = p;
+			p += strlen(p) + 1;
 		}
-		for (int j = 0; j < rec->f.n; j++)
-			if (store_args_add(&cmd, rec->f.argv[j]) < 0)
-				rc = -ENOMEM;
-		if (rc || store_append(a->redis, cmd.n, (const char **)cmd.argv, cmd.lens) < 0) {
-			rc = rc ? rc : -EIO;
-			break;
-		}
-	}
-	store_args_release(&cmd);
-	if (rc == -ENOMEM) {
-		/* the pipeline holds a partial MULTI: start over on a fresh connection */
-		store_drop(a->redis, "out of memory building a transaction");
-		return -EIO;
+		p++; /* the empty name that closes the record */
+		if (store_append(a->redis, n, argv, NULL) < 0)
+			return -EIO;
+		nrec++;
 	}
 	if (store_append(a->redis, 1, (const char **)exec, NULL) < 0)
 		return -EIO;
-	for (int i = 0; i < t->n + 1; i++) {
+	for (int i = 0; i < nrec + 1; i++) {
 		r = store_reply(a->redis);
 		if (!r)
 			return -EIO;
@@ -381,16 +478,15 @@ static int send_tick(struct agent *a, struct pub_tick *t)
 	if (!r)
 		return -EIO;
 	if (r->type == REDIS_REPLY_ARRAY) {
-		for (size_t i = 0; i < r->elements; i++) {
+		for (size_t i = 0; i < r->elements && (int)i < nrec; i++) {
 			redisReply *e = r->element[i];
 			if (e->type != REDIS_REPLY_ERROR)
 				continue;
 			if (strstr(e->str, "equal or smaller")) {
 				a->duplicate_entries++;
-				log_debug("redis: %s already has entry %lld-0", t->r[i].key,
-				          (long long)t->r[i].ts_ms);
+				log_debug("redis: %s already has this sample", keys[i]);
 			} else {
-				log_warn("redis: XADD %s: %s", t->r[i].key, e->str);
+				log_warn("redis: XADD %s: %s", keys[i], e->str);
 			}
 		}
 	} else if (r->type == REDIS_REPLY_ERROR) {
@@ -415,10 +511,10 @@ int publish_flush(struct agent *a, int64_t budget_ms)
 		}
 		/* take it out of the queue so the lock is not held over I/O */
 		t = bl->t[bl->head];
-		bl->t[bl->head].r = NULL;
-		bl->t[bl->head].n = 0;
+		memset(&bl->t[bl->head], 0, sizeof(t));
 		bl->head = (bl->head + 1) % bl->cap;
 		bl->len--;
+		bl->bytes -= t.cap;
 		pthread_mutex_unlock(&a->lock);
 		if (send_tick(a, &t) < 0) {
 			/* put it back at the front: nothing is lost */
@@ -430,6 +526,7 @@ int publish_flush(struct agent *a, int64_t budget_ms)
 				bl->head = (bl->head - 1 + bl->cap) % bl->cap;
 				bl->t[bl->head] = t;
 				bl->len++;
+				bl->bytes += t.cap;
 			}
 			pthread_mutex_unlock(&a->lock);
 			return -EIO;
@@ -445,86 +542,96 @@ int publish_flush(struct agent *a, int64_t budget_ms)
 	return 0;
 }
 
-static int summary_fields(struct store_args *f, const char *res, const struct profile_summary *s)
+static int summary_fields(struct pub_tick *t, const char *res, const struct profile_summary *s)
 {
-	int rc = 0;
-	char name[48], hist[HIST_BINS * 11 + 1];
+	static const char *const names[] = {"last", "mean",     "p50", "p95", "p99",  "peak",
+	                                    "max",  "forecast", "phi", "hot", "over", "n"};
+	double v[] = {s->last,    s->mean,        s->p50,          s->p95,
+	              s->p99,     s->peak,        s->max,          s->ar1.forecast,
+	              s->ar1.phi, s->hot ? 1 : 0, (double)s->over, (double)s->n};
+	char hist[HIST_BINS * 11 + 1];
 	size_t off = 0;
+	int rc = 0;
 
-#define P(suffix, fmt, v)                                                                          \
-	do {                                                                                       \
-		snprintf(name, sizeof(name), "%s_%s", res, suffix);                                \
-		rc |= addf(f, name, fmt, v);                                                       \
-	} while (0)
-	P("last", "%.4f", s->last);
-	P("mean", "%.4f", s->mean);
-	P("p50", "%.4f", s->p50);
-	P("p95", "%.4f", s->p95);
-	P("p99", "%.4f", s->p99);
-	P("peak", "%.4f", s->peak);
-	P("max", "%.4f", s->max);
-	P("forecast", "%.4f", s->ar1.forecast);
-	P("phi", "%.4f", s->ar1.phi);
-	P("hot", "%.0f", s->hot ? 1.0 : 0.0);
-	P("over", "%.0f", (double)s->over);
-	P("n", "%.0f", (double)s->n);
-#undef P
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		rc |= tick_fmt(t, "%s_%s", res, names[i]);
+		rc |= tick_fmt(t, i < 9 ? "%.4f" : "%.0f", v[i]);
+	}
 	for (int i = 0; i < HIST_BINS; i++)
 		off += (size_t)snprintf(hist + off, sizeof(hist) - off, i ? ",%u" : "%u",
 		                        s->hist.bins[i]);
-	snprintf(name, sizeof(name), "%s_hist", res);
-	rc |= store_args_add(f, name);
-	rc |= store_args_add(f, hist);
+	rc |= tick_fmt(t, "%s_hist", res);
+	rc |= tick_str(t, hist);
 	return rc ? -ENOMEM : 0;
 }
 
-/* The current profiles and the heartbeat, overwritten every tick (no backlog:
- * only the newest matters). */
-int publish_profiles(struct agent *a)
+/* Queues HSET key f v ... from the flat pairs in t[from..]. */
+static int append_hset(struct agent *a, const char *key, struct pub_tick *t, size_t from)
 {
-	struct store_args f = {0};
+	const char *argv[MAX_ARGS];
+	const char *p = t->data + from, *end = t->data + t->len;
+	int n = 0;
+
+	argv[n++] = "HSET";
+	argv[n++] = key;
+	while (p < end && n + 2 <= MAX_ARGS) {
+		argv[n++] = p;
+		p += strlen(p) + 1;
+		argv[n++] = p;
+		p += strlen(p) + 1;
+	}
+	return store_append(a->redis, n, argv, NULL);
+}
+
+/* The heartbeat every tick; the profile hashes (current values, summaries,
+ * histograms) when `full`: they change slowly and cost the most to write. */
+int publish_profiles(struct agent *a, bool full)
+{
+	struct pub_tick t = {0};
+	double *scratch = NULL;
 	int queued = 0, rc = 0;
-	char now[32];
+	char now[32], key[128];
 
 	snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
-	pthread_mutex_lock(&a->lock);
 	{
-		const char *argv[] = {"HSET", NULL, "last_seen", now};
-		char key[128];
+		const char *argv[] = {"HSET", key, "last_seen", now};
 		snprintf(key, sizeof(key), "host_config:%s", a->o.id);
-		argv[1] = key;
 		if (store_append(a->redis, 4, argv, NULL) == 0)
 			queued++;
 	}
-	for (int i = -1; i < a->nvms; i++) {
-		const struct profile_summary *sum = i < 0 ? a->hsum : a->vms[i]->sum;
-		store_args_reset(&f);
-		if (store_args_add(&f, "HSET") < 0 ||
-		    store_args_addf(&f, i < 0 ? "profile:host:%s" : "profile:vm:%s",
-		                    i < 0 ? a->o.id : a->vms[i]->d.id) < 0 ||
-		    store_args_add(&f, "ts") < 0 || store_args_add(&f, now) < 0 ||
-		    store_args_add(&f, "host_id") < 0 || store_args_add(&f, a->o.id) < 0) {
-			rc = -ENOMEM;
-			break;
-		}
-		if (i >= 0 && (store_args_add(&f, "status") < 0 ||
-		               store_args_add(&f, vm_status_name(a->vms[i]->last.status)) < 0)) {
-			rc = -ENOMEM;
-			break;
+	if (full)
+		scratch = malloc(sizeof(double) * (size_t)a->o.window);
+	pthread_mutex_lock(&a->lock);
+	for (int i = -1; full && scratch && i < a->nvms; i++) {
+		struct profile_summary sum[RES_N];
+		struct profile *prof = i < 0 ? a->hprof : a->vms[i]->prof;
+		t.len = 0;
+		agent_summarize(a, prof, sum, scratch);
+		rc |= tick_str(&t, "ts");
+		rc |= tick_str(&t, now);
+		rc |= tick_str(&t, "host_id");
+		rc |= tick_str(&t, a->o.id);
+		if (i >= 0) {
+			rc |= tick_str(&t, "status");
+			rc |= tick_str(&t, vm_status_name(a->vms[i]->last.status));
 		}
 		for (int r = 0; r < RES_N; r++)
-			if (summary_fields(&f, res_names[r], &sum[r]) < 0)
-				rc = -ENOMEM;
-		if (rc || store_append(a->redis, f.n, (const char **)f.argv, f.lens) < 0)
+			rc |= summary_fields(&t, res_names[r], &sum[r]);
+		if (rc)
+			break;
+		snprintf(key, sizeof(key), i < 0 ? "profile:host:%s" : "profile:vm:%s",
+		         i < 0 ? a->o.id : a->vms[i]->d.id);
+		if (append_hset(a, key, &t, 0) < 0)
 			break;
 		queued++;
 	}
 	pthread_mutex_unlock(&a->lock);
-	store_args_release(&f);
+	free(scratch);
+	pub_tick_release(&t);
 	for (int i = 0; i < queued; i++) {
 		int e = reply_ok(a->redis, store_reply(a->redis), "writing profiles");
 		if (e == -EIO)
 			return -EIO;
 	}
-	return rc;
+	return rc ? -ENOMEM : 0;
 }

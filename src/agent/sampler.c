@@ -37,23 +37,148 @@ static void note(char *err, size_t cap, const char *fmt, const char *what, int r
 	snprintf(err, cap, fmt, what, strerror(-rc));
 }
 
+void sampler_cache_init(struct sampler_cache *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->fd_stat = c->fd_meminfo = c->fd_vmstat = c->fd_netdev = -1;
+	for (int i = 0; i < 3; i++)
+		c->fd_psi[i] = -1;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static void pid_files_close(struct sampler_pid_files *f)
+{
+	close_fd(&f->fd_stat);
+	close_fd(&f->fd_io);
+	close_fd(&f->fd_status);
+}
+
+void sampler_cache_release(struct sampler_cache *c)
+{
+	close_fd(&c->fd_stat);
+	close_fd(&c->fd_meminfo);
+	close_fd(&c->fd_vmstat);
+	close_fd(&c->fd_netdev);
+	for (int i = 0; i < 3; i++)
+		close_fd(&c->fd_psi[i]);
+	for (int i = 0; i < c->npids; i++)
+		pid_files_close(&c->pids[i]);
+	free(c->pids);
+	free(c->buf);
+	sampler_cache_init(c);
+}
+
+void sampler_cache_sweep(struct sampler_cache *c)
+{
+	for (int i = 0; i < c->npids;) {
+		if (!c->pids[i].used) {
+			pid_files_close(&c->pids[i]);
+			c->pids[i] = c->pids[--c->npids];
+		} else {
+			c->pids[i++].used = false;
+		}
+	}
+	c->cursor = 0;
+}
+
+/* The cache entry of pid (created when missing); NULL without a cache. The
+ * cursor makes the lookups O(1) when VMs are read in the same order each
+ * time. */
+static struct sampler_pid_files *pid_files(struct sampler_cache *c, int pid)
+{
+	struct sampler_pid_files *f;
+
+	if (!c)
+		return NULL;
+	if (c->cursor < c->npids && c->pids[c->cursor].pid == pid)
+		f = &c->pids[c->cursor++];
+	else {
+		f = NULL;
+		for (int i = 0; i < c->npids; i++)
+			if (c->pids[i].pid == pid) {
+				f = &c->pids[i];
+				c->cursor = i + 1;
+				break;
+			}
+	}
+	if (!f) {
+		if (c->npids == c->cappids) {
+			int cap = c->cappids ? c->cappids * 2 : 64;
+			struct sampler_pid_files *np = realloc(c->pids, sizeof(*np) * (size_t)cap);
+			if (!np)
+				return NULL;
+			c->pids = np;
+			c->cappids = cap;
+		}
+		f = &c->pids[c->npids++];
+		memset(f, 0, sizeof(*f));
+		f->pid = pid;
+		f->fd_stat = f->fd_io = f->fd_status = -1;
+		c->cursor = c->npids;
+	}
+	f->used = true;
+	return f;
+}
+
+/* Reads root+path, through a kept descriptor when slot is given. */
+static int read_at(const struct sampler_opts *o, int *slot, const char *path, char *buf, size_t cap,
+                   size_t *len)
+{
+	if (slot)
+		return util_pread_file(slot, o->root, path, buf, cap, len);
+	return util_read_file(o->root, path, buf, cap, len);
+}
+
+/* A buffer for host files: the cache's (grown on demand) or a fresh one. */
+static char *host_buf(const struct sampler_opts *o, size_t want, size_t *cap)
+{
+	struct sampler_cache *c = o->cache;
+
+	if (!c) {
+		*cap = want;
+		return malloc(want);
+	}
+	if (c->cap < want) {
+		char *nb = realloc(c->buf, want);
+		if (!nb)
+			return NULL;
+		c->buf = nb;
+		c->cap = want;
+	}
+	*cap = c->cap;
+	return c->buf;
+}
+
+static void host_buf_done(const struct sampler_opts *o, char *buf)
+{
+	if (!o->cache)
+		free(buf);
+}
+
 int sampler_read_netdev(const struct sampler_opts *o, struct netdev_entry *tab, int max)
 {
-	size_t cap = 64 * 1024, len;
+	size_t want = 64 * 1024, cap, len;
 	int rc;
 
 	/* grows for hosts with thousands of interfaces (about 120 bytes each) */
 	for (;;) {
-		char *buf = malloc(cap);
+		char *buf = host_buf(o, want, &cap);
 		if (!buf)
 			return -ENOMEM;
-		rc = util_read_file(o->root, "/proc/net/dev", buf, cap, &len);
+		rc = read_at(o, o->cache ? &o->cache->fd_netdev : NULL, "/proc/net/dev", buf, cap,
+		             &len);
 		if (rc == 0)
 			rc = netdev_parse(buf, len, tab, max);
-		free(buf);
+		host_buf_done(o, buf);
 		if (rc != -EFBIG || cap >= 8 * 1024 * 1024)
 			return rc;
-		cap *= 4;
+		want = cap * 4;
 	}
 }
 
@@ -62,8 +187,9 @@ void sampler_read_host(const struct sampler_opts *o, const struct netdev_entry *
 {
 	static const char *const psi_files[] = {"/proc/pressure/cpu", "/proc/pressure/memory",
 	                                        "/proc/pressure/io"};
-	char *buf = malloc(HOST_BUF);
-	size_t len;
+	struct sampler_cache *c = o->cache;
+	size_t len, cap;
+	char *buf = host_buf(o, HOST_BUF, &cap);
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -72,21 +198,21 @@ void sampler_read_host(const struct sampler_opts *o, const struct netdev_entry *
 		snprintf(out->err, sizeof(out->err), "out of memory");
 		return;
 	}
-	rc = util_read_file(o->root, "/proc/stat", buf, HOST_BUF, &len);
+	rc = read_at(o, c ? &c->fd_stat : NULL, "/proc/stat", buf, cap, &len);
 	if (rc == 0)
 		rc = procfs_parse_stat(buf, len, &out->stat);
 	out->ok_stat = rc == 0;
 	if (rc)
 		note(out->err, sizeof(out->err), "%s: %s", "/proc/stat", rc);
 
-	rc = util_read_file(o->root, "/proc/meminfo", buf, HOST_BUF, &len);
+	rc = read_at(o, c ? &c->fd_meminfo : NULL, "/proc/meminfo", buf, cap, &len);
 	if (rc == 0)
 		rc = procfs_parse_meminfo(buf, len, &out->mem);
 	out->ok_mem = rc == 0;
 	if (rc)
 		note(out->err, sizeof(out->err), "%s: %s", "/proc/meminfo", rc);
 
-	rc = util_read_file(o->root, "/proc/vmstat", buf, HOST_BUF, &len);
+	rc = read_at(o, c ? &c->fd_vmstat : NULL, "/proc/vmstat", buf, cap, &len);
 	if (rc == 0)
 		rc = procfs_parse_vmstat(buf, len, &out->vmstat);
 	out->ok_vmstat = rc == 0;
@@ -98,7 +224,7 @@ void sampler_read_host(const struct sampler_opts *o, const struct netdev_entry *
 		struct procfs_psi *dst = i == 0   ? &out->psi_cpu
 		                         : i == 1 ? &out->psi_mem
 		                                  : &out->psi_io;
-		rc = util_read_file(o->root, psi_files[i], buf, HOST_BUF, &len);
+		rc = read_at(o, c ? &c->fd_psi[i] : NULL, psi_files[i], buf, cap, &len);
 		if (rc == 0)
 			rc = procfs_parse_pressure(buf, len, dst);
 		if (rc) {
@@ -108,7 +234,7 @@ void sampler_read_host(const struct sampler_opts *o, const struct netdev_entry *
 			out->has_psi = false;
 		}
 	}
-	free(buf);
+	host_buf_done(o, buf);
 
 	out->ok_nics = ntab >= 0;
 	if (ntab < 0)
@@ -268,19 +394,20 @@ void sampler_scan_vhost(const struct sampler_opts *o, struct vhost_map *map)
 	closedir(d);
 }
 
-static int read_pid_file(const struct sampler_opts *o, int pid, const char *name, char *buf,
-                         size_t cap, size_t *len)
+static int read_pid_file(const struct sampler_opts *o, int pid, const char *name, int *slot,
+                         char *buf, size_t cap, size_t *len)
 {
 	char rel[64];
 
 	snprintf(rel, sizeof(rel), "/proc/%d/%s", pid, name);
-	return util_read_file(o->root, rel, buf, cap, len);
+	return read_at(o, slot, rel, buf, cap, len);
 }
 
 void sampler_read_vm(const struct sampler_opts *o, const struct vm_desc *d,
                      const struct vhost_map *vh, const struct netdev_entry *tab, int ntab,
                      struct vm_raw *out)
 {
+	struct sampler_pid_files *pf;
 	char buf[PID_BUF];
 	size_t len;
 	int rc;
@@ -292,7 +419,10 @@ void sampler_read_vm(const struct sampler_opts *o, const struct vm_desc *d,
 		snprintf(out->err, sizeof(out->err), "no pid in the registry");
 		return;
 	}
-	rc = read_pid_file(o, d->pid, "stat", buf, sizeof(buf), &len);
+	pf = pid_files(o->cache, d->pid);
+	rc = read_pid_file(o, d->pid, "stat", pf ? &pf->fd_stat : NULL, buf, sizeof(buf), &len);
+	if (rc == -ENODATA)
+		rc = -ESRCH; /* a kept descriptor of an exited process reads empty */
 	if (rc == 0)
 		rc = procfs_parse_pid_stat(buf, len, &out->st);
 	out->rc_stat = rc;
@@ -300,11 +430,26 @@ void sampler_read_vm(const struct sampler_opts *o, const struct vm_desc *d,
 		snprintf(out->err, sizeof(out->err), "/proc/%d/stat: %s", d->pid, strerror(-rc));
 		return;
 	}
-	rc = read_pid_file(o, d->pid, "status", buf, sizeof(buf), &len);
-	if (rc == 0)
-		rc = procfs_parse_pid_status(buf, len, &out->status);
-	out->ok_status = rc == 0;
-	rc = read_pid_file(o, d->pid, "io", buf, sizeof(buf), &len);
+	if (!pf || !pf->has_status || pf->reads % SAMPLER_STATUS_EVERY == 0) {
+		rc = read_pid_file(o, d->pid, "status", pf ? &pf->fd_status : NULL, buf,
+		                   sizeof(buf), &len);
+		if (rc == 0)
+			rc = procfs_parse_pid_status(buf, len, &out->status);
+		out->ok_status = rc == 0;
+		if (pf && rc == 0) {
+			pf->status = out->status;
+			pf->has_status = true;
+		}
+	} else {
+		/* VmSwap as last read; RSS fresh from stat */
+		out->status = pf->status;
+		out->ok_status = true;
+		if (out->status.has_vm && out->st.rss >= 0)
+			out->status.vm_rss_kib = (uint64_t)out->st.rss * (uint64_t)o->page_kib;
+	}
+	if (pf)
+		pf->reads++;
+	rc = read_pid_file(o, d->pid, "io", pf ? &pf->fd_io : NULL, buf, sizeof(buf), &len);
 	if (rc == 0)
 		rc = procfs_parse_pid_io(buf, len, &out->io);
 	out->ok_io = rc == 0;
@@ -313,7 +458,7 @@ void sampler_read_vm(const struct sampler_opts *o, const struct vm_desc *d,
 		struct procfs_pid_stat ts;
 		if (vh->e[i].owner != d->pid)
 			continue;
-		if (read_pid_file(o, vh->e[i].tid, "stat", buf, sizeof(buf), &len) < 0 ||
+		if (read_pid_file(o, vh->e[i].tid, "stat", NULL, buf, sizeof(buf), &len) < 0 ||
 		    procfs_parse_pid_stat(buf, len, &ts) < 0)
 			continue;
 		out->vhost[out->nvhost].tid = vh->e[i].tid;
@@ -364,10 +509,10 @@ static uint64_t vhost_ticks_delta(const struct vm_raw *prev, const struct vm_raw
 	return sum;
 }
 
-static void vm_memory(const struct vm_desc *d, const struct vm_raw *prev, const struct vm_raw *cur,
-                      double dt, struct vm_sample *out)
+static void vm_memory(const struct sampler_opts *o, const struct vm_desc *d,
+                      const struct vm_raw *prev, const struct vm_raw *cur, double dt,
+                      struct vm_sample *out)
 {
-	long page_kib = 4;
 	uint64_t dd;
 
 	out->mem_mib = d->mem_mib;
@@ -376,7 +521,8 @@ static void vm_memory(const struct vm_desc *d, const struct vm_raw *prev, const 
 		out->rss_mib = (double)cur->status.vm_rss_kib / 1024.0;
 		out->swap_mib = (double)cur->status.vm_swap_kib / 1024.0;
 	} else if (cur->st.rss > 0) {
-		out->rss_mib = (double)cur->st.rss * (double)page_kib / 1024.0;
+		out->rss_mib =
+		    (double)cur->st.rss * (double)(o->page_kib ? o->page_kib : 4) / 1024.0;
 	}
 	if (cur->ok_guest && cur->guest.available != BALLOON_NA) {
 		const struct balloon_stats *g = &cur->guest;
@@ -438,7 +584,7 @@ void sampler_vm_delta(const struct sampler_opts *o, const struct vm_desc *d,
 		         "process %d exited and its pid was reused", d->pid);
 		return;
 	}
-	vm_memory(d, prev, cur, dt, out);
+	vm_memory(o, d, prev, cur, dt, out);
 	out->has_tap = cur->ok_tap;
 	out->tap = cur->tap;
 	out->has_io = cur->ok_io;

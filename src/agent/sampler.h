@@ -22,6 +22,31 @@
 
 enum io_overhead_mode { IO_OVERHEAD_SOFTIRQ, IO_OVERHEAD_UNEXPLAINED, IO_OVERHEAD_OFF };
 
+/* Descriptors kept open between samples (pread at 0 instead of open, read,
+ * close: a third of the cost), and the last /proc/<pid>/status of each
+ * process, which is costly to render and read only every
+ * SAMPLER_STATUS_EVERY samples (VmSwap; RSS comes from stat each time). */
+#define SAMPLER_STATUS_EVERY 10
+struct sampler_pid_files {
+	int pid;
+	int fd_stat, fd_io, fd_status;
+	unsigned reads;
+	bool used; /* read during this sample */
+	bool has_status;
+	struct procfs_pid_status status;
+};
+struct sampler_cache {
+	int fd_stat, fd_meminfo, fd_vmstat, fd_psi[3], fd_netdev;
+	char *buf; /* host file buffer, grows */
+	size_t cap;
+	struct sampler_pid_files *pids;
+	int npids, cappids, cursor;
+};
+void sampler_cache_init(struct sampler_cache *c);
+void sampler_cache_release(struct sampler_cache *c);
+/* Closes the descriptors of processes not read since the last sweep. */
+void sampler_cache_sweep(struct sampler_cache *c);
+
 struct sampler_opts {
 	char root[256];
 	double cpus;     /* host CPU capacity, cores */
@@ -30,7 +55,9 @@ struct sampler_opts {
 	char nics[SAMPLER_MAX_NICS][SAMPLER_IFNAMSIZ];
 	int nnics;
 	enum io_overhead_mode io_mode;
-	long hz; /* clock ticks per second (sysconf(_SC_CLK_TCK)) */
+	long hz;                     /* clock ticks per second (sysconf(_SC_CLK_TCK)) */
+	long page_kib;               /* page size in KiB */
+	struct sampler_cache *cache; /* NULL: open and close every file */
 };
 
 /* Counters that move together at one instant. */

@@ -79,6 +79,43 @@ out:
 	return rc;
 }
 
+int util_pread_file(int *fd, const char *root, const char *path, char *buf, size_t cap, size_t *len)
+{
+	char full[PATH_MAX];
+	ssize_t n;
+	int rc;
+
+	*len = 0;
+	if (cap == 0)
+		return -EINVAL;
+	buf[0] = '\0';
+	if (*fd < 0) {
+		if (util_fmt(full, sizeof(full), "%s%s", strcmp(root, "/") == 0 ? "" : root, path) <
+		    0)
+			return -ENAMETOOLONG;
+		*fd = open(full, O_RDONLY | O_CLOEXEC);
+		if (*fd < 0)
+			return -errno;
+	}
+	do
+		n = pread(*fd, buf, cap - 1, 0);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0) {
+		rc = n < 0 ? -errno : -ENODATA;
+		close(*fd);
+		*fd = -1;
+		return rc;
+	}
+	buf[n] = '\0';
+	*len = (size_t)n;
+	if ((size_t)n == cap - 1) {
+		char probe;
+		if (pread(*fd, &probe, 1, n) > 0)
+			return -EFBIG;
+	}
+	return 0;
+}
+
 bool util_valid_id(const char *s)
 {
 	size_t n = 0;

@@ -16,6 +16,13 @@ int64_t util_mono_ns(void);
  * content length. */
 int util_read_file(const char *root, const char *path, char *buf, size_t cap, size_t *len);
 
+/* Like util_read_file, through a descriptor kept open in *fd (-1: open it
+ * now): pread at offset 0 re-reads a /proc or /sys file without the cost of
+ * open and close. On a read error the descriptor is closed and *fd = -1; an
+ * empty file is -ENODATA (a /proc file of an exited process reads empty). */
+int util_pread_file(int *fd, const char *root, const char *path, char *buf, size_t cap,
+                    size_t *len);
+
 /* Ids of hosts and VMs: 1-64 chars of [A-Za-z0-9_.-], not starting with '.'
  * or '-'. They become parts of Redis keys, file names and URLs. */
 bool util_valid_id(const char *s);

@@ -79,7 +79,9 @@ def test_bad_registry_data(redis_server, agent_factory, fakevm_factory):
         return e[0][1]["status"] if e else None
     for vm_id, st in want.items():
         wait_for(lambda: last_status(f"ts:vm:{vm_id}") == st, 3, f"ts:vm:{vm_id} status {st}")
-        assert r.hget(f"profile:vm:{vm_id}", "status") == st
+        # profile hashes are rewritten every redis.profile_every samples
+        wait_for(lambda: r.hget(f"profile:vm:{vm_id}", "status") == st, 5,
+                 f"profile:vm:{vm_id} status {st}")
 
 
 def test_overlong_tap_name_is_degraded(redis_server, agent_factory, fakevm_factory):
