@@ -97,20 +97,34 @@ int util_pread_file(int *fd, const char *root, const char *path, char *buf, size
 		if (*fd < 0)
 			return -errno;
 	}
-	do
-		n = pread(*fd, buf, cap - 1, 0);
-	while (n < 0 && errno == EINTR);
-	if (n <= 0) {
-		rc = n < 0 ? -errno : -ENODATA;
+	/* seq_file hands out about a page per read: keep reading while a read
+	 * came back large; a short one (its records are far smaller than a page)
+	 * is the end, which saves the costly extra read at an offset */
+	size_t got = 0;
+	for (;;) {
+		do
+			n = pread(*fd, buf + got, cap - 1 - got, (off_t)got);
+		while (n < 0 && errno == EINTR);
+		if (n < 0) {
+			rc = -errno;
+			close(*fd);
+			*fd = -1;
+			return rc;
+		}
+		got += (size_t)n;
+		if (n < 2048 || got == cap - 1)
+			break;
+	}
+	if (got == 0) {
 		close(*fd);
 		*fd = -1;
-		return rc;
+		return -ENODATA;
 	}
-	buf[n] = '\0';
-	*len = (size_t)n;
-	if ((size_t)n == cap - 1) {
+	buf[got] = '\0';
+	*len = got;
+	if (got == cap - 1) {
 		char probe;
-		if (pread(*fd, &probe, 1, n) > 0)
+		if (pread(*fd, &probe, 1, (off_t)got) > 0)
 			return -EFBIG;
 	}
 	return 0;

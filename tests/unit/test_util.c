@@ -21,7 +21,6 @@
 #include "common/log.h"
 #include "common/util.h"
 
-
 #define FX "tests/fixtures/util"
 
 /* ---- util_valid_id ---- */
@@ -219,8 +218,8 @@ static void test_read_file_cap1(void **state)
 	char buf[1] = {'x'};
 	size_t len = 99;
 
-	/* Regression (fixed): util.c util_read_file() calls read(fd, buf, cap - 1 - got) = read(.., 0)
-	 * when cap == 1, takes its 0 for end of file and returns 0 */
+	/* Regression (fixed): util.c util_read_file() calls read(fd, buf, cap - 1 - got) = read(..,
+	 * 0) when cap == 1, takes its 0 for end of file and returns 0 */
 	assert_int_equal(util_read_file(FX, "/etc/hello", buf, 1, &len), -EFBIG);
 	assert_int_equal(len, 0);
 	assert_int_equal(buf[0], '\0');
@@ -416,6 +415,51 @@ static void test_complain_cap(void **state)
 	log_set_level(LOG_LVL_INFO);
 }
 
+static size_t count_lines(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+/* A kept descriptor re-read with pread: the whole file every time, also a
+ * seq_file longer than the page the kernel hands out per read (/proc/vmstat
+ * is about 4 KiB, 180 lines); errors close the descriptor. */
+static void test_pread_file(void **state)
+{
+	static char a[1 << 16], b[1 << 16];
+	char path[] = "/tmp/le-test-pread-XXXXXX", small[8];
+	size_t la, lb;
+	int fd = -1, tmp;
+
+	(void)state;
+	assert_int_equal(util_read_file("/", "/proc/vmstat", a, sizeof(a), &la), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(util_pread_file(&fd, "/", "/proc/vmstat", b, sizeof(b), &lb), 0);
+		assert_true(fd >= 0);
+		assert_true(lb > 2048);
+		assert_int_equal(count_lines(b), count_lines(a));
+		assert_int_equal(b[lb], '\0');
+	}
+	/* too small a buffer: -EFBIG, the descriptor stays for the next try */
+	assert_int_equal(util_pread_file(&fd, "/", "/proc/vmstat", small, sizeof(small), &lb),
+	                 -EFBIG);
+	assert_true(fd >= 0);
+	close(fd);
+	fd = -1;
+	assert_int_equal(util_pread_file(&fd, "/", "/no/such/file", b, sizeof(b), &lb), -ENOENT);
+	assert_int_equal(fd, -1);
+	/* an empty file reads as -ENODATA (what /proc/<pid>/stat of a reaped process gives) */
+	tmp = mkstemp(path);
+	assert_true(tmp >= 0);
+	close(tmp);
+	assert_int_equal(util_pread_file(&fd, "/", path, b, sizeof(b), &lb), -ENODATA);
+	assert_int_equal(fd, -1);
+	unlink(path);
+}
+
 int main(void)
 {
 	static const struct CMUnitTest tests[] = {
@@ -424,7 +468,7 @@ int main(void)
 	    cmocka_unit_test(test_read_file),    cmocka_unit_test(test_read_file_cap1),
 	    cmocka_unit_test(test_fmt),          cmocka_unit_test(test_clocks),
 	    cmocka_unit_test(test_level_parse),  cmocka_unit_test(test_complain),
-	    cmocka_unit_test(test_complain_cap),
+	    cmocka_unit_test(test_complain_cap), cmocka_unit_test(test_pread_file),
 	};
 	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
