@@ -13,6 +13,7 @@
 #include "agent/sampler.h"
 #include "common/config.h"
 #include "common/httpd.h"
+#include "common/resp.h"
 #include "common/store.h"
 #include "core/profile.h"
 
@@ -56,11 +57,10 @@ struct vm_mon {
 	bool seen; /* in the registry at the last read */
 };
 
-/* One tick's stream entries, formatted once into one buffer (publish.c). */
+/* One tick's stream entries as the commands that send them, formatted once:
+ * MULTI, XADD per host/VM, EXEC (publish.c). */
 struct pub_tick {
-	char *data;
-	size_t len, cap;
-	int nrec;
+	struct resp_buf b;
 };
 
 struct backlog {

@@ -204,197 +204,143 @@ out:
 	return rc;
 }
 
-/* --- the samples: one flat buffer per tick --------------------------------
- * A tick's records lie back to back in t->data: key\0 id\0 then name\0 value\0
- * pairs, closed by an empty name (\0). One allocation per tick, formatted once,
- * sent from where it lies. */
+/* --- the samples ------------------------------------------------------ */
 
-static int tick_reserve(struct pub_tick *t, size_t more)
+static int field(struct resp_buf *b, const char *name, double v, int dec)
 {
-	if (t->len + more <= t->cap)
-		return 0;
-	size_t cap = t->cap ? t->cap : 4096;
-	while (cap < t->len + more)
-		cap *= 2;
-	char *nd = realloc(t->data, cap);
-	if (!nd)
-		return -ENOMEM;
-	t->data = nd;
-	t->cap = cap;
-	return 0;
+	return resp_str(b, name) | resp_fixed(b, v, dec);
 }
 
-static int tick_str(struct pub_tick *t, const char *s)
+static int field_u64(struct resp_buf *b, const char *name, uint64_t v)
 {
-	size_t l = strlen(s) + 1;
-
-	if (tick_reserve(t, l) < 0)
-		return -ENOMEM;
-	memcpy(t->data + t->len, s, l);
-	t->len += l;
-	return 0;
+	return resp_str(b, name) | resp_u64(b, v);
 }
 
-static int tick_fmt(struct pub_tick *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int tick_fmt(struct pub_tick *t, const char *fmt, ...)
+/* XADD ts:<kind>:<id> MAXLEN ~ <n> <ts>-0 */
+static int record_begin(const struct agent *a, struct resp_buf *b, const char *kind, const char *id,
+                        int64_t ts_ms)
 {
-	va_list ap;
-	int n;
+	char id_s[32];
 
-	if (tick_reserve(t, 64) < 0)
-		return -ENOMEM;
-	va_start(ap, fmt);
-	n = vsnprintf(t->data + t->len, t->cap - t->len, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return -EINVAL;
-	if ((size_t)n >= t->cap - t->len) {
-		if (tick_reserve(t, (size_t)n + 1) < 0)
-			return -ENOMEM;
-		va_start(ap, fmt);
-		vsnprintf(t->data + t->len, t->cap - t->len, fmt, ap);
-		va_end(ap);
-	}
-	t->len += (size_t)n + 1;
-	return 0;
+	snprintf(id_s, sizeof(id_s), "%lld-0", (long long)ts_ms);
+	return resp_begin(b) | resp_str(b, "XADD") | resp_fmt(b, "ts:%s:%s", kind, id) |
+	       resp_str(b, "MAXLEN") | resp_str(b, "~") |
+	       resp_u64(b, (uint64_t)a->o.stream_maxlen) | resp_str(b, id_s);
 }
 
-static int field(struct pub_tick *t, const char *name, const char *fmt, double v)
-{
-	if (tick_str(t, name) < 0)
-		return -ENOMEM;
-	return tick_fmt(t, fmt, v);
-}
-
-static int field_u64(struct pub_tick *t, const char *name, uint64_t v)
-{
-	if (tick_str(t, name) < 0)
-		return -ENOMEM;
-	return tick_fmt(t, "%llu", (unsigned long long)v);
-}
-
-static int record_begin(struct pub_tick *t, const char *kind, const char *id, int64_t ts_ms)
-{
-	t->nrec++;
-	if (tick_fmt(t, "ts:%s:%s", kind, id) < 0)
-		return -ENOMEM;
-	return tick_fmt(t, "%lld-0", (long long)ts_ms);
-}
-
-static int host_fields(const struct agent *a, struct pub_tick *t)
+static int host_fields(const struct agent *a, struct resp_buf *b)
 {
 	const struct host_sample *h = &a->hlast;
-	int rc = record_begin(t, "host", a->o.id, h->ts_ms);
+	int rc = record_begin(a, b, "host", a->o.id, h->ts_ms);
 
-	rc |= field_u64(t, "seq", h->seq);
-	rc |= field_u64(t, "ts", (uint64_t)h->ts_ms);
+	rc |= field_u64(b, "seq", h->seq);
+	rc |= field_u64(b, "ts", (uint64_t)h->ts_ms);
 	if (h->valid_cpu) {
-		rc |= field(t, "cpu", "%.4f", h->cpu);
-		rc |= field(t, "cpu_busy_cores", "%.3f", h->cpu_busy_cores);
-		rc |= field(t, "cpu_iowait", "%.4f", h->cpu_iowait);
-		rc |= field(t, "cpu_steal", "%.4f", h->cpu_steal);
-		rc |= field(t, "cpu_irq", "%.4f", h->cpu_irq);
-		rc |= field(t, "io_overhead", "%.4f", h->io_overhead);
+		rc |= field(b, "cpu", h->cpu, 4);
+		rc |= field(b, "cpu_busy_cores", h->cpu_busy_cores, 3);
+		rc |= field(b, "cpu_iowait", h->cpu_iowait, 4);
+		rc |= field(b, "cpu_steal", h->cpu_steal, 4);
+		rc |= field(b, "cpu_irq", h->cpu_irq, 4);
+		rc |= field(b, "io_overhead", h->io_overhead, 4);
 	}
 	if (h->valid_mem) {
-		rc |= field(t, "mem", "%.4f", h->mem);
-		rc |= field(t, "mem_used_mib", "%.1f", h->mem_used_mib);
-		rc |= field(t, "mem_avail_mib", "%.1f", h->mem_avail_mib);
-		rc |= field(t, "swap_used_mib", "%.1f", h->swap_used_mib);
-		rc |= field(t, "swap_in_ps", "%.2f", h->swap_in_ps);
-		rc |= field(t, "swap_out_ps", "%.2f", h->swap_out_ps);
+		rc |= field(b, "mem", h->mem, 4);
+		rc |= field(b, "mem_used_mib", h->mem_used_mib, 1);
+		rc |= field(b, "mem_avail_mib", h->mem_avail_mib, 1);
+		rc |= field(b, "swap_used_mib", h->swap_used_mib, 1);
+		rc |= field(b, "swap_in_ps", h->swap_in_ps, 2);
+		rc |= field(b, "swap_out_ps", h->swap_out_ps, 2);
 	}
 	if (h->valid_net) {
-		rc |= field(t, "net", "%.4f", h->net);
-		rc |= field(t, "net_rx_bps", "%.0f", h->net_rx_bps);
-		rc |= field(t, "net_tx_bps", "%.0f", h->net_tx_bps);
+		rc |= field(b, "net", h->net, 4);
+		rc |= field(b, "net_rx_bps", h->net_rx_bps, 0);
+		rc |= field(b, "net_tx_bps", h->net_tx_bps, 0);
 	}
 	if (h->has_psi) {
-		rc |= field(t, "psi_cpu_some", "%.2f", h->psi_cpu_some);
-		rc |= field(t, "psi_mem_some", "%.2f", h->psi_mem_some);
-		rc |= field(t, "psi_mem_full", "%.2f", h->psi_mem_full);
-		rc |= field(t, "psi_io_some", "%.2f", h->psi_io_some);
-		rc |= field(t, "psi_io_full", "%.2f", h->psi_io_full);
+		rc |= field(b, "psi_cpu_some", h->psi_cpu_some, 2);
+		rc |= field(b, "psi_mem_some", h->psi_mem_some, 2);
+		rc |= field(b, "psi_mem_full", h->psi_mem_full, 2);
+		rc |= field(b, "psi_io_some", h->psi_io_some, 2);
+		rc |= field(b, "psi_io_full", h->psi_io_full, 2);
 	}
-	rc |= tick_str(t, "");
+	rc |= resp_end(b);
 	return rc ? -ENOMEM : 0;
 }
 
-static int vm_fields(const struct vm_mon *m, struct pub_tick *t)
+static int vm_fields(const struct agent *a, const struct vm_mon *m, struct resp_buf *b)
 {
 	const struct vm_sample *s = &m->last;
-	int rc = record_begin(t, "vm", m->d.id, s->ts_ms);
+	int rc = record_begin(a, b, "vm", m->d.id, s->ts_ms);
 
-	rc |= field_u64(t, "seq", s->seq);
-	rc |= field_u64(t, "ts", (uint64_t)s->ts_ms);
-	rc |= tick_str(t, "status");
-	rc |= tick_str(t, vm_status_name(s->status));
-	if (s->problem[0]) {
-		rc |= tick_str(t, "problem");
-		rc |= tick_str(t, s->problem);
-	}
+	rc |= field_u64(b, "seq", s->seq);
+	rc |= field_u64(b, "ts", (uint64_t)s->ts_ms);
+	rc |= resp_str(b, "status") | resp_str(b, vm_status_name(s->status));
+	if (s->problem[0])
+		rc |= resp_str(b, "problem") | resp_str(b, s->problem);
 	if (s->valid_cpu) {
-		rc |= field(t, "cpu", "%.4f", s->cpu);
-		rc |= field(t, "cpu_host", "%.4f", s->cpu_host);
-		rc |= field(t, "cpu_io_overhead", "%.4f", s->cpu_io_overhead);
+		rc |= field(b, "cpu", s->cpu, 4);
+		rc |= field(b, "cpu_host", s->cpu_host, 4);
+		rc |= field(b, "cpu_io_overhead", s->cpu_io_overhead, 4);
 	}
 	if (s->valid_mem) {
-		rc |= field(t, "mem", "%.4f", s->mem);
-		rc |= field(t, "rss_mib", "%.1f", s->rss_mib);
-		rc |= field(t, "swap_mib", "%.1f", s->swap_mib);
+		rc |= field(b, "mem", s->mem, 4);
+		rc |= field(b, "rss_mib", s->rss_mib, 1);
+		rc |= field(b, "swap_mib", s->swap_mib, 1);
 		if (s->gray) {
-			rc |= field(t, "guest_used_mib", "%.1f", s->guest_used_mib);
-			rc |= field(t, "guest_avail_mib", "%.1f", s->guest_avail_mib);
-			rc |= field(t, "guest_swap_in_bps", "%.0f", s->guest_swap_in_bps);
-			rc |= field(t, "guest_swap_out_bps", "%.0f", s->guest_swap_out_bps);
-			rc |= field(t, "guest_majflt_ps", "%.2f", s->guest_majflt_ps);
+			rc |= field(b, "guest_used_mib", s->guest_used_mib, 1);
+			rc |= field(b, "guest_avail_mib", s->guest_avail_mib, 1);
+			rc |= field(b, "guest_swap_in_bps", s->guest_swap_in_bps, 0);
+			rc |= field(b, "guest_swap_out_bps", s->guest_swap_out_bps, 0);
+			rc |= field(b, "guest_majflt_ps", s->guest_majflt_ps, 2);
 		}
 	}
 	if (s->valid_net) {
-		rc |= field(t, "net", "%.4f", s->net);
-		rc |= field(t, "rx_bps", "%.0f", s->rx_bps);
-		rc |= field(t, "tx_bps", "%.0f", s->tx_bps);
-		rc |= field(t, "rx_pps", "%.1f", s->rx_pps);
-		rc |= field(t, "tx_pps", "%.1f", s->tx_pps);
-		rc |= field(t, "rx_drop_ps", "%.1f", s->rx_drop_ps);
-		rc |= field(t, "tx_drop_ps", "%.1f", s->tx_drop_ps);
+		rc |= field(b, "net", s->net, 4);
+		rc |= field(b, "rx_bps", s->rx_bps, 0);
+		rc |= field(b, "tx_bps", s->tx_bps, 0);
+		rc |= field(b, "rx_pps", s->rx_pps, 1);
+		rc |= field(b, "tx_pps", s->tx_pps, 1);
+		rc |= field(b, "rx_drop_ps", s->rx_drop_ps, 1);
+		rc |= field(b, "tx_drop_ps", s->tx_drop_ps, 1);
 	}
 	if (s->has_tap) {
-		rc |= field_u64(t, "tap_rx_bytes", s->tap.rx_bytes);
-		rc |= field_u64(t, "tap_tx_bytes", s->tap.tx_bytes);
+		rc |= field_u64(b, "tap_rx_bytes", s->tap.rx_bytes);
+		rc |= field_u64(b, "tap_tx_bytes", s->tap.tx_bytes);
 	}
 	if (s->valid_disk) {
-		rc |= field(t, "disk_rd_bps", "%.0f", s->disk_rd_bps);
-		rc |= field(t, "disk_wr_bps", "%.0f", s->disk_wr_bps);
+		rc |= field(b, "disk_rd_bps", s->disk_rd_bps, 0);
+		rc |= field(b, "disk_wr_bps", s->disk_wr_bps, 0);
 	}
-	rc |= tick_str(t, "");
+	rc |= resp_end(b);
 	return rc ? -ENOMEM : 0;
 }
 
 void pub_tick_release(struct pub_tick *t)
 {
-	free(t->data);
-	memset(t, 0, sizeof(*t));
+	resp_release(&t->b);
 }
 
 int publish_build_tick(struct agent *a, struct pub_tick *t)
 {
+	struct resp_buf *b = &t->b;
+	int rc;
+
 	memset(t, 0, sizeof(*t));
-	if (host_fields(a, t) < 0)
-		goto fail;
-	for (int i = 0; i < a->nvms; i++)
-		if (vm_fields(a->vms[i], t) < 0)
-			goto fail;
+	rc = resp_begin(b) | resp_str(b, "MULTI") | resp_end(b);
+	rc |= host_fields(a, b);
+	for (int i = 0; i < a->nvms && !rc; i++)
+		rc |= vm_fields(a, a->vms[i], b);
+	rc |= resp_begin(b) | resp_str(b, "EXEC") | resp_end(b);
+	if (rc) {
+		pub_tick_release(t);
+		return -ENOMEM;
+	}
 	return 0;
-fail:
-	pub_tick_release(t);
-	return -ENOMEM;
 }
 
 static void backlog_drop_oldest(struct backlog *bl)
 {
-	bl->bytes -= bl->t[bl->head].cap;
+	bl->bytes -= bl->t[bl->head].b.cap;
 	pub_tick_release(&bl->t[bl->head]);
 	bl->head = (bl->head + 1) % bl->cap;
 	bl->len--;
@@ -407,11 +353,11 @@ void publish_enqueue(struct agent *a, struct pub_tick *t)
 {
 	struct backlog *bl = &a->bl;
 
-	while (bl->len && (bl->len == bl->cap || bl->bytes + t->cap > bl->max_bytes))
+	while (bl->len && (bl->len == bl->cap || bl->bytes + t->b.cap > bl->max_bytes))
 		backlog_drop_oldest(bl);
 	bl->t[(bl->head + bl->len) % bl->cap] = *t;
 	bl->len++;
-	bl->bytes += t->cap;
+	bl->bytes += t->b.cap;
 	memset(t, 0, sizeof(*t));
 }
 
@@ -423,70 +369,34 @@ void backlog_release(struct backlog *bl)
 	memset(bl, 0, sizeof(*bl));
 }
 
-#define MAX_ARGS 128
-
-/* Sends one tick as MULTI, XADD..., EXEC. 0 when Redis took it (an entry it
- * already had counts as taken: a tick re-sent after a lost EXEC reply), -EIO
- * when the connection failed (the tick stays queued). */
+/* Sends one tick (MULTI, XADD..., EXEC) as it lies. 0 when Redis took it (an
+ * entry it already had counts as taken: a tick re-sent after a lost EXEC
+ * reply), -EIO when the connection failed (the tick stays queued). */
 static int send_tick(struct agent *a, struct pub_tick *t)
 {
-	static const char *const multi[] = {"MULTI"}, *const exec[] = {"EXEC"};
-	const char *argv[MAX_ARGS];
-	const char *keys[t->nrec > 0 ? t->nrec : 1];
-	char maxlen[32];
-	const char *p = t->data, *end = t->data + t->len;
-	redisReply *r;
-	int nrec = 0;
+	int n = t->b.ncmds;
+	redisReply *r = NULL;
 
-	snprintf(maxlen, sizeof(maxlen), "%lld", a->o.stream_maxlen);
-	if (store_append(a->redis, 1, (const char **)multi, NULL) < 0)
+	if (store_append_raw(a->redis, t->b.data, t->b.len) < 0)
 		return -EIO;
-	while (p < end && nrec < t->nrec) {
-		int n = 0;
-		argv[n++] = "XADD";
-		argv[n++] = keys[nrec] = p;
-		p += strlen(p) + 1;
-		argv[n++] = "MAXLEN";
-		argv[n++] = "~";
-		argv[n++] = maxlen;
-		argv[n++] = p; /* id */
-		p += strlen(p) + 1;
-		while (p < end && *p) {
-			if (n + 2 > MAX_ARGS) {
-				store_drop(a->redis, "a sample record has too many fields");
-				return -EIO;
-			}
-			argv[n++] = p;
-			p += strlen(p) + 1;
-			argv[n++] = p;
-			p += strlen(p) + 1;
-		}
-		p++; /* the empty name that closes the record */
-		if (store_append(a->redis, n, argv, NULL) < 0)
-			return -EIO;
-		nrec++;
-	}
-	if (store_append(a->redis, 1, (const char **)exec, NULL) < 0)
-		return -EIO;
-	for (int i = 0; i < nrec + 1; i++) {
+	/* +OK for MULTI, +QUEUED for each XADD, then EXEC's array */
+	for (int i = 0; i < n; i++) {
+		freeReplyObject(r);
 		r = store_reply(a->redis);
 		if (!r)
 			return -EIO;
-		freeReplyObject(r);
 	}
-	r = store_reply(a->redis);
-	if (!r)
-		return -EIO;
 	if (r->type == REDIS_REPLY_ARRAY) {
-		for (size_t i = 0; i < r->elements && (int)i < nrec; i++) {
+		for (size_t i = 0; i < r->elements; i++) {
 			redisReply *e = r->element[i];
 			if (e->type != REDIS_REPLY_ERROR)
 				continue;
 			if (strstr(e->str, "equal or smaller")) {
 				a->duplicate_entries++;
-				log_debug("redis: %s already has this sample", keys[i]);
+				log_debug("redis: entry %zu of a re-sent sample was already stored",
+				          i);
 			} else {
-				log_warn("redis: XADD %s: %s", keys[i], e->str);
+				log_warn("redis: XADD (entry %zu of a sample): %s", i, e->str);
 			}
 		}
 	} else if (r->type == REDIS_REPLY_ERROR) {
@@ -514,7 +424,7 @@ int publish_flush(struct agent *a, int64_t budget_ms)
 		memset(&bl->t[bl->head], 0, sizeof(t));
 		bl->head = (bl->head + 1) % bl->cap;
 		bl->len--;
-		bl->bytes -= t.cap;
+		bl->bytes -= t.b.cap;
 		pthread_mutex_unlock(&a->lock);
 		if (send_tick(a, &t) < 0) {
 			/* put it back at the front: nothing is lost */
@@ -526,7 +436,7 @@ int publish_flush(struct agent *a, int64_t budget_ms)
 				bl->head = (bl->head - 1 + bl->cap) % bl->cap;
 				bl->t[bl->head] = t;
 				bl->len++;
-				bl->bytes += t.cap;
+				bl->bytes += t.b.cap;
 			}
 			pthread_mutex_unlock(&a->lock);
 			return -EIO;
@@ -542,7 +452,7 @@ int publish_flush(struct agent *a, int64_t budget_ms)
 	return 0;
 }
 
-static int summary_fields(struct pub_tick *t, const char *res, const struct profile_summary *s)
+static int summary_fields(struct resp_buf *b, const char *res, const struct profile_summary *s)
 {
 	static const char *const names[] = {"last", "mean",     "p50", "p95", "p99",  "peak",
 	                                    "max",  "forecast", "phi", "hot", "over", "n"};
@@ -553,85 +463,61 @@ static int summary_fields(struct pub_tick *t, const char *res, const struct prof
 	size_t off = 0;
 	int rc = 0;
 
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		rc |= tick_fmt(t, "%s_%s", res, names[i]);
-		rc |= tick_fmt(t, i < 9 ? "%.4f" : "%.0f", v[i]);
-	}
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		rc |= resp_fmt(b, "%s_%s", res, names[i]) | resp_fixed(b, v[i], i < 9 ? 4 : 0);
 	for (int i = 0; i < HIST_BINS; i++)
 		off += (size_t)snprintf(hist + off, sizeof(hist) - off, i ? ",%u" : "%u",
 		                        s->hist.bins[i]);
-	rc |= tick_fmt(t, "%s_hist", res);
-	rc |= tick_str(t, hist);
+	rc |= resp_fmt(b, "%s_hist", res) | resp_str(b, hist);
 	return rc ? -ENOMEM : 0;
 }
 
-/* Queues HSET key f v ... from the flat pairs in t[from..]. */
-static int append_hset(struct agent *a, const char *key, struct pub_tick *t, size_t from)
-{
-	const char *argv[MAX_ARGS];
-	const char *p = t->data + from, *end = t->data + t->len;
-	int n = 0;
-
-	argv[n++] = "HSET";
-	argv[n++] = key;
-	while (p < end && n + 2 <= MAX_ARGS) {
-		argv[n++] = p;
-		p += strlen(p) + 1;
-		argv[n++] = p;
-		p += strlen(p) + 1;
-	}
-	return store_append(a->redis, n, argv, NULL);
-}
-
-/* The heartbeat every tick; the profile hashes (current values, summaries,
- * histograms) when `full`: they change slowly and cost the most to write. */
+/* The heartbeat every tick; the profile hashes (summaries, histograms) when
+ * `full`: they change slowly and cost the most to write. */
 int publish_profiles(struct agent *a, bool full)
 {
-	struct pub_tick t = {0};
+	struct resp_buf b = {0};
 	double *scratch = NULL;
-	int queued = 0, rc = 0;
-	char now[32], key[128];
+	int rc;
+	char now[32];
 
 	snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
-	{
-		const char *argv[] = {"HSET", key, "last_seen", now};
-		snprintf(key, sizeof(key), "host_config:%s", a->o.id);
-		if (store_append(a->redis, 4, argv, NULL) == 0)
-			queued++;
-	}
+	rc = resp_begin(&b) | resp_str(&b, "HSET") | resp_fmt(&b, "host_config:%s", a->o.id) |
+	     resp_str(&b, "last_seen") | resp_str(&b, now) | resp_end(&b);
 	if (full)
 		scratch = malloc(sizeof(double) * (size_t)a->o.window);
 	pthread_mutex_lock(&a->lock);
-	for (int i = -1; full && scratch && i < a->nvms; i++) {
+	for (int i = -1; full && scratch && !rc && i < a->nvms; i++) {
 		struct profile_summary sum[RES_N];
-		struct profile *prof = i < 0 ? a->hprof : a->vms[i]->prof;
-		t.len = 0;
-		agent_summarize(a, prof, sum, scratch);
-		rc |= tick_str(&t, "ts");
-		rc |= tick_str(&t, now);
-		rc |= tick_str(&t, "host_id");
-		rc |= tick_str(&t, a->o.id);
-		if (i >= 0) {
-			rc |= tick_str(&t, "status");
-			rc |= tick_str(&t, vm_status_name(a->vms[i]->last.status));
-		}
+		agent_summarize(a, i < 0 ? a->hprof : a->vms[i]->prof, sum, scratch);
+		rc |= resp_begin(&b) | resp_str(&b, "HSET");
+		rc |= i < 0 ? resp_fmt(&b, "profile:host:%s", a->o.id)
+		            : resp_fmt(&b, "profile:vm:%s", a->vms[i]->d.id);
+		rc |= resp_str(&b, "ts") | resp_str(&b, now) | resp_str(&b, "host_id") |
+		      resp_str(&b, a->o.id);
+		if (i >= 0)
+			rc |= resp_str(&b, "status") |
+			      resp_str(&b, vm_status_name(a->vms[i]->last.status));
 		for (int r = 0; r < RES_N; r++)
-			rc |= summary_fields(&t, res_names[r], &sum[r]);
-		if (rc)
-			break;
-		snprintf(key, sizeof(key), i < 0 ? "profile:host:%s" : "profile:vm:%s",
-		         i < 0 ? a->o.id : a->vms[i]->d.id);
-		if (append_hset(a, key, &t, 0) < 0)
-			break;
-		queued++;
+			rc |= summary_fields(&b, res_names[r], &sum[r]);
+		rc |= resp_end(&b);
 	}
 	pthread_mutex_unlock(&a->lock);
 	free(scratch);
-	pub_tick_release(&t);
-	for (int i = 0; i < queued; i++) {
-		int e = reply_ok(a->redis, store_reply(a->redis), "writing profiles");
-		if (e == -EIO)
-			return -EIO;
+	if (rc) {
+		resp_release(&b);
+		return -ENOMEM;
 	}
-	return rc ? -ENOMEM : 0;
+	if (store_append_raw(a->redis, b.data, b.len) < 0) {
+		resp_release(&b);
+		return -EIO;
+	}
+	for (int i = 0; i < b.ncmds; i++) {
+		if (reply_ok(a->redis, store_reply(a->redis), "writing profiles") == -EIO) {
+			resp_release(&b);
+			return -EIO;
+		}
+	}
+	resp_release(&b);
+	return 0;
 }

@@ -204,6 +204,15 @@ int store_append(struct store *s, int argc, const char **argv, const size_t *len
 	return 0;
 }
 
+int store_append_raw(struct store *s, const char *buf, size_t len)
+{
+	if (!s->c)
+		return -ENOTCONN;
+	if (redisAppendFormattedCommand(s->c, buf, len) != REDIS_OK)
+		return -ENOMEM;
+	return 0;
+}
+
 redisReply *store_reply(struct store *s)
 {
 	void *r = NULL;

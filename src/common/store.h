@@ -62,6 +62,8 @@ redisReply *store_commandv(struct store *s, int argc, const char **argv, const s
  * fails only when not connected or out of memory (-ENOTCONN, -ENOMEM). */
 int store_append(struct store *s, int argc, const char **argv, const size_t *lens);
 redisReply *store_reply(struct store *s);
+/* Appends commands already in the protocol (see resp.h). */
+int store_append_raw(struct store *s, const char *buf, size_t len);
 
 /* A growable argv for commands with many fields. */
 struct store_args {
