@@ -288,6 +288,8 @@ static void agent_apply_registry(struct agent *a, struct vm_desc *descs, int n)
 			}
 			if (!m)
 				continue;
+			/* until its first sample, it is starting (not "ok" with no figures) */
+			m->last.status = VM_STARTING;
 			a->vms[a->nvms++] = m;
 			log_info("watching vm %s (pid %d, tap %s)", descs[i].id, descs[i].pid,
 			         descs[i].tap[0] ? descs[i].tap : "none");
@@ -404,13 +406,30 @@ static double thread_cpu_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* The registry's VMs, read before each sample so a VM registered now is
+ * watched from the next sample on; their vm_configs only when needed. */
+static int agent_load_registry(struct agent *a, bool full)
+{
+	redisReply *ids = store_command(a->redis, "SMEMBERS vms_in_host:%s", a->o.id);
+	struct vm_desc *descs = NULL;
+	int n = 0, rc = -EIO;
+
+	if (ids && publish_registry_read(a, ids, full, &descs, &n) == 0) {
+		pthread_mutex_lock(&a->lock);
+		agent_apply_registry(a, descs, n);
+		pthread_mutex_unlock(&a->lock);
+		rc = 0;
+	}
+	free(descs);
+	freeReplyObject(ids);
+	return rc;
+}
+
 static void agent_tick(struct agent *a)
 {
 	int64_t now = util_mono_ms();
-	struct vm_desc *descs = NULL;
 	struct pub_tick t = {0};
 	double c0 = thread_cpu_ms();
-	int n = 0;
 
 	if (store_ensure(a->redis, now)) {
 		if (a->redis->connects != a->redis_connects_seen) {
@@ -419,14 +438,8 @@ static void agent_tick(struct agent *a)
 		}
 		if (!a->registered && publish_register(a) == 0)
 			a->registered = true;
-		bool full = a->samples % (uint64_t)a->o.registry_every == 0;
-		if (store_connected(a->redis) && publish_registry_read(a, full, &descs, &n) == 0 &&
-		    n >= 0) {
-			pthread_mutex_lock(&a->lock);
-			agent_apply_registry(a, descs, n);
-			pthread_mutex_unlock(&a->lock);
-		}
-		free(descs);
+		if (a->registered && store_connected(a->redis))
+			agent_load_registry(a, a->samples % (uint64_t)a->o.registry_every == 0);
 	}
 	pthread_mutex_lock(&a->lock);
 	a->redis_up = store_connected(a->redis);
@@ -435,10 +448,20 @@ static void agent_tick(struct agent *a)
 		publish_enqueue(a, &t);
 	pthread_mutex_unlock(&a->lock);
 	if (store_connected(a->redis) && a->registered) {
-		publish_flush(a, a->o.flush_budget_ms);
-		if (store_connected(a->redis))
-			publish_profiles(a, a->o.profile_every == 1 ||
-			                        a->samples % (uint64_t)a->o.profile_every == 1);
+		/* samples, heartbeat and profiles in one round trip */
+		struct resp_buf extra = {0};
+		redisReply *replies[512] = {0};
+		bool full_prof =
+		    a->o.profile_every == 1 || a->samples % (uint64_t)a->o.profile_every == 1;
+		if (publish_build_profiles(a, full_prof, &extra) == 0 && extra.ncmds <= 512 &&
+		    publish_exchange(a, &extra, replies) == 0) {
+			for (int i = 0; i < extra.ncmds; i++)
+				if (replies[i]->type == REDIS_REPLY_ERROR)
+					log_warn("redis: writing profiles: %s", replies[i]->str);
+		}
+		for (int i = 0; i < extra.ncmds && i < 512; i++)
+			freeReplyObject(replies[i]);
+		resp_release(&extra);
 	}
 	a->last_sample_cpu_ms = thread_cpu_ms() - c0;
 }
@@ -575,7 +598,9 @@ int agent_main(int argc, char **argv)
 	}
 	log_info("agent %s: stopping", a->o.id);
 	if (store_connected(a->redis)) {
-		publish_flush(a, 2000);
+		struct resp_buf none = {0};
+		a->o.flush_budget_ms = 2000;
+		publish_exchange(a, &none, NULL);
 		publish_mark_down(a);
 	}
 	if (a->bl.len)

@@ -118,14 +118,19 @@ void agent_summarize(const struct agent *a, const struct profile *prof, struct p
 
 /* publish.c: all Redis traffic of the agent (called from the loop only) */
 int publish_register(struct agent *a);
-/* Reads vms_in_host:<host>; the vm_configs of all VMs when full, else only
- * of those not watched yet or without a live process (*n = -1 when the set
- * is unchanged and nothing needed reading). */
-int publish_registry_read(struct agent *a, bool full, struct vm_desc **out, int *n);
+/* From the members of vms_in_host:<host> (ids), the VMs to watch: their
+ * vm_configs read again when full, else only for those not watched yet or
+ * without a live process (one round trip when any is needed). */
+int publish_registry_read(struct agent *a, redisReply *ids, bool full, struct vm_desc **out,
+                          int *n);
 int publish_build_tick(struct agent *a, struct pub_tick *t);
 void publish_enqueue(struct agent *a, struct pub_tick *t);
-int publish_flush(struct agent *a, int64_t budget_ms);
-int publish_profiles(struct agent *a, bool full);
+/* One round trip per tick: sends the backlog's ticks (oldest first, in
+ * batches, within redis.flush_budget_ms) and then the commands of extra, and
+ * reads every reply; extra's replies go to extra_replies (caller frees).
+ * -EIO when the connection failed: unconfirmed ticks stay queued. */
+int publish_exchange(struct agent *a, const struct resp_buf *extra, redisReply **extra_replies);
+int publish_build_profiles(struct agent *a, bool full, struct resp_buf *b);
 int publish_mark_down(struct agent *a);
 void pub_tick_release(struct pub_tick *t);
 void backlog_release(struct backlog *bl);

@@ -129,18 +129,15 @@ static bool needs_config(struct agent *a, const char *id, bool full, struct vm_d
 	}
 }
 
-int publish_registry_read(struct agent *a, bool full, struct vm_desc **out, int *n)
+int publish_registry_read(struct agent *a, redisReply *ids, bool full, struct vm_desc **out, int *n)
 {
-	redisReply *ids = NULL, *r;
+	redisReply *r;
 	struct vm_desc *d = NULL;
 	bool *need = NULL;
 	int rc = 0, m = 0;
 
 	*out = NULL;
 	*n = 0;
-	ids = store_command(a->redis, "SMEMBERS vms_in_host:%s", a->o.id);
-	if (!ids)
-		return -EIO;
 	if (ids->type != REDIS_REPLY_ARRAY) {
 		log_complain(&a->registry_complaint, util_mono_ms(), LOG_LVL_WARN,
 		             "registry: vms_in_host:%s is not a set: %s", a->o.id,
@@ -200,7 +197,6 @@ int publish_registry_read(struct agent *a, bool full, struct vm_desc **out, int 
 out:
 	free(d);
 	free(need);
-	freeReplyObject(ids);
 	return rc;
 }
 
@@ -369,29 +365,63 @@ void backlog_release(struct backlog *bl)
 	memset(bl, 0, sizeof(*bl));
 }
 
-/* Sends one tick (MULTI, XADD..., EXEC) as it lies. 0 when Redis took it (an
- * entry it already had counts as taken: a tick re-sent after a lost EXEC
- * reply), -EIO when the connection failed (the tick stays queued). */
-static int send_tick(struct agent *a, struct pub_tick *t)
+/* Takes the oldest tick out of the backlog (the lock is not held over I/O). */
+static bool backlog_take(struct agent *a, struct pub_tick *t)
 {
-	int n = t->b.ncmds;
+	struct backlog *bl = &a->bl;
+	bool got = false;
+
+	pthread_mutex_lock(&a->lock);
+	if (bl->len) {
+		*t = bl->t[bl->head];
+		memset(&bl->t[bl->head], 0, sizeof(*t));
+		bl->head = (bl->head + 1) % bl->cap;
+		bl->len--;
+		bl->bytes -= t->b.cap;
+		got = true;
+	}
+	pthread_mutex_unlock(&a->lock);
+	return got;
+}
+
+/* Puts ticks back at the front, in order: nothing is lost on a failure. */
+static void backlog_return(struct agent *a, struct pub_tick *t, int n)
+{
+	struct backlog *bl = &a->bl;
+
+	pthread_mutex_lock(&a->lock);
+	for (int i = n - 1; i >= 0; i--) {
+		if (bl->len == bl->cap) {
+			pub_tick_release(&t[i]);
+			bl->dropped++;
+			continue;
+		}
+		bl->head = (bl->head - 1 + bl->cap) % bl->cap;
+		bl->t[bl->head] = t[i];
+		bl->len++;
+		bl->bytes += t[i].b.cap;
+	}
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* Reads the replies of one sent tick (MULTI, +QUEUED..., EXEC). */
+static int tick_replies(struct agent *a, const struct pub_tick *t)
+{
 	redisReply *r = NULL;
 
-	if (store_append_raw(a->redis, t->b.data, t->b.len) < 0)
-		return -EIO;
-	/* +OK for MULTI, +QUEUED for each XADD, then EXEC's array */
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < t->b.ncmds; i++) {
 		freeReplyObject(r);
 		r = store_reply(a->redis);
 		if (!r)
 			return -EIO;
 	}
-	if (r->type == REDIS_REPLY_ARRAY) {
+	if (r && r->type == REDIS_REPLY_ARRAY) {
 		for (size_t i = 0; i < r->elements; i++) {
 			redisReply *e = r->element[i];
 			if (e->type != REDIS_REPLY_ERROR)
 				continue;
 			if (strstr(e->str, "equal or smaller")) {
+				/* a tick re-sent after a lost EXEC reply: already stored */
 				a->duplicate_entries++;
 				log_debug("redis: entry %zu of a re-sent sample was already stored",
 				          i);
@@ -399,57 +429,56 @@ static int send_tick(struct agent *a, struct pub_tick *t)
 				log_warn("redis: XADD (entry %zu of a sample): %s", i, e->str);
 			}
 		}
-	} else if (r->type == REDIS_REPLY_ERROR) {
+	} else if (r && r->type == REDIS_REPLY_ERROR) {
 		log_warn("redis: publishing a sample: %s", r->str);
 	}
 	freeReplyObject(r);
 	return 0;
 }
 
-int publish_flush(struct agent *a, int64_t budget_ms)
+#define BATCH 32
+
+int publish_exchange(struct agent *a, const struct resp_buf *extra, redisReply **extra_replies)
 {
-	struct backlog *bl = &a->bl;
-	int64_t deadline = util_mono_ms() + budget_ms;
+	int64_t deadline = util_mono_ms() + a->o.flush_budget_ms;
+	struct pub_tick batch[BATCH];
 	int sent = 0;
 
-	while (store_connected(a->redis)) {
-		struct pub_tick t;
-		pthread_mutex_lock(&a->lock);
-		if (bl->len == 0) {
-			pthread_mutex_unlock(&a->lock);
-			break;
+	for (int i = 0; i < extra->ncmds; i++)
+		extra_replies[i] = NULL;
+	for (;;) {
+		int n = 0, done = 0;
+		bool last;
+		while (n < BATCH && backlog_take(a, &batch[n]))
+			n++;
+		last = a->bl.len == 0 || util_mono_ms() >= deadline;
+		for (int i = 0; i < n; i++)
+			if (store_append_raw(a->redis, batch[i].b.data, batch[i].b.len) < 0)
+				goto fail;
+		if (last && extra->ncmds && store_append_raw(a->redis, extra->data, extra->len) < 0)
+			goto fail;
+		for (; done < n; done++) {
+			if (tick_replies(a, &batch[done]) < 0)
+				goto fail;
+			pub_tick_release(&batch[done]);
+			a->published_ticks++;
 		}
-		/* take it out of the queue so the lock is not held over I/O */
-		t = bl->t[bl->head];
-		memset(&bl->t[bl->head], 0, sizeof(t));
-		bl->head = (bl->head + 1) % bl->cap;
-		bl->len--;
-		bl->bytes -= t.b.cap;
-		pthread_mutex_unlock(&a->lock);
-		if (send_tick(a, &t) < 0) {
-			/* put it back at the front: nothing is lost */
-			pthread_mutex_lock(&a->lock);
-			if (bl->len == bl->cap) {
-				pub_tick_release(&t);
-				bl->dropped++;
-			} else {
-				bl->head = (bl->head - 1 + bl->cap) % bl->cap;
-				bl->t[bl->head] = t;
-				bl->len++;
-				bl->bytes += t.b.cap;
-			}
-			pthread_mutex_unlock(&a->lock);
-			return -EIO;
+		sent += n;
+		if (!last)
+			continue;
+		for (int i = 0; i < extra->ncmds; i++) {
+			extra_replies[i] = store_reply(a->redis);
+			if (!extra_replies[i])
+				return -EIO;
 		}
-		pub_tick_release(&t);
-		a->published_ticks++;
-		sent++;
-		if (util_mono_ms() >= deadline)
-			break;
+		if (sent > 1)
+			log_info("redis: sent %d buffered samples, %d still queued", sent,
+			         a->bl.len);
+		return 0;
+	fail:
+		backlog_return(a, batch + done, n - done);
+		return -EIO;
 	}
-	if (sent > 1)
-		log_info("redis: sent %d buffered samples, %d still queued", sent, bl->len);
-	return 0;
 }
 
 static int summary_fields(struct resp_buf *b, const char *res, const struct profile_summary *s)
@@ -472,52 +501,37 @@ static int summary_fields(struct resp_buf *b, const char *res, const struct prof
 	return rc ? -ENOMEM : 0;
 }
 
-/* The heartbeat every tick; the profile hashes (summaries, histograms) when
- * `full`: they change slowly and cost the most to write. */
-int publish_profiles(struct agent *a, bool full)
+/* The heartbeat (host_config last_seen) and, when `full`, the profile hashes
+ * (summaries, histograms: they change slowly and cost the most to write),
+ * as commands appended to b. */
+int publish_build_profiles(struct agent *a, bool full, struct resp_buf *b)
 {
-	struct resp_buf b = {0};
 	double *scratch = NULL;
 	int rc;
 	char now[32];
 
 	snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
-	rc = resp_begin(&b) | resp_str(&b, "HSET") | resp_fmt(&b, "host_config:%s", a->o.id) |
-	     resp_str(&b, "last_seen") | resp_str(&b, now) | resp_end(&b);
+	rc = resp_begin(b) | resp_str(b, "HSET") | resp_fmt(b, "host_config:%s", a->o.id) |
+	     resp_str(b, "last_seen") | resp_str(b, now) | resp_end(b);
 	if (full)
 		scratch = malloc(sizeof(double) * (size_t)a->o.window);
 	pthread_mutex_lock(&a->lock);
 	for (int i = -1; full && scratch && !rc && i < a->nvms; i++) {
 		struct profile_summary sum[RES_N];
 		agent_summarize(a, i < 0 ? a->hprof : a->vms[i]->prof, sum, scratch);
-		rc |= resp_begin(&b) | resp_str(&b, "HSET");
-		rc |= i < 0 ? resp_fmt(&b, "profile:host:%s", a->o.id)
-		            : resp_fmt(&b, "profile:vm:%s", a->vms[i]->d.id);
-		rc |= resp_str(&b, "ts") | resp_str(&b, now) | resp_str(&b, "host_id") |
-		      resp_str(&b, a->o.id);
+		rc |= resp_begin(b) | resp_str(b, "HSET");
+		rc |= i < 0 ? resp_fmt(b, "profile:host:%s", a->o.id)
+		            : resp_fmt(b, "profile:vm:%s", a->vms[i]->d.id);
+		rc |= resp_str(b, "ts") | resp_str(b, now) | resp_str(b, "host_id") |
+		      resp_str(b, a->o.id);
 		if (i >= 0)
-			rc |= resp_str(&b, "status") |
-			      resp_str(&b, vm_status_name(a->vms[i]->last.status));
+			rc |= resp_str(b, "status") |
+			      resp_str(b, vm_status_name(a->vms[i]->last.status));
 		for (int r = 0; r < RES_N; r++)
-			rc |= summary_fields(&b, res_names[r], &sum[r]);
-		rc |= resp_end(&b);
+			rc |= summary_fields(b, res_names[r], &sum[r]);
+		rc |= resp_end(b);
 	}
 	pthread_mutex_unlock(&a->lock);
 	free(scratch);
-	if (rc) {
-		resp_release(&b);
-		return -ENOMEM;
-	}
-	if (store_append_raw(a->redis, b.data, b.len) < 0) {
-		resp_release(&b);
-		return -EIO;
-	}
-	for (int i = 0; i < b.ncmds; i++) {
-		if (reply_ok(a->redis, store_reply(a->redis), "writing profiles") == -EIO) {
-			resp_release(&b);
-			return -EIO;
-		}
-	}
-	resp_release(&b);
-	return 0;
+	return rc ? -ENOMEM : 0;
 }
