@@ -1,0 +1,22 @@
+"""The README documents every configuration key, with the default the binary
+uses (the table is `loadease agent --config-doc`, pasted)."""
+import os
+import re
+import subprocess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_readme_documents_every_agent_key():
+    doc = subprocess.run([os.environ["LOADEASE_BIN"], "agent", "--config-doc"],
+                         capture_output=True, text=True, check=True).stdout
+    rows = [l for l in doc.splitlines() if l.startswith("| `")]
+    assert len(rows) > 20, doc
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    missing = [r for r in rows if r not in readme]
+    assert not missing, "README.md lacks (or has another default for):\n" + "\n".join(missing)
+    # and every key named in the table exists in the binary
+    keys_doc = set(re.findall(r"^\| `([a-z_]+\.[a-z_]+)`", doc, re.M))
+    keys_readme = set(re.findall(r"^\| `([a-z_]+\.[a-z_]+)`", readme, re.M))
+    assert keys_readme <= keys_doc, keys_readme - keys_doc
