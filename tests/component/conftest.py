@@ -173,6 +173,30 @@ def redis_server(redis_factory):
 # --------------------------------------------------------------------------- netns
 
 
+_netns_probe = []
+
+
+def netns_unusable():
+    """Why network namespaces cannot be entered here, or None. `ip netns exec`
+    and `ip -n` remount / as a slave, which fails where / is not a mount
+    point (a chroot such as ../shared/tools/fresh-debian's): the namespace
+    tests cannot run there, and say so."""
+    if not _netns_probe:
+        name = f"le-probe-{os.getpid()}"
+        reason = None
+        p = sh("ip", "netns", "add", name, check=False)
+        if p.returncode != 0:
+            reason = f"`ip netns add` fails here: {p.stdout.strip()}"
+        else:
+            p = sh("ip", "-n", name, "link", "set", "lo", "up", check=False)
+            if p.returncode != 0:
+                reason = ("network namespaces cannot be entered here (`ip -n`: "
+                          f"{p.stdout.strip()}; / is not a mount point, e.g. a chroot)")
+            sh("ip", "netns", "del", name, check=False)
+        _netns_probe.append(reason)
+    return _netns_probe[0]
+
+
 def _need_root_and_netns():
     if os.geteuid() != 0:
         pytest.skip("needs root: network namespaces, veth pairs and tap devices")
@@ -180,6 +204,9 @@ def _need_root_and_netns():
         pytest.skip("needs `ip netns` (iproute2) for the test's network namespaces")
     if not os.path.exists("/dev/net/tun"):
         pytest.skip("needs /dev/net/tun for tap devices")
+    reason = netns_unusable()
+    if reason:
+        pytest.skip(reason)
 
 
 class NetNS:
@@ -277,6 +304,8 @@ class Agent:
             "host": {"net": "100"},
             "redis": {"address": redis_address, "timeout_ms": "500", "backoff_max_ms": "1000"},
             "profile": {"window": "20"},
+            # these tests watch registered processes; the QEMU driver has its own
+            "vm": {"state_dir": os.path.join(workdir, f"state-{host_id}"), "enabled": "false"},
         }
         overrides = []
         for k, v in settings.items():
