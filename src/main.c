@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "agent/agent.h"
+#include "sim/sim.h"
 
 static void usage(FILE *f)
 {
@@ -10,6 +11,7 @@ static void usage(FILE *f)
 	           "\n"
 	           "commands:\n"
 	           "  agent        run the host agent (monitoring, Redis registry, HTTP API)\n"
+	           "  sim          replay workload traces through the planner and baselines\n"
 	           "  version      print the version\n"
 	           "\n"
 	           "'loadease <command> --help' describes each command.\n");
@@ -28,6 +30,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "agent") == 0)
 		return agent_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "sim") == 0)
+		return sim_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
 		printf("loadease 0.1.0\n");
 		return 0;
