@@ -18,6 +18,7 @@
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const io_modes[] = {"softirq", "unexplained", "off", NULL};
+static const char *const accels[] = {"kvm", "tcg", NULL};
 
 #define O(f) offsetof(struct agent_opts, f)
 #define S(f) O(f), sizeof(((struct agent_opts *)0)->f)
@@ -99,6 +100,29 @@ const struct cfg_key agent_cfg_keys[] = {
     {"profile", "k", CFG_INT, "3", O(k), 0, 1, 1000, NULL, "hot when k of the last n samples..."},
     {"profile", "n", CFG_INT, "5", O(n), 0, 1, 1000, NULL,
      "...and the forecast exceed the threshold"},
+    {"vm", "enabled", CFG_BOOL, "true", O(vm_enabled), 0, 0, 0, NULL,
+     "run VMs on this host (the QEMU driver); false = monitoring only"},
+    {"vm", "state_dir", CFG_STR, "/var/lib/loadease", S(vm.state_dir), 0, 0, NULL,
+     "where each VM's QMP socket, serial socket, log and spec live (`<dir>/vms/<id>/`)"},
+    {"vm", "images_dir", CFG_STR, "/var/lib/loadease/images", S(vm.images_dir), 0, 0, NULL,
+     "kernels, initrds and disks must be inside it (shared storage, same path on every host)"},
+    {"vm", "qemu", CFG_STR, "/usr/bin/qemu-system-x86_64", S(vm.qemu), 0, 0, NULL,
+     "the QEMU binary"},
+    {"vm", "accel", CFG_ENUM, "kvm", O(vm.accel), 0, 0, 0, accels,
+     "accelerator: `kvm` in production; `tcg` where KVM cannot run guests (nested, CI)"},
+    {"vm", "machine", CFG_STR, "q35", S(vm.machine), 0, 0, NULL, "QEMU machine type"},
+    {"vm", "bridge", CFG_STR, "br0", S(vm.bridge), 0, 0, NULL,
+     "bridge the VMs' taps join unless a VM names another"},
+    {"vm", "max_vcpus", CFG_INT, "64", O(vm_max_vcpus), 0, 1, 1024, NULL,
+     "largest vCPU count a VM may ask for"},
+    {"vm", "max_mem_mib", CFG_INT, "1048576", O(vm_max_mem_mib), 0, 64, 16777216, NULL,
+     "largest memory a VM may ask for, MiB"},
+    {"vm", "boot_timeout_ms", CFG_INT, "30000", O(vm_boot_timeout_ms), 0, 1000, 600000, NULL,
+     "how long QEMU may take to answer on QMP after start"},
+    {"vm", "shutdown_timeout_ms", CFG_INT, "10000", O(vm_shutdown_timeout_ms), 0, 0, 600000, NULL,
+     "ACPI power-down grace before QEMU is told to quit"},
+    {"vm", "stats_poll_ms", CFG_INT, "2000", O(vm_poll_ms), 0, 200, 60000, NULL,
+     "how often balloon statistics are fetched over QMP (gray-box memory)"},
     CFG_END,
 };
 
@@ -228,6 +252,13 @@ static int agent_resolve(struct agent *a, char *err, size_t errlen)
 	    o->net_mbit > 0 ? o->net_mbit : sampler_nic_speed(o->root, so->nics, so->nnics);
 	if (so->net_mbit <= 0)
 		so->net_mbit = 1000;
+	snprintf(o->vm.host_id, sizeof(o->vm.host_id), "%s", o->id);
+	o->vm.redis = o->redis;
+	o->vm.max_vcpus = (int)o->vm_max_vcpus;
+	o->vm.max_mem_mib = (int)o->vm_max_mem_mib;
+	o->vm.boot_timeout_ms = (int)o->vm_boot_timeout_ms;
+	o->vm.shutdown_timeout_ms = (int)o->vm_shutdown_timeout_ms;
+	o->vm.qmp_timeout_ms = 5000;
 	for (int r = 0; r < RES_N; r++) {
 		a->rule[r].threshold = o->threshold[r];
 		a->rule[r].k = (unsigned)o->k;
@@ -466,9 +497,29 @@ static void agent_tick(struct agent *a)
 	a->last_sample_cpu_ms = thread_cpu_ms() - c0;
 }
 
+/* Fetches balloon statistics apart from the sampling loop, so a slow QMP
+ * never delays a sample. */
+static void *poller_main(void *arg)
+{
+	struct agent *a = arg;
+
+	while (!a->stop) {
+		int64_t next = util_mono_ms() + a->o.vm_poll_ms;
+		vmm_poll(a->vmm);
+		while (!a->stop && util_mono_ms() < next) {
+			struct timespec ts = {0, 50 * 1000000};
+			nanosleep(&ts, NULL);
+		}
+	}
+	return NULL;
+}
+
 static void agent_free(struct agent *a)
 {
 	httpd_free(a->http);
+	if (a->poller_started)
+		pthread_join(a->poller, NULL);
+	vmm_free(a->vmm);
 	for (int i = 0; i < a->nvms; i++)
 		vm_mon_free(a->vms[i]);
 	free(a->vms);
@@ -569,6 +620,19 @@ int agent_main(int argc, char **argv)
 	if (!a->o.advertise[0])
 		snprintf(a->o.advertise, sizeof(a->o.advertise), "%s:%d", a->o.address,
 		         httpd_port(a->http));
+	if (a->o.vm_enabled) {
+		snprintf(a->o.vm.api_addr, sizeof(a->o.vm.api_addr), "%s", a->o.advertise);
+		a->vmm = vmm_new(&a->o.vm, err, sizeof(err));
+		if (!a->vmm) {
+			fprintf(stderr,
+			        "loadease agent: VM driver: %s (set vm.enabled = false to only "
+			        "monitor)\n",
+			        err);
+			rc = 2;
+			goto out;
+		}
+		log_info("vm driver: %d running VMs adopted", vmm_adopt(a->vmm));
+	}
 	the_agent = a;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
@@ -578,6 +642,15 @@ int agent_main(int argc, char **argv)
 	         a->o.id, a->so.cpus, a->so.mem_mib, a->so.net_mbit, a->o.listen, a->o.advertise,
 	         a->o.redis.address, a->o.interval_ms);
 
+	if (a->vmm) {
+		sigset_t set, old;
+		sigemptyset(&set);
+		sigaddset(&set, SIGINT);
+		sigaddset(&set, SIGTERM);
+		pthread_sigmask(SIG_BLOCK, &set, &old);
+		a->poller_started = pthread_create(&a->poller, NULL, poller_main, a) == 0;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
 	clock_gettime(CLOCK_MONOTONIC, &next);
 	while (!a->stop) {
 		agent_tick(a);

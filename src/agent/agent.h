@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "agent/sampler.h"
+#include "agent/vmm.h"
 #include "common/config.h"
 #include "common/httpd.h"
 #include "common/resp.h"
@@ -43,6 +44,10 @@ struct agent_opts {
 	double peak_pct;
 	double threshold[RES_N];
 	long long k, n;
+	bool vm_enabled;
+	struct vmm_opts vm;
+	long long vm_boot_timeout_ms, vm_shutdown_timeout_ms, vm_max_vcpus, vm_max_mem_mib;
+	long long vm_poll_ms;
 };
 
 extern const struct cfg_key agent_cfg_keys[];
@@ -105,6 +110,9 @@ struct agent {
 	double last_sample_cpu_ms; /* CPU the agent spent on the last tick */
 
 	struct httpd *http;
+	struct vmm *vmm; /* NULL when vm.enabled is false */
+	pthread_t poller;
+	bool poller_started;
 	volatile sig_atomic_t stop;
 };
 

@@ -144,6 +144,64 @@ static json_t *vm_json(const struct agent *a, struct vm_mon *m)
 	                 "current", cur, "profile", profiles_json(a, m->prof));
 }
 
+static bool driver_ready(struct agent *a, struct httpd_resp *resp)
+{
+	if (a->vmm)
+		return true;
+	httpd_resp_error(resp, 503, "vm_driver_disabled",
+	                 "host %s runs no VMs (vm.enabled = false in its configuration)", a->o.id);
+	return false;
+}
+
+/* POST /v1/vms: validate, launch, register. */
+static void api_create_vm(struct agent *a, const struct httpd_req *req, struct httpd_resp *resp)
+{
+	struct vm_spec spec;
+	char err[512] = "";
+	json_t *body, *out = NULL;
+	int http = 500;
+
+	if (!driver_ready(a, resp))
+		return;
+	body = httpd_body_json(req, resp);
+	if (!body)
+		return;
+	if (vmm_spec_from_json(&a->o.vm, body, &spec, err, sizeof(err)) < 0) {
+		json_decref(body);
+		httpd_resp_error(resp, 400, "bad_request", "create vm: %s", err);
+		return;
+	}
+	json_decref(body);
+	if (vmm_create(a->vmm, &spec, &out, &http, err, sizeof(err)) < 0) {
+		httpd_resp_error(resp, http,
+		                 http == 409   ? "vm_exists"
+		                 : http == 503 ? "unavailable"
+		                               : "launch_failed",
+		                 "%s", err);
+		return;
+	}
+	httpd_resp_json(resp, 201, out);
+}
+
+/* DELETE /v1/vms/<id>: power down, clean up. */
+static void api_delete_vm(struct agent *a, const char *id, struct httpd_resp *resp)
+{
+	char err[512] = "";
+	int http = 500;
+
+	if (!driver_ready(a, resp))
+		return;
+	if (!util_valid_id(id)) {
+		httpd_resp_error(resp, 400, "bad_request", "'%.64s' is not a vm id", id);
+		return;
+	}
+	if (vmm_delete(a->vmm, id, &http, err, sizeof(err)) < 0) {
+		httpd_resp_error(resp, http, http == 404 ? "vm_not_found" : "conflict", "%s", err);
+		return;
+	}
+	httpd_resp_json(resp, 200, json_pack("{s:s,s:s}", "deleted", id, "host", a->o.id));
+}
+
 void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 {
 	struct agent *a = ctx;
@@ -186,11 +244,24 @@ void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 		httpd_resp_error(resp, 404, "not_found", "no such endpoint: %s", req->path);
 		return;
 	}
+	if (n == 2 && strcmp(seg[1], "vms") == 0 && strcmp(req->method, "POST") == 0) {
+		api_create_vm(a, req, resp);
+		return;
+	}
+	if (n == 3 && strcmp(seg[1], "vms") == 0 && strcmp(req->method, "DELETE") == 0) {
+		api_delete_vm(a, seg[2], resp);
+		return;
+	}
 	if (strcmp(req->method, "GET") != 0) {
 		httpd_resp_error(resp, 405, "method_not_allowed", "%s is not allowed on %s",
 		                 req->method, req->path);
 		return;
 	}
+	/* the driver's view first: it may be busy launching, and the monitor's
+	 * lock must not wait for it */
+	json_t *drv = n == 3 && strcmp(seg[1], "vms") == 0 && a->vmm && util_valid_id(seg[2])
+	                  ? vmm_get(a->vmm, seg[2])
+	                  : NULL;
 	pthread_mutex_lock(&a->lock);
 	if (n == 2 && strcmp(seg[1], "host") == 0) {
 		httpd_resp_json(resp, 200, host_json(a));
@@ -201,9 +272,17 @@ void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 		httpd_resp_json(resp, 200, json_pack("{s:s,s:o}", "host", a->o.id, "vms", arr));
 	} else if (n == 3 && strcmp(seg[1], "vms") == 0) {
 		struct vm_mon *m = util_valid_id(seg[2]) ? agent_find_vm(a, seg[2]) : NULL;
-		if (m)
-			httpd_resp_json(resp, 200, vm_json(a, m));
-		else
+		if (m) {
+			json_t *j = vm_json(a, m);
+			if (drv)
+				json_object_set_new(j, "driver", drv);
+			httpd_resp_json(resp, 200, j);
+		} else if (drv) {
+			/* launched, not sampled yet */
+			httpd_resp_json(resp, 200,
+			                json_pack("{s:s,s:s,s:o}", "id", seg[2], "status",
+			                          "starting", "driver", drv));
+		} else
 			httpd_resp_error(resp, 404, "vm_not_found", "host %s watches no vm '%.64s'",
 			                 a->o.id, seg[2]);
 	} else {

@@ -81,11 +81,14 @@ def test_http_api(redis_server, agent_factory, fakevm_factory, netns):
                     headers={"Authorization": "Bearer " + TOKEN + "x"})[0] == 401
     assert error_of(agent, "POST", "/v1/vms", body=body,
                     headers={"Authorization": TOKEN})[0] == 401
-    # the right token passes the check; no mutating route exists yet
+    # the right token passes the check; this agent runs no VMs (vm.enabled =
+    # false), so the VM calls say so, and other methods are not allowed
     assert error_of(agent, "POST", "/v1/vms", body=body,
-                    headers={"Authorization": "Bearer " + TOKEN}) == (405, "method_not_allowed")
+                    headers={"Authorization": "Bearer " + TOKEN}) == (503, "vm_driver_disabled")
     assert error_of(agent, "DELETE", "/v1/vms/vm-api-1",
-                    headers={"Authorization": "Bearer " + TOKEN})[0] == 405
+                    headers={"Authorization": "Bearer " + TOKEN}) == (503, "vm_driver_disabled")
+    assert error_of(agent, "PUT", "/v1/host",
+                    headers={"Authorization": "Bearer " + TOKEN}) == (405, "method_not_allowed")
     assert agent.vm("vm-api-1")["status"] == "ok", "a refused call changes nothing"
 
     # /metrics: Prometheus text format
