@@ -76,6 +76,11 @@ int profile_push(struct profile *p, double u)
 	return 0;
 }
 
+double profile_percentile(const struct profile *p, double pct)
+{
+	return stats_percentile_sorted(p->sorted, ring_len(&p->win), pct);
+}
+
 size_t profile_len(const struct profile *p)
 {
 	return ring_len(&p->win);
@@ -93,7 +98,11 @@ bool profile_rule_hot(const double *recent, size_t m, double forecast,
 			cnt++;
 	if (over)
 		*over = cnt;
-	return cnt >= rule->k && forecast > rule->threshold;
+	/* k of n and the forecast, as Sandpiper; or all of n: a level that has
+	 * held n samples is a hotspot even while the fitted AR(1) model, whose
+	 * mean still remembers the lower level, forecasts below it */
+	return (cnt >= rule->k && forecast > rule->threshold) ||
+	       (rule->n > 0 && m >= rule->n && cnt == rule->n);
 }
 
 void profile_summarize(const struct profile *p, const struct hotspot_rule *rule, double peak_pct,

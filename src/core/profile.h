@@ -18,7 +18,10 @@
 enum le_res { RES_CPU, RES_MEM, RES_NET, RES_N };
 
 /* A resource is hot when at least k of its last n samples AND the AR(1)
- * forecast of the next sample are strictly above threshold. */
+ * forecast of the next sample are strictly above threshold, or when all of
+ * its last n samples are (a level that held n samples is no spike, even while
+ * the AR(1) model, fitted on a window that remembers the lower level,
+ * forecasts below it). */
 struct hotspot_rule {
 	double threshold; /* fraction, default 0.75 */
 	unsigned k;       /* default 3 */
@@ -63,9 +66,13 @@ size_t profile_len(const struct profile *p);
 void profile_summarize(const struct profile *p, const struct hotspot_rule *rule, double peak_pct,
                        double *scratch, struct profile_summary *out);
 
+/* The pct percentile of the window in O(1) (the window is kept sorted); 0
+ * for an empty profile. What a VM's demand needs, without a full summary. */
+double profile_percentile(const struct profile *p, double pct);
+
 /* The k-of-n rule on its own: recent[] holds the newest samples, oldest first
  * (m of them; only the last rule->n count). Sets *over (may be NULL). True when
- * over >= k and forecast > threshold. */
+ * over >= k and forecast > threshold, or over == n (with m >= n). */
 bool profile_rule_hot(const double *recent, size_t m, double forecast,
                       const struct hotspot_rule *rule, unsigned *over);
 
