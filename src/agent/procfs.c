@@ -367,6 +367,23 @@ out:
 	return rc;
 }
 
+/* "key value" files whose keys are all required: parses them into keys[],
+ * and leaves out (size bytes) zeroed on any error or missing key. */
+static int parse_all_keys(const char *buf, size_t len, char sep, const struct procfs_key *keys,
+                          unsigned nkeys, void *out, size_t size)
+{
+	uint32_t seen;
+	int rc;
+
+	memset(out, 0, size);
+	rc = procfs_parse_keys(buf, len, sep, keys, nkeys, &seen);
+	if (rc == 0 && seen != (1u << nkeys) - 1)
+		rc = -EINVAL;
+	if (rc < 0)
+		memset(out, 0, size);
+	return rc;
+}
+
 int procfs_parse_vmstat(const char *buf, size_t len, struct procfs_vmstat *out)
 {
 	const struct procfs_key keys[] = {
@@ -374,20 +391,8 @@ int procfs_parse_vmstat(const char *buf, size_t len, struct procfs_vmstat *out)
 	    {"pswpout", &out->pswpout, false},
 	    {"pgmajfault", &out->pgmajfault, false},
 	};
-	const unsigned nkeys = sizeof(keys) / sizeof(keys[0]);
-	uint32_t seen;
-	int rc;
-
-	memset(out, 0, sizeof(*out));
-	rc = procfs_parse_keys(buf, len, ' ', keys, nkeys, &seen);
-	if (rc < 0)
-		goto out;
-	if (seen != (1u << nkeys) - 1)
-		rc = -EINVAL;
-out:
-	if (rc < 0)
-		memset(out, 0, sizeof(*out));
-	return rc;
+	return parse_all_keys(buf, len, ' ', keys, sizeof(keys) / sizeof(keys[0]), out,
+	                      sizeof(*out));
 }
 
 /* Field 4 onwards of /proc/<pid>/stat, the 1-based numbers of proc(5). */
@@ -601,20 +606,8 @@ int procfs_parse_pid_io(const char *buf, size_t len, struct procfs_pid_io *out)
 	    {"write_bytes", &out->write_bytes, false},
 	    {"cancelled_write_bytes", &out->cancelled_write_bytes, false},
 	};
-	const unsigned nkeys = sizeof(keys) / sizeof(keys[0]);
-	uint32_t seen;
-	int rc;
-
-	memset(out, 0, sizeof(*out));
-	rc = procfs_parse_keys(buf, len, ':', keys, nkeys, &seen);
-	if (rc < 0)
-		goto out;
-	if (seen != (1u << nkeys) - 1)
-		rc = -EINVAL;
-out:
-	if (rc < 0)
-		memset(out, 0, sizeof(*out));
-	return rc;
+	return parse_all_keys(buf, len, ':', keys, sizeof(keys) / sizeof(keys[0]), out,
+	                      sizeof(*out));
 }
 
 /* " avg10=0.00 avg60=0.00 avg300=0.00 total=0", after "some" or "full". */
