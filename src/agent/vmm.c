@@ -404,8 +404,10 @@ static int registry_commit(struct vmm *v, const struct vmm_vm *vm)
 	KV("anti_group", vm->s.anti_group);
 	KV("exclude", vm->s.exclude ? "1" : "0");
 #undef KV
-	if (store_command(v->redis, "MULTI") == NULL)
+	r = store_command(v->redis, "MULTI");
+	if (!r)
 		return -EIO;
+	freeReplyObject(r);
 	freeReplyObject(store_commandv(v->redis, n, argv, NULL));
 	freeReplyObject(store_command(v->redis, "SADD vms_in_host:%s %s", v->o.host_id, vm->s.id));
 	r = store_command(v->redis, "EXEC");
@@ -471,11 +473,28 @@ static int write_spec(const struct vmm *v, const struct vmm_vm *vm)
 	return rc;
 }
 
+/* Copies s for use inside a QEMU option string: a comma is doubled (QEMU's
+ * escape), so a path cannot add options. 0 or -ENAMETOOLONG. */
+static int qemu_escape(char *dst, size_t cap, const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++) {
+		if (n + 3 > cap)
+			return -ENAMETOOLONG;
+		if (*s == ',')
+			dst[n++] = ',';
+		dst[n++] = *s;
+	}
+	dst[n] = '\0';
+	return 0;
+}
+
 /* Starts QEMU daemonized (it outlives the agent), waits for QMP. */
 static int launch(struct vmm *v, struct vmm_vm *vm, const char *incoming, char *err, size_t errlen)
 {
-	char smp[16], mem[16], name[128], netdev[128], nic[128], qmp[800], chardev[800], pidf[700],
-	    logf[700], serial[800];
+	char smp[16], mem[16], name[128], netdev[128], nic[128], qmp[1400], chardev[1400], pidf[700],
+	    logf[700], serial[1400];
 	const char *argv[64];
 	int n = 0, status, fd;
 	pid_t child;
@@ -486,12 +505,17 @@ static int launch(struct vmm *v, struct vmm_vm *vm, const char *incoming, char *
 	snprintf(name, sizeof(name), "loadease-%s", vm->s.id);
 	snprintf(netdev, sizeof(netdev), "tap,id=net0,ifname=%s,script=no,downscript=no", vm->tap);
 	snprintf(nic, sizeof(nic), "virtio-net-pci,netdev=net0,mac=%s,romfile=", vm->mac);
-	snprintf(qmp, sizeof(qmp), "unix:%s/qmp.sock,server=on,wait=off", vm->dir);
+	char edir[1300];
+	if (qemu_escape(edir, sizeof(edir), vm->dir) < 0) {
+		snprintf(err, errlen, "state directory path too long");
+		return -ENAMETOOLONG;
+	}
+	snprintf(qmp, sizeof(qmp), "unix:%s/qmp.sock,server=on,wait=off", edir);
 	snprintf(chardev, sizeof(chardev), "socket,id=gl,path=%s/guestload.sock,server=on,wait=off",
-	         vm->dir);
+	         edir);
 	snprintf(pidf, sizeof(pidf), "%s/qemu.pid", vm->dir);
 	snprintf(logf, sizeof(logf), "%s/qemu.log", vm->dir);
-	snprintf(serial, sizeof(serial), "file:%s/console.log", vm->dir);
+	snprintf(serial, sizeof(serial), "file:%s/console.log", edir);
 	argv[n++] = v->o.qemu;
 	argv[n++] = "-name";
 	argv[n++] = name;
@@ -519,11 +543,15 @@ static int launch(struct vmm *v, struct vmm_vm *vm, const char *incoming, char *
 		argv[n++] = "-append";
 		argv[n++] = vm->s.append[0] ? vm->s.append : "console=ttyS0 quiet";
 	}
-	char drive[700];
+	char drive[1200];
 	if (vm->s.disk[0]) {
 		/* shared storage: no host cache, so the destination sees every write */
-		snprintf(drive, sizeof(drive), "file=%s,if=virtio,cache=none,format=raw",
-		         vm->s.disk);
+		char edisk[1100];
+		if (qemu_escape(edisk, sizeof(edisk), vm->s.disk) < 0) {
+			snprintf(err, errlen, "disk path too long");
+			return -ENAMETOOLONG;
+		}
+		snprintf(drive, sizeof(drive), "file=%s,if=virtio,cache=none,format=raw", edisk);
 		argv[n++] = "-drive";
 		argv[n++] = drive;
 	}
@@ -565,6 +593,8 @@ static int launch(struct vmm *v, struct vmm_vm *vm, const char *incoming, char *
 		if (fd >= 0)
 			dup2(fd, 0);
 		setsid();
+		/* QEMU outlives the agent: it must hold none of its sockets */
+		close_range(3, ~0U, 0);
 		execv(v->o.qemu, (char *const *)argv);
 		_exit(127);
 	}

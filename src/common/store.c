@@ -1,6 +1,7 @@
 #include "common/store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,6 +136,8 @@ bool store_ensure(struct store *s, int64_t now_ms)
 		goto backoff;
 	}
 	redisSetTimeout(c, tv);
+	/* no child (a daemonized QEMU) may inherit the connection */
+	fcntl(c->fd, F_SETFD, FD_CLOEXEC);
 	s->c = c;
 	s->err = 0;
 	s->errstr[0] = '\0';
