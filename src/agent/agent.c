@@ -121,6 +121,12 @@ const struct cfg_key agent_cfg_keys[] = {
      "how long QEMU may take to answer on QMP after start"},
     {"vm", "shutdown_timeout_ms", CFG_INT, "10000", O(vm_shutdown_timeout_ms), 0, 0, 600000, NULL,
      "ACPI power-down grace before QEMU is told to quit"},
+    {"vm", "migrate_bandwidth_mbit", CFG_INT, "0", O(vm_mig_bw), 0, 0, 1000000, NULL,
+     "live-migration bandwidth cap, Mbit/s (0 = QEMU's own default)"},
+    {"vm", "migrate_downtime_ms", CFG_INT, "300", O(vm_mig_downtime), 0, 1, 60000, NULL,
+     "the longest pause a live migration may cause (QEMU downtime-limit)"},
+    {"vm", "migrate_timeout_ms", CFG_INT, "300000", O(vm_mig_timeout), 0, 1000, 3600000, NULL,
+     "a migration not done by then is cancelled; the VM stays where it was"},
     {"vm", "stats_poll_ms", CFG_INT, "2000", O(vm_poll_ms), 0, 200, 60000, NULL,
      "how often balloon statistics are fetched over QMP (gray-box memory)"},
     CFG_END,
@@ -259,6 +265,11 @@ static int agent_resolve(struct agent *a, char *err, size_t errlen)
 	o->vm.boot_timeout_ms = (int)o->vm_boot_timeout_ms;
 	o->vm.shutdown_timeout_ms = (int)o->vm_shutdown_timeout_ms;
 	o->vm.qmp_timeout_ms = 5000;
+	o->vm.migrate_bandwidth_mbit = (int)o->vm_mig_bw;
+	o->vm.migrate_downtime_ms = (int)o->vm_mig_downtime;
+	o->vm.migrate_timeout_ms = (int)o->vm_mig_timeout;
+	snprintf(o->vm.token, sizeof(o->vm.token), "%s", o->token);
+	snprintf(o->vm.address, sizeof(o->vm.address), "%s", o->address);
 	for (int r = 0; r < RES_N; r++) {
 		a->rule[r].threshold = o->threshold[r];
 		a->rule[r].k = (unsigned)o->k;

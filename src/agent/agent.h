@@ -48,6 +48,7 @@ struct agent_opts {
 	struct vmm_opts vm;
 	long long vm_boot_timeout_ms, vm_shutdown_timeout_ms, vm_max_vcpus, vm_max_mem_mib;
 	long long vm_poll_ms;
+	long long vm_mig_bw, vm_mig_downtime, vm_mig_timeout;
 };
 
 extern const struct cfg_key agent_cfg_keys[];

@@ -202,6 +202,81 @@ static void api_delete_vm(struct agent *a, const char *id, struct httpd_resp *re
 	httpd_resp_json(resp, 200, json_pack("{s:s,s:s}", "deleted", id, "host", a->o.id));
 }
 
+/* POST /v1/vms/<id>/migrate {"to": "<host>"} (source side). */
+static void api_migrate_vm(struct agent *a, const struct httpd_req *req, const char *id,
+                           struct httpd_resp *resp)
+{
+	char err[600] = "";
+	json_t *body, *out = NULL, *to;
+	int http = 500;
+
+	if (!driver_ready(a, resp))
+		return;
+	body = httpd_body_json(req, resp);
+	if (!body)
+		return;
+	to = json_object_get(body, "to");
+	if (!json_is_string(to) || json_object_size(body) != 1) {
+		json_decref(body);
+		httpd_resp_error(resp, 400, "bad_request",
+		                 "migrate: the body is {\"to\": \"<host id>\"} and nothing else");
+		return;
+	}
+	if (vmm_migrate(a->vmm, id, json_string_value(to), &out, &http, err, sizeof(err)) < 0) {
+		json_decref(body);
+		httpd_resp_error(resp, http,
+		                 http == 404   ? "not_found"
+		                 : http == 400 ? "bad_request"
+		                 : http == 409 ? "conflict"
+		                 : http == 503 ? "unavailable"
+		                               : "migration_failed",
+		                 "%s", err);
+		return;
+	}
+	json_decref(body);
+	httpd_resp_json(resp, 200, out);
+}
+
+/* The destination side of a migration: POST /v1/incoming (start, waiting),
+ * POST /v1/incoming/<id>/done (it runs here now), DELETE /v1/incoming/<id>. */
+static void api_incoming(struct agent *a, const struct httpd_req *req, int n, const char **seg,
+                         struct httpd_resp *resp)
+{
+	char err[600] = "";
+	int http = 500;
+
+	if (!driver_ready(a, resp))
+		return;
+	if (n == 2 && strcmp(req->method, "POST") == 0) {
+		json_t *body = httpd_body_json(req, resp), *out = NULL;
+		if (!body)
+			return;
+		if (vmm_incoming(a->vmm, body, &out, &http, err, sizeof(err)) < 0)
+			httpd_resp_error(
+			    resp, http, http == 400 ? "bad_request" : "incoming_failed", "%s", err);
+		else
+			httpd_resp_json(resp, 201, out);
+		json_decref(body);
+		return;
+	}
+	if ((n == 4 && strcmp(seg[3], "done") == 0 && strcmp(req->method, "POST") == 0) ||
+	    (n == 3 && strcmp(req->method, "DELETE") == 0)) {
+		if (!util_valid_id(seg[2])) {
+			httpd_resp_error(resp, 400, "bad_request", "'%.64s' is not a vm id",
+			                 seg[2]);
+			return;
+		}
+		if (vmm_incoming_end(a->vmm, seg[2], n == 4, &http, err, sizeof(err)) < 0)
+			httpd_resp_error(resp, http, "not_found", "%s", err);
+		else
+			httpd_resp_json(resp, 200,
+			                json_pack("{s:s,s:s}", "vm", seg[2], "result",
+			                          n == 4 ? "running" : "aborted"));
+		return;
+	}
+	httpd_resp_error(resp, 404, "not_found", "no such endpoint: %s %s", req->method, req->path);
+}
+
 void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 {
 	struct agent *a = ctx;
@@ -250,6 +325,15 @@ void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 	}
 	if (n == 3 && strcmp(seg[1], "vms") == 0 && strcmp(req->method, "DELETE") == 0) {
 		api_delete_vm(a, seg[2], resp);
+		return;
+	}
+	if (n == 4 && strcmp(seg[1], "vms") == 0 && strcmp(seg[3], "migrate") == 0 &&
+	    strcmp(req->method, "POST") == 0) {
+		api_migrate_vm(a, req, seg[2], resp);
+		return;
+	}
+	if (n >= 2 && strcmp(seg[1], "incoming") == 0 && httpd_is_mutating(req)) {
+		api_incoming(a, req, n, seg, resp);
 		return;
 	}
 	if (strcmp(req->method, "GET") != 0) {

@@ -33,6 +33,11 @@ struct vmm_opts {
 	int shutdown_timeout_ms;
 	int qmp_timeout_ms;
 	struct store_opts redis;
+	char token[256];            /* the cluster secret, for calls to other agents */
+	char address[64];           /* this host's IP: where incoming migrations listen */
+	int migrate_bandwidth_mbit; /* 0 = QEMU's default */
+	int migrate_downtime_ms;
+	int migrate_timeout_ms;
 };
 
 /* What POST /v1/vms asks for, validated. */
@@ -67,6 +72,23 @@ int vmm_create(struct vmm *v, const struct vm_spec *spec, json_t **out, int *htt
 /* Powers the VM down (ACPI, then quit after the timeout, then SIGKILL),
  * removes its tap, registry entries and state. */
 int vmm_delete(struct vmm *v, const char *id, int *http, char *err, size_t errlen);
+/* Live-migrates a VM to host `to` (source side): asks the destination agent
+ * (POST /v1/incoming) to start the VM waiting for the stream, runs QMP
+ * migrate with the configured bandwidth and downtime limits, and on
+ * completion moves the VM in the registry in one transaction and ends the
+ * source QEMU. On any failure the VM keeps running here, the destination is
+ * torn down, and err names the step. *out gets total time, downtime, bytes.
+ * migration:<id> in Redis records the phase while it runs. */
+int vmm_migrate(struct vmm *v, const char *id, const char *to, json_t **out, int *http, char *err,
+                size_t errlen);
+/* Destination side: starts the VM described by spec (what the source sends)
+ * with -incoming, listening on this host's address; *out gets the port. */
+int vmm_incoming(struct vmm *v, json_t *spec, json_t **out, int *http, char *err, size_t errlen);
+/* Destination side, after the stream: commit (the VM now runs here) or
+ * abort (kill the waiting QEMU and clean up). */
+int vmm_incoming_end(struct vmm *v, const char *id, bool commit, int *http, char *err,
+                     size_t errlen);
+
 /* The VMs this driver runs, as JSON (array), or one (NULL when unknown). */
 json_t *vmm_list(struct vmm *v);
 json_t *vmm_get(struct vmm *v, const char *id);
