@@ -302,6 +302,19 @@ static void vm_mon_free(struct vm_mon *m)
 	free(m);
 }
 
+void agent_forget_vm(struct agent *a, const char *id)
+{
+	pthread_mutex_lock(&a->lock);
+	for (int i = 0; i < a->nvms; i++) {
+		if (strcmp(a->vms[i]->d.id, id) == 0) {
+			vm_mon_free(a->vms[i]);
+			a->vms[i] = a->vms[--a->nvms];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&a->lock);
+}
+
 /* Brings the watched set in line with the registry (under the lock). */
 static void agent_apply_registry(struct agent *a, struct vm_desc *descs, int n)
 {

@@ -121,6 +121,9 @@ int agent_main(int argc, char **argv);
 
 /* agent.c */
 struct vm_mon *agent_find_vm(struct agent *a, const char *id);
+/* Stops watching a VM at once (it was deleted or migrated away), before the
+ * next registry read would notice. */
+void agent_forget_vm(struct agent *a, const char *id);
 /* Summaries of three profiles; scratch holds o.window doubles. Under lock. */
 void agent_summarize(const struct agent *a, const struct profile *prof, struct profile_summary *sum,
                      double *scratch);

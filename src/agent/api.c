@@ -199,6 +199,7 @@ static void api_delete_vm(struct agent *a, const char *id, struct httpd_resp *re
 		httpd_resp_error(resp, http, http == 404 ? "vm_not_found" : "conflict", "%s", err);
 		return;
 	}
+	agent_forget_vm(a, id);
 	httpd_resp_json(resp, 200, json_pack("{s:s,s:s}", "deleted", id, "host", a->o.id));
 }
 
@@ -234,6 +235,7 @@ static void api_migrate_vm(struct agent *a, const struct httpd_req *req, const c
 		return;
 	}
 	json_decref(body);
+	agent_forget_vm(a, id); /* it runs elsewhere now */
 	httpd_resp_json(resp, 200, out);
 }
 

@@ -491,7 +491,8 @@ void sampler_read_vm(const struct sampler_opts *o, const struct vm_desc *d,
 		else
 			snprintf(err, sizeof(err), "%s: %s", d->guest_stats, strerror(-rc));
 		out->ok_guest = rc == 0;
-		if (rc && rc != -ENODATA && !out->err[0])
+		/* no file yet (before the first balloon poll): no figures, no problem */
+		if (rc && rc != -ENODATA && rc != -ENOENT && !out->err[0])
 			snprintf(out->err, sizeof(out->err), "%s", err);
 	}
 }

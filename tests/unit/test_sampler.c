@@ -729,7 +729,8 @@ static void test_read_vm_guest_stats(void **state)
 	    {"tests/fixtures/balloon/bare.json", true, ""},
 	    {"tests/fixtures/balloon/never_updated.json", false, ""},
 	    {"tests/fixtures/balloon/not_json.json", false, "guest-stats: not JSON"},
-	    {"tests/fixtures/balloon/no-such-file.json", false, "/"},
+	    /* not written yet (before the first balloon poll): no figures, no problem */
+	    {"tests/fixtures/balloon/no-such-file.json", false, ""},
 	};
 	struct netdev_entry tab[16];
 	struct sampler_opts o;
