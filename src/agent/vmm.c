@@ -950,8 +950,14 @@ static int adopt_one(struct vmm *v, const char *dir, const char *id)
 	snprintf(vm->dir, sizeof(vm->dir), "%s", dir);
 	vm->pid = pid;
 	spec_load(j, vm);
+	/* a QEMU waiting for a migration stream stays "incoming" until the
+	 * source settles it */
+	snprintf(vm->state, sizeof(vm->state), "%s",
+	         json_is_string(json_object_get(j, "state")) &&
+	                 strcmp(json_string_value(json_object_get(j, "state")), "incoming") == 0
+	             ? "incoming"
+	             : "running");
 	json_decref(j);
-	snprintf(vm->state, sizeof(vm->state), "running");
 	snprintf(path, sizeof(path), "%s/qmp.sock", dir);
 	vm->q = qmp_open(path, v->o.qmp_timeout_ms, e, sizeof(e));
 	if (!vm->q)
@@ -961,6 +967,133 @@ static int adopt_one(struct vmm *v, const char *dir, const char *id)
 		return -ENOMEM;
 	}
 	return 0;
+}
+
+static const char *hget(redisReply *h, const char *field)
+{
+	for (size_t i = 0; h && h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2)
+		if (h->element[i]->type == REDIS_REPLY_STRING &&
+		    strcmp(h->element[i]->str, field) == 0 &&
+		    h->element[i + 1]->type == REDIS_REPLY_STRING)
+			return h->element[i + 1]->str;
+	return "";
+}
+
+static const char *qemu_status(struct vmm_vm *vm, const char *cmd, char *buf, size_t cap)
+{
+	json_t *r = NULL;
+
+	buf[0] = '\0';
+	if (vm->q && qmp_command(vm->q, cmd, NULL, &r) == 0 &&
+	    json_is_string(json_object_get(r, "status")))
+		snprintf(buf, cap, "%s", json_string_value(json_object_get(r, "status")));
+	json_decref(r);
+	return buf;
+}
+
+static int migration_move(struct vmm *v, struct vmm_vm *vm, const char *to, redisReply *m);
+static int registry_move(struct vmm *v, struct vmm_vm *vm, const char *to, json_t *inc);
+
+/* After a restart, settles what a migration may have left half-done so that
+ * exactly one copy of the VM runs: the one the registry names. True when the
+ * local copy was ended (the caller drops it). Under the lock. */
+static bool recover(struct vmm *v, struct vmm_vm *vm)
+{
+	redisReply *m = store_command(v->redis, "HGETALL migration:%s", vm->s.id);
+	redisReply *o = store_command(v->redis, "HGET vm_configs:%s host_id", vm->s.id);
+	const char *src = hget(m, "src"), *dst = hget(m, "dst");
+	char owner[65] = "", st[32], url[300], e[200];
+	bool ended = false;
+
+	if (o && o->type == REDIS_REPLY_STRING)
+		snprintf(owner, sizeof(owner), "%s", o->str);
+	freeReplyObject(o);
+	if (src[0] && strcmp(src, v->o.host_id) == 0) {
+		/* this agent was the source: QEMU carried on alone; ask it */
+		int64_t deadline = util_mono_ms() + v->o.migrate_timeout_ms;
+		while (strcmp(qemu_status(vm, "query-migrate", st, sizeof(st)), "active") == 0 ||
+		       !strcmp(st, "setup") || !strcmp(st, "device") ||
+		       !strcmp(st, "pre-switchover")) {
+			if (util_mono_ms() > deadline) {
+				qmp_command(vm->q, "migrate_cancel", NULL, NULL);
+				break;
+			}
+			sleep_ms(100);
+		}
+		if (strcmp(qemu_status(vm, "query-migrate", st, sizeof(st)), "completed") == 0 &&
+		    migration_move(v, vm, dst, m) == 0) {
+			log_warn("vm %s: its migration to %s completed while this agent was down; "
+			         "it runs there now",
+			         vm->s.id, dst);
+			event(v, "migration_done", vm->s.id,
+			      "completed while the source agent was down");
+			stop_qemu(v, vm, false);
+			rm_tree(vm->dir);
+			ended = true;
+		} else {
+			qmp_command(vm->q, "cont", NULL, NULL);
+			snprintf(url, sizeof(url), "http://%s/v1/incoming/%s", hget(m, "dst_api"),
+			         vm->s.id);
+			if (hget(m, "dst_api")[0])
+				httpc_json("DELETE", url, NULL, v->o.token, 15000, NULL, e,
+				           sizeof(e));
+			freeReplyObject(store_command(v->redis, "DEL migration:%s", vm->s.id));
+			log_warn("vm %s: its migration to %s did not complete before this agent "
+			         "restarted; it stays here",
+			         vm->s.id, dst);
+			event(v, "migration_failed", vm->s.id,
+			      "the source agent restarted mid-migration");
+			snprintf(vm->state, sizeof(vm->state), "running");
+			registry_commit(v, vm);
+		}
+	} else if (strcmp(vm->state, "incoming") == 0) {
+		if (strcmp(owner, v->o.host_id) == 0) {
+			snprintf(vm->state, sizeof(vm->state), "running"); /* the switch happened */
+			write_spec(v, vm);
+		} else if (!(dst[0] && strcmp(dst, v->o.host_id) == 0)) {
+			/* no migration of it is under way: a leftover of a failed one */
+			stop_qemu(v, vm, false);
+			rm_tree(vm->dir);
+			ended = true;
+		} /* else the source agent finishes or undoes it */
+	} else if (owner[0] && strcmp(owner, v->o.host_id) != 0) {
+		if (strcmp(qemu_status(vm, "query-status", st, sizeof(st)), "running") != 0) {
+			log_warn("vm %s: a stopped copy (%s) of a VM that runs on %s: ended",
+			         vm->s.id, st, owner);
+			stop_qemu(v, vm, false);
+			rm_tree(vm->dir);
+			ended = true;
+		} else {
+			log_error(
+			    "vm %s runs here but the registry places it on %s: left alone for the "
+			    "operator",
+			    vm->s.id, owner);
+		}
+	} else {
+		registry_commit(v, vm);
+	}
+	freeReplyObject(m);
+	return ended;
+}
+
+/* The registry switch of a migration that completed while its source agent
+ * was down, from what the migration record kept of the destination. */
+static int migration_move(struct vmm *v, struct vmm_vm *vm, const char *to, redisReply *m)
+{
+	json_t *inc = json_pack("{s:I,s:s,s:s}", "pid", (json_int_t)atoll(hget(m, "dst_pid")),
+	                        "tap", hget(m, "dst_tap"), "dir", hget(m, "dst_dir"));
+	char url[300], e[200];
+	int rc = -EPROTO;
+
+	if (to[0] && hget(m, "dst_dir")[0])
+		rc = registry_move(v, vm, to, inc);
+	json_decref(inc);
+	if (rc == 0 && hget(m, "dst_api")[0]) {
+		snprintf(url, sizeof(url), "http://%s/v1/incoming/%s/done", hget(m, "dst_api"),
+		         vm->s.id);
+		httpc_json("POST", url, NULL, v->o.token, 10000, NULL, e, sizeof(e));
+	}
+	return rc;
 }
 
 int vmm_adopt(struct vmm *v)
@@ -1008,9 +1141,11 @@ int vmm_adopt(struct vmm *v)
 			event(v, "vm_lost", id, "not running when the agent started");
 		}
 		freeReplyObject(r);
-		for (int i = 0; i < v->n; i++)
-			if (registry_commit(v, v->vms[i]) < 0)
-				log_warn("vm %s: could not re-register it", v->vms[i]->s.id);
+		for (int i = v->n - 1; i >= 0; i--)
+			if (recover(v, v->vms[i])) {
+				adopted--;
+				remove_vm(v, v->vms[i]);
+			}
 	} else {
 		log_warn(
 		    "adoption: Redis unreachable; the registry is reconciled on the next start");
@@ -1359,6 +1494,17 @@ int vmm_migrate(struct vmm *v, const char *id, const char *to, json_t **out, int
 		goto fail;
 	}
 	dest_started = true;
+	/* what a restarted agent needs to finish or undo this migration */
+	freeReplyObject(store_command(
+	    v->redis, "HSET migration:%s dst_pid %lld dst_tap %s dst_dir %s dst_api %s", id,
+	    (long long)json_integer_value(json_object_get(inc, "pid")),
+	    json_string_value(json_object_get(inc, "tap"))
+	        ? json_string_value(json_object_get(inc, "tap"))
+	        : "",
+	    json_string_value(json_object_get(inc, "dir"))
+	        ? json_string_value(json_object_get(inc, "dir"))
+	        : "",
+	    dst_api));
 
 	step = "QMP migrate";
 	migration_phase(v, id, "migrating");
