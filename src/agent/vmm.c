@@ -1,5 +1,6 @@
 /* vmm.c - the QEMU driver; see vmm.h. */
 #include "agent/vmm.h"
+#include "agent/vmm_int.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -24,24 +25,6 @@
 #include "common/log.h"
 #include "common/util.h"
 
-struct vmm_vm {
-	struct vm_spec s;
-	char dir[600];
-	char tap[16];
-	char mac[18];
-	int pid;
-	struct qmp *q;
-	char state[16]; /* running, migrating */
-};
-
-struct vmm {
-	struct vmm_opts o;
-	pthread_mutex_t lock;
-	struct store *redis;
-	struct vmm_vm **vms;
-	int n, cap;
-};
-
 /* --- small helpers ------------------------------------------------------ */
 
 static uint32_t fnv1a(const char *s)
@@ -55,7 +38,7 @@ static uint32_t fnv1a(const char *s)
 	return h;
 }
 
-static void sleep_ms(int ms)
+void vmm_sleep_ms(int ms)
 {
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
 
@@ -80,7 +63,7 @@ static bool pid_alive(int pid)
 	return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
 }
 
-static struct vmm_vm *find(struct vmm *v, const char *id)
+struct vmm_vm *vmm_find(struct vmm *v, const char *id)
 {
 	for (int i = 0; i < v->n; i++)
 		if (strcmp(v->vms[i]->s.id, id) == 0)
@@ -88,7 +71,7 @@ static struct vmm_vm *find(struct vmm *v, const char *id)
 	return NULL;
 }
 
-static void vm_free(struct vmm_vm *vm)
+void vmm_vm_free(struct vmm_vm *vm)
 {
 	if (!vm)
 		return;
@@ -96,7 +79,7 @@ static void vm_free(struct vmm_vm *vm)
 	free(vm);
 }
 
-static int add_vm(struct vmm *v, struct vmm_vm *vm)
+int vmm_add_vm(struct vmm *v, struct vmm_vm *vm)
 {
 	if (v->n == v->cap) {
 		int cap = v->cap ? v->cap * 2 : 16;
@@ -110,17 +93,17 @@ static int add_vm(struct vmm *v, struct vmm_vm *vm)
 	return 0;
 }
 
-static void remove_vm(struct vmm *v, struct vmm_vm *vm)
+void vmm_remove_vm(struct vmm *v, struct vmm_vm *vm)
 {
 	for (int i = 0; i < v->n; i++)
 		if (v->vms[i] == vm) {
 			v->vms[i] = v->vms[--v->n];
 			break;
 		}
-	vm_free(vm);
+	vmm_vm_free(vm);
 }
 
-static int rm_tree(const char *dir)
+int vmm_rm_tree(const char *dir)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
@@ -142,8 +125,8 @@ static int rm_tree(const char *dir)
 
 /* Resolves rel (relative to images_dir, or absolute) and checks that it is a
  * regular file inside images_dir: no "..", no symlink out. */
-static int resolve_image(const struct vmm_opts *o, const char *field, const char *rel, char *out,
-                         size_t cap, char *err, size_t errlen)
+int vmm_resolve_image(const struct vmm_opts *o, const char *field, const char *rel, char *out,
+                      size_t cap, char *err, size_t errlen)
 {
 	char base[PATH_MAX], joined[PATH_MAX], real[PATH_MAX];
 	struct stat st;
@@ -253,18 +236,18 @@ int vmm_spec_from_json(const struct vmm_opts *o, json_t *req, struct vm_spec *s,
 	if (get_str(req, "kernel", rel, sizeof(rel), err, errlen) < 0)
 		return -EINVAL;
 	if (rel[0] &&
-	    resolve_image(o, "kernel", rel, s->kernel, sizeof(s->kernel), err, errlen) < 0)
+	    vmm_resolve_image(o, "kernel", rel, s->kernel, sizeof(s->kernel), err, errlen) < 0)
 		return -EINVAL;
 	rel[0] = '\0';
 	if (get_str(req, "initrd", rel, sizeof(rel), err, errlen) < 0)
 		return -EINVAL;
 	if (rel[0] &&
-	    resolve_image(o, "initrd", rel, s->initrd, sizeof(s->initrd), err, errlen) < 0)
+	    vmm_resolve_image(o, "initrd", rel, s->initrd, sizeof(s->initrd), err, errlen) < 0)
 		return -EINVAL;
 	rel[0] = '\0';
 	if (get_str(req, "disk", rel, sizeof(rel), err, errlen) < 0)
 		return -EINVAL;
-	if (rel[0] && resolve_image(o, "disk", rel, s->disk, sizeof(s->disk), err, errlen) < 0)
+	if (rel[0] && vmm_resolve_image(o, "disk", rel, s->disk, sizeof(s->disk), err, errlen) < 0)
 		return -EINVAL;
 	if (!s->kernel[0] && !s->disk[0]) {
 		snprintf(err, errlen, "give 'kernel' (and 'initrd') or 'disk'");
@@ -333,16 +316,16 @@ static const char reserve_lua[] =
     "redis.call('HSET', KEYS[1], 'name', ARGV[1], 'state', 'creating', 'host_id', ARGV[2])\n"
     "return 1\n";
 
-static bool redis_up(struct vmm *v)
+bool vmm_redis_up(struct vmm *v)
 {
 	return store_ensure(v->redis, util_mono_ms());
 }
 
-static void event(struct vmm *v, const char *type, const char *vm, const char *msg)
+void vmm_event(struct vmm *v, const char *type, const char *vm, const char *msg)
 {
 	redisReply *r;
 
-	if (!redis_up(v))
+	if (!vmm_redis_up(v))
 		return;
 	r = store_command(v->redis,
 	                  "XADD events MAXLEN ~ 100000 * type %s host %s vm %s ts %lld msg %s",
@@ -366,7 +349,7 @@ static json_t *vm_json(const struct vmm *v, const struct vmm_vm *vm)
 }
 
 /* vm_configs:<id> (every field) and vms_in_host:<host>, one transaction. */
-static int registry_commit(struct vmm *v, const struct vmm_vm *vm)
+int vmm_registry_commit(struct vmm *v, const struct vmm_vm *vm)
 {
 	char key[128], pid[16], mem[16], cpu[16], qmp[700], gs[700], gl[700], port[16] = "0";
 	const char *argv[64];
@@ -427,7 +410,7 @@ static int registry_remove(struct vmm *v, const char *id)
 {
 	redisReply *r;
 
-	if (!redis_up(v))
+	if (!vmm_redis_up(v))
 		return -EIO;
 	freeReplyObject(store_command(v->redis, "MULTI"));
 	freeReplyObject(store_command(v->redis, "SREM vms_in_host:%s %s", v->o.host_id, id));
@@ -441,7 +424,7 @@ static int registry_remove(struct vmm *v, const char *id)
 
 /* --- QEMU --------------------------------------------------------------- */
 
-static int pick_tap(struct vmm_vm *vm)
+int vmm_pick_tap(struct vmm_vm *vm)
 {
 	uint32_t h = fnv1a(vm->s.id);
 
@@ -464,7 +447,7 @@ static void pick_mac(struct vmm_vm *vm)
 
 /* Everything needed to start this VM again (adoption) or elsewhere (the
  * destination of a migration). */
-static json_t *spec_json(const struct vmm *v, const struct vmm_vm *vm)
+json_t *vmm_spec_json(const struct vmm *v, const struct vmm_vm *vm)
 {
 	json_t *j = vm_json(v, vm);
 
@@ -475,7 +458,7 @@ static json_t *spec_json(const struct vmm *v, const struct vmm_vm *vm)
 }
 
 /* The reverse of spec_json (pid, dir, state are the caller's). */
-static void spec_load(json_t *j, struct vmm_vm *vm)
+void vmm_spec_load(json_t *j, struct vmm_vm *vm)
 {
 	vm->s.vcpus = (int)json_integer_value(json_object_get(j, "vcpus"));
 	vm->s.mem_mib = (int)json_integer_value(json_object_get(j, "mem_mib"));
@@ -498,10 +481,10 @@ static void spec_load(json_t *j, struct vmm_vm *vm)
 	vm->s.exclude = json_is_true(json_object_get(j, "exclude"));
 }
 
-static int write_spec(const struct vmm *v, const struct vmm_vm *vm)
+int vmm_write_spec(const struct vmm *v, const struct vmm_vm *vm)
 {
 	char path[700];
-	json_t *j = spec_json(v, vm);
+	json_t *j = vmm_spec_json(v, vm);
 	int rc;
 
 	snprintf(path, sizeof(path), "%s/spec.json", vm->dir);
@@ -528,7 +511,7 @@ static int qemu_escape(char *dst, size_t cap, const char *s)
 }
 
 /* Starts QEMU daemonized (it outlives the agent), waits for QMP. */
-static int launch(struct vmm *v, struct vmm_vm *vm, const char *incoming, char *err, size_t errlen)
+int vmm_launch(struct vmm *v, struct vmm_vm *vm, const char *incoming, char *err, size_t errlen)
 {
 	char smp[16], mem[16], name[128], netdev[128], nic[128], qmp[1400], chardev[1400],
 	    pidf[700], logf[700], serial[1400];
@@ -666,7 +649,7 @@ static int launch(struct vmm *v, struct vmm_vm *vm, const char *incoming, char *
 		int64_t deadline = util_mono_ms() + v->o.boot_timeout_ms;
 		while (!(vm->q = qmp_open(sock, v->o.qmp_timeout_ms, e, sizeof(e))) &&
 		       util_mono_ms() < deadline && pid_alive(vm->pid))
-			sleep_ms(50);
+			vmm_sleep_ms(50);
 		if (!vm->q) {
 			snprintf(err, errlen, "QMP: %s", e);
 			return -EIO;
@@ -676,32 +659,32 @@ static int launch(struct vmm *v, struct vmm_vm *vm, const char *incoming, char *
 }
 
 /* Ends a QEMU process: ACPI power-down, then quit, then SIGKILL. */
-static void stop_qemu(struct vmm *v, struct vmm_vm *vm, bool graceful)
+void vmm_stop_qemu(struct vmm *v, struct vmm_vm *vm, bool graceful)
 {
 	int64_t deadline;
 
 	if (vm->q && graceful && qmp_command(vm->q, "system_powerdown", NULL, NULL) == 0) {
 		deadline = util_mono_ms() + v->o.shutdown_timeout_ms;
 		while (pid_alive(vm->pid) && util_mono_ms() < deadline)
-			sleep_ms(50);
+			vmm_sleep_ms(50);
 	}
 	if (pid_alive(vm->pid) && vm->q)
 		qmp_command(vm->q, "quit", NULL, NULL);
 	deadline = util_mono_ms() + 3000;
 	while (pid_alive(vm->pid) && util_mono_ms() < deadline)
-		sleep_ms(20);
+		vmm_sleep_ms(20);
 	if (pid_alive(vm->pid)) {
 		log_warn("vm %s: qemu %d ignored quit; killing it", vm->s.id, vm->pid);
 		kill(vm->pid, SIGKILL);
 		deadline = util_mono_ms() + 3000;
 		while (pid_alive(vm->pid) && util_mono_ms() < deadline)
-			sleep_ms(20);
+			vmm_sleep_ms(20);
 	}
 }
 
 /* --- operations ------------------------------------------------------------ */
 
-static void balloon_polling(struct vmm_vm *vm, int seconds)
+void vmm_balloon_polling(struct vmm_vm *vm, int seconds)
 {
 	json_t *args = json_pack("{s:s,s:s,s:i}", "path", "/machine/peripheral/balloon0",
 	                         "property", "guest-stats-polling-interval", "value", seconds);
@@ -721,7 +704,7 @@ int vmm_create(struct vmm *v, const struct vm_spec *spec, json_t **out, int *htt
 	if (out)
 		*out = NULL;
 	pthread_mutex_lock(&v->lock);
-	if (!redis_up(v)) {
+	if (!vmm_redis_up(v)) {
 		*http = 503;
 		snprintf(err, errlen, "create vm %s: Redis is unreachable: %s", spec->id,
 		         v->redis->errstr);
@@ -763,7 +746,7 @@ int vmm_create(struct vmm *v, const struct vm_spec *spec, json_t **out, int *htt
 		rc = -errno;
 		goto out;
 	}
-	if (pick_tap(vm) < 0 || write_spec(v, vm) < 0) {
+	if (vmm_pick_tap(vm) < 0 || vmm_write_spec(v, vm) < 0) {
 		*http = 500;
 		snprintf(err, errlen, "create vm %s: cannot prepare its tap or state files",
 		         spec->id);
@@ -772,7 +755,7 @@ int vmm_create(struct vmm *v, const struct vm_spec *spec, json_t **out, int *htt
 	}
 	{
 		char lerr[400] = "";
-		rc = launch(v, vm, NULL, lerr, sizeof(lerr));
+		rc = vmm_launch(v, vm, NULL, lerr, sizeof(lerr));
 		if (rc < 0) {
 			snprintf(err, errlen, "create vm %s: launching qemu: %s", spec->id, lerr);
 			*http = 500;
@@ -788,15 +771,15 @@ int vmm_create(struct vmm *v, const struct vm_spec *spec, json_t **out, int *htt
 		         vm->s.bridge, strerror(-rc));
 		goto out;
 	}
-	balloon_polling(vm, 2);
-	rc = registry_commit(v, vm);
+	vmm_balloon_polling(vm, 2);
+	rc = vmm_registry_commit(v, vm);
 	if (rc < 0) {
 		*http = 503;
 		snprintf(err, errlen, "create vm %s: registering it in Redis failed: %s", spec->id,
 		         v->redis->errstr);
 		goto out;
 	}
-	rc = add_vm(v, vm);
+	rc = vmm_add_vm(v, vm);
 	if (rc < 0) {
 		*http = 500;
 		snprintf(err, errlen, "out of memory");
@@ -806,16 +789,16 @@ int vmm_create(struct vmm *v, const struct vm_spec *spec, json_t **out, int *htt
 		*out = vm_json(v, vm);
 	log_info("vm %s: running (qemu pid %d, tap %s on %s, %d vCPU, %d MiB)", vm->s.id, vm->pid,
 	         vm->tap, vm->s.bridge, vm->s.vcpus, vm->s.mem_mib);
-	event(v, "vm_created", vm->s.id, "launched");
+	vmm_event(v, "vm_created", vm->s.id, "launched");
 	vm = NULL;
 	rc = 0;
 out:
 	if (vm) {
 		/* nothing half-made stays: the process, its files, the reservation */
 		if (vm->pid)
-			stop_qemu(v, vm, false);
-		rm_tree(vm->dir);
-		vm_free(vm);
+			vmm_stop_qemu(v, vm, false);
+		vmm_rm_tree(vm->dir);
+		vmm_vm_free(vm);
 	}
 	if (rc < 0 && reserved)
 		registry_remove(v, spec->id);
@@ -831,7 +814,7 @@ int vmm_delete(struct vmm *v, const char *id, int *http, char *err, size_t errle
 	int rc = 0;
 
 	pthread_mutex_lock(&v->lock);
-	vm = find(v, id);
+	vm = vmm_find(v, id);
 	if (!vm) {
 		*http = 404;
 		snprintf(err, errlen, "host %s runs no vm '%.64s'", v->o.host_id, id);
@@ -844,15 +827,15 @@ int vmm_delete(struct vmm *v, const char *id, int *http, char *err, size_t errle
 		rc = -EBUSY;
 		goto out;
 	}
-	stop_qemu(v, vm, true);
+	vmm_stop_qemu(v, vm, true);
 	if (registry_remove(v, id) < 0)
 		log_warn("vm %s: stopped, but Redis is unreachable: its registry entry stays until "
 		         "the agent reconciles",
 		         id);
-	rm_tree(vm->dir);
+	vmm_rm_tree(vm->dir);
 	log_info("vm %s: deleted", id);
-	event(v, "vm_deleted", id, "powered down and removed");
-	remove_vm(v, vm);
+	vmm_event(v, "vm_deleted", id, "powered down and removed");
+	vmm_remove_vm(v, vm);
 out:
 	pthread_mutex_unlock(&v->lock);
 	return rc;
@@ -875,7 +858,7 @@ json_t *vmm_get(struct vmm *v, const char *id)
 	json_t *j = NULL;
 
 	pthread_mutex_lock(&v->lock);
-	vm = find(v, id);
+	vm = vmm_find(v, id);
 	if (vm)
 		j = vm_json(v, vm);
 	pthread_mutex_unlock(&v->lock);
@@ -949,7 +932,7 @@ static int adopt_one(struct vmm *v, const char *dir, const char *id)
 	snprintf(vm->s.id, sizeof(vm->s.id), "%s", id);
 	snprintf(vm->dir, sizeof(vm->dir), "%s", dir);
 	vm->pid = pid;
-	spec_load(j, vm);
+	vmm_spec_load(j, vm);
 	/* a QEMU waiting for a migration stream stays "incoming" until the
 	 * source settles it */
 	snprintf(vm->state, sizeof(vm->state), "%s",
@@ -962,138 +945,11 @@ static int adopt_one(struct vmm *v, const char *dir, const char *id)
 	vm->q = qmp_open(path, v->o.qmp_timeout_ms, e, sizeof(e));
 	if (!vm->q)
 		log_warn("vm %s: adopted without QMP (%s); it keeps running", id, e);
-	if (add_vm(v, vm) < 0) {
-		vm_free(vm);
+	if (vmm_add_vm(v, vm) < 0) {
+		vmm_vm_free(vm);
 		return -ENOMEM;
 	}
 	return 0;
-}
-
-static const char *hget(redisReply *h, const char *field)
-{
-	for (size_t i = 0; h && h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2)
-		if (h->element[i]->type == REDIS_REPLY_STRING &&
-		    strcmp(h->element[i]->str, field) == 0 &&
-		    h->element[i + 1]->type == REDIS_REPLY_STRING)
-			return h->element[i + 1]->str;
-	return "";
-}
-
-static const char *qemu_status(struct vmm_vm *vm, const char *cmd, char *buf, size_t cap)
-{
-	json_t *r = NULL;
-
-	buf[0] = '\0';
-	if (vm->q && qmp_command(vm->q, cmd, NULL, &r) == 0 &&
-	    json_is_string(json_object_get(r, "status")))
-		snprintf(buf, cap, "%s", json_string_value(json_object_get(r, "status")));
-	json_decref(r);
-	return buf;
-}
-
-static int migration_move(struct vmm *v, struct vmm_vm *vm, const char *to, redisReply *m);
-static int registry_move(struct vmm *v, struct vmm_vm *vm, const char *to, json_t *inc);
-
-/* After a restart, settles what a migration may have left half-done so that
- * exactly one copy of the VM runs: the one the registry names. True when the
- * local copy was ended (the caller drops it). Under the lock. */
-static bool recover(struct vmm *v, struct vmm_vm *vm)
-{
-	redisReply *m = store_command(v->redis, "HGETALL migration:%s", vm->s.id);
-	redisReply *o = store_command(v->redis, "HGET vm_configs:%s host_id", vm->s.id);
-	const char *src = hget(m, "src"), *dst = hget(m, "dst");
-	char owner[65] = "", st[32], url[300], e[200];
-	bool ended = false;
-
-	if (o && o->type == REDIS_REPLY_STRING)
-		snprintf(owner, sizeof(owner), "%s", o->str);
-	freeReplyObject(o);
-	if (src[0] && strcmp(src, v->o.host_id) == 0) {
-		/* this agent was the source: QEMU carried on alone; ask it */
-		int64_t deadline = util_mono_ms() + v->o.migrate_timeout_ms;
-		while (strcmp(qemu_status(vm, "query-migrate", st, sizeof(st)), "active") == 0 ||
-		       !strcmp(st, "setup") || !strcmp(st, "device") ||
-		       !strcmp(st, "pre-switchover")) {
-			if (util_mono_ms() > deadline) {
-				qmp_command(vm->q, "migrate_cancel", NULL, NULL);
-				break;
-			}
-			sleep_ms(100);
-		}
-		if (strcmp(qemu_status(vm, "query-migrate", st, sizeof(st)), "completed") == 0 &&
-		    migration_move(v, vm, dst, m) == 0) {
-			log_warn("vm %s: its migration to %s completed while this agent was down; "
-			         "it runs there now",
-			         vm->s.id, dst);
-			event(v, "migration_done", vm->s.id,
-			      "completed while the source agent was down");
-			stop_qemu(v, vm, false);
-			rm_tree(vm->dir);
-			ended = true;
-		} else {
-			qmp_command(vm->q, "cont", NULL, NULL);
-			snprintf(url, sizeof(url), "http://%s/v1/incoming/%s", hget(m, "dst_api"),
-			         vm->s.id);
-			if (hget(m, "dst_api")[0])
-				httpc_json("DELETE", url, NULL, v->o.token, 15000, NULL, e,
-				           sizeof(e));
-			freeReplyObject(store_command(v->redis, "DEL migration:%s", vm->s.id));
-			log_warn("vm %s: its migration to %s did not complete before this agent "
-			         "restarted; it stays here",
-			         vm->s.id, dst);
-			event(v, "migration_failed", vm->s.id,
-			      "the source agent restarted mid-migration");
-			snprintf(vm->state, sizeof(vm->state), "running");
-			registry_commit(v, vm);
-		}
-	} else if (strcmp(vm->state, "incoming") == 0) {
-		if (strcmp(owner, v->o.host_id) == 0) {
-			snprintf(vm->state, sizeof(vm->state), "running"); /* the switch happened */
-			write_spec(v, vm);
-		} else if (!(dst[0] && strcmp(dst, v->o.host_id) == 0)) {
-			/* no migration of it is under way: a leftover of a failed one */
-			stop_qemu(v, vm, false);
-			rm_tree(vm->dir);
-			ended = true;
-		} /* else the source agent finishes or undoes it */
-	} else if (owner[0] && strcmp(owner, v->o.host_id) != 0) {
-		if (strcmp(qemu_status(vm, "query-status", st, sizeof(st)), "running") != 0) {
-			log_warn("vm %s: a stopped copy (%s) of a VM that runs on %s: ended",
-			         vm->s.id, st, owner);
-			stop_qemu(v, vm, false);
-			rm_tree(vm->dir);
-			ended = true;
-		} else {
-			log_error(
-			    "vm %s runs here but the registry places it on %s: left alone for the "
-			    "operator",
-			    vm->s.id, owner);
-		}
-	} else {
-		registry_commit(v, vm);
-	}
-	freeReplyObject(m);
-	return ended;
-}
-
-/* The registry switch of a migration that completed while its source agent
- * was down, from what the migration record kept of the destination. */
-static int migration_move(struct vmm *v, struct vmm_vm *vm, const char *to, redisReply *m)
-{
-	json_t *inc = json_pack("{s:I,s:s,s:s}", "pid", (json_int_t)atoll(hget(m, "dst_pid")),
-	                        "tap", hget(m, "dst_tap"), "dir", hget(m, "dst_dir"));
-	char url[300], e[200];
-	int rc = -EPROTO;
-
-	if (to[0] && hget(m, "dst_dir")[0])
-		rc = registry_move(v, vm, to, inc);
-	json_decref(inc);
-	if (rc == 0 && hget(m, "dst_api")[0]) {
-		snprintf(url, sizeof(url), "http://%s/v1/incoming/%s/done", hget(m, "dst_api"),
-		         vm->s.id);
-		httpc_json("POST", url, NULL, v->o.token, 10000, NULL, e, sizeof(e));
-	}
-	return rc;
 }
 
 int vmm_adopt(struct vmm *v)
@@ -1114,21 +970,21 @@ int vmm_adopt(struct vmm *v)
 		if (adopt_one(v, dir, e->d_name) == 0) {
 			adopted++;
 			log_info("vm %s: adopted running qemu %d", e->d_name,
-			         find(v, e->d_name)->pid);
+			         vmm_find(v, e->d_name)->pid);
 		} else {
 			log_warn("vm %s: its qemu is gone; removing its state", e->d_name);
-			rm_tree(dir);
+			vmm_rm_tree(dir);
 		}
 	}
 	if (d)
 		closedir(d);
 	/* reconcile: the registry's VMs of this host that no longer run are lost;
 	 * every running one is registered with its current pid */
-	if (redis_up(v)) {
+	if (vmm_redis_up(v)) {
 		r = store_command(v->redis, "SMEMBERS vms_in_host:%s", v->o.host_id);
 		for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
 			const char *id = r->element[i]->str;
-			if (r->element[i]->type != REDIS_REPLY_STRING || find(v, id))
+			if (r->element[i]->type != REDIS_REPLY_STRING || vmm_find(v, id))
 				continue;
 			log_warn("vm %s: registered on host %s but not running: marked lost", id,
 			         v->o.host_id);
@@ -1138,13 +994,13 @@ int vmm_adopt(struct vmm *v)
 			freeReplyObject(
 			    store_command(v->redis, "HSET vm_configs:%s state lost", id));
 			freeReplyObject(store_command(v->redis, "EXEC"));
-			event(v, "vm_lost", id, "not running when the agent started");
+			vmm_event(v, "vm_lost", id, "not running when the agent started");
 		}
 		freeReplyObject(r);
 		for (int i = v->n - 1; i >= 0; i--)
-			if (recover(v, v->vms[i])) {
+			if (vmm_recover(v, v->vms[i])) {
 				adopted--;
-				remove_vm(v, v->vms[i]);
+				vmm_remove_vm(v, v->vms[i]);
 			}
 	} else {
 		log_warn(
@@ -1193,429 +1049,9 @@ void vmm_free(struct vmm *v)
 		return;
 	/* the VMs keep running: only the driver's handles go */
 	for (int i = 0; i < v->n; i++)
-		vm_free(v->vms[i]);
+		vmm_vm_free(v->vms[i]);
 	free(v->vms);
 	store_free(v->redis);
 	pthread_mutex_destroy(&v->lock);
 	free(v);
-}
-
-/* --- live migration -------------------------------------------------------- */
-
-/* A free TCP port on addr (bound and released: QEMU takes it right after). */
-static int free_port(const char *addr)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET};
-	socklen_t sl = sizeof(sa);
-	int fd, port = -1;
-
-	if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1)
-		return -EINVAL;
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&sa, &sl) == 0)
-		port = ntohs(sa.sin_port);
-	close(fd);
-	return port > 0 ? port : -EADDRNOTAVAIL;
-}
-
-int vmm_incoming(struct vmm *v, json_t *spec, json_t **out, int *http, char *err, size_t errlen)
-{
-	struct vmm_vm *vm = NULL;
-	char lerr[400] = "", uri[128], real[512];
-	const char *id = json_string_value(json_object_get(spec, "id"));
-	int port = -1, rc = 0;
-
-	*out = NULL;
-	pthread_mutex_lock(&v->lock);
-	if (!id || !util_valid_id(id)) {
-		*http = 400;
-		snprintf(err, errlen, "incoming: 'id' missing or invalid");
-		rc = -EINVAL;
-		goto out;
-	}
-	if (find(v, id)) {
-		*http = 409;
-		snprintf(err, errlen, "incoming vm %s: this host already runs it", id);
-		rc = -EEXIST;
-		goto out;
-	}
-	vm = calloc(1, sizeof(*vm));
-	if (!vm) {
-		*http = 500;
-		rc = -ENOMEM;
-		goto out;
-	}
-	snprintf(vm->s.id, sizeof(vm->s.id), "%s", id);
-	spec_load(spec, vm);
-	/* the source's word is not trusted: sizes within limits, images inside
-	 * this host's images dir, a bridge that exists here */
-	if (vm->s.vcpus < 1 || vm->s.vcpus > v->o.max_vcpus || vm->s.mem_mib < 64 ||
-	    vm->s.mem_mib > v->o.max_mem_mib || !vm->mac[0]) {
-		*http = 400;
-		snprintf(err, errlen, "incoming vm %s: bad size or MAC", id);
-		rc = -EINVAL;
-		goto out;
-	}
-	if ((vm->s.kernel[0] &&
-	     resolve_image(&v->o, "kernel", vm->s.kernel, real, sizeof(real), err, errlen) < 0) ||
-	    (vm->s.initrd[0] &&
-	     resolve_image(&v->o, "initrd", vm->s.initrd, real, sizeof(real), err, errlen) < 0) ||
-	    (vm->s.disk[0] &&
-	     resolve_image(&v->o, "disk", vm->s.disk, real, sizeof(real), err, errlen) < 0)) {
-		*http = 400;
-		rc = -EINVAL;
-		goto out;
-	}
-	if (!netif_is_bridge(vm->s.bridge))
-		snprintf(vm->s.bridge, sizeof(vm->s.bridge), "%s", v->o.bridge);
-	snprintf(vm->state, sizeof(vm->state), "incoming");
-	snprintf(vm->dir, sizeof(vm->dir), "%s/vms/%s", v->o.state_dir, id);
-	if ((mkdir(vm->dir, 0700) < 0 && errno != EEXIST) || pick_tap(vm) < 0 ||
-	    write_spec(v, vm) < 0) {
-		*http = 500;
-		snprintf(err, errlen, "incoming vm %s: cannot prepare its state", id);
-		rc = -EIO;
-		goto out;
-	}
-	rc = launch(v, vm, "defer", lerr, sizeof(lerr));
-	if (rc == 0) {
-		rc = netif_bridge_add(vm->s.bridge, vm->tap);
-		if (rc == 0)
-			rc = netif_up(vm->tap);
-		if (rc < 0)
-			snprintf(lerr, sizeof(lerr), "tap %s on %s: %s", vm->tap, vm->s.bridge,
-			         strerror(-rc));
-	}
-	if (rc == 0) {
-		port = free_port(v->o.address);
-		snprintf(uri, sizeof(uri), "tcp:%s:%d", v->o.address, port);
-		if (port < 0 || qmp_command(vm->q, "migrate-incoming",
-		                            json_pack("{s:s}", "uri", uri), NULL) < 0) {
-			snprintf(lerr, sizeof(lerr), "migrate-incoming %s: %s", uri,
-			         port < 0 ? strerror(-port) : qmp_errstr(vm->q));
-			rc = -EIO;
-		}
-	}
-	if (rc < 0) {
-		*http = 500;
-		snprintf(err, errlen, "incoming vm %s: %s", id, lerr);
-		goto out;
-	}
-	if (add_vm(v, vm) < 0) {
-		*http = 500;
-		rc = -ENOMEM;
-		goto out;
-	}
-	*out = json_pack("{s:s,s:i,s:i,s:s,s:s}", "id", id, "port", port, "pid", vm->pid, "tap",
-	                 vm->tap, "dir", vm->dir);
-	log_info("vm %s: waiting for its migration stream on %s (qemu %d)", id, uri, vm->pid);
-	vm = NULL;
-out:
-	if (vm) {
-		if (vm->pid)
-			stop_qemu(v, vm, false);
-		if (vm->dir[0])
-			rm_tree(vm->dir);
-		vm_free(vm);
-	}
-	pthread_mutex_unlock(&v->lock);
-	return rc;
-}
-
-int vmm_incoming_end(struct vmm *v, const char *id, bool commit, int *http, char *err,
-                     size_t errlen)
-{
-	struct vmm_vm *vm;
-	int rc = 0;
-
-	pthread_mutex_lock(&v->lock);
-	vm = find(v, id);
-	if (!vm || strcmp(vm->state, "incoming") != 0) {
-		*http = 404;
-		snprintf(err, errlen, "no incoming migration of vm '%.64s' on host %s", id,
-		         v->o.host_id);
-		rc = -ENOENT;
-		goto out;
-	}
-	if (commit) {
-		snprintf(vm->state, sizeof(vm->state), "running");
-		write_spec(v, vm);
-		balloon_polling(vm, 2);
-		log_info("vm %s: now runs here (qemu %d)", id, vm->pid);
-	} else {
-		stop_qemu(v, vm, false);
-		rm_tree(vm->dir);
-		log_info("vm %s: incoming migration aborted; cleaned up", id);
-		remove_vm(v, vm);
-	}
-out:
-	pthread_mutex_unlock(&v->lock);
-	return rc;
-}
-
-static void migration_phase(struct vmm *v, const char *id, const char *phase)
-{
-	freeReplyObject(store_command(v->redis, "HSET migration:%s phase %s updated %lld", id,
-	                              phase, (long long)util_now_ms()));
-}
-
-/* The registry switch: the VM leaves this host's set and joins the
- * destination's, with the destination's process, in one transaction. */
-static int registry_move(struct vmm *v, struct vmm_vm *vm, const char *to, json_t *inc)
-{
-	char pid[16];
-	const char *dir = json_string_value(json_object_get(inc, "dir"));
-	const char *tap = json_string_value(json_object_get(inc, "tap"));
-	redisReply *r;
-
-	snprintf(pid, sizeof(pid), "%lld",
-	         (long long)json_integer_value(json_object_get(inc, "pid")));
-	if (!dir || !tap)
-		return -EPROTO;
-	freeReplyObject(store_command(v->redis, "MULTI"));
-	freeReplyObject(store_command(v->redis, "SREM vms_in_host:%s %s", v->o.host_id, vm->s.id));
-	freeReplyObject(store_command(v->redis, "SADD vms_in_host:%s %s", to, vm->s.id));
-	freeReplyObject(store_command(
-	    v->redis,
-	    "HSET vm_configs:%s host_id %s pid %s tap_device %s state running qmp_socket "
-	    "%s/qmp.sock guest_stats %s/guest-stats.json serial_socket %s/guestload.sock",
-	    vm->s.id, to, pid, tap, dir, dir, dir));
-	freeReplyObject(store_command(v->redis, "DEL migration:%s", vm->s.id));
-	r = store_command(v->redis, "EXEC");
-	if (!r || r->type != REDIS_REPLY_ARRAY) {
-		freeReplyObject(r);
-		return -EIO;
-	}
-	freeReplyObject(r);
-	return 0;
-}
-
-int vmm_migrate(struct vmm *v, const char *id, const char *to, json_t **out, int *http, char *err,
-                size_t errlen)
-{
-	char url[300], dst_ip[64] = "", dst_api[160] = "", e[300] = "";
-	struct vmm_vm *vm;
-	json_t *inc = NULL, *spec = NULL, *q = NULL;
-	redisReply *r;
-	const char *step = "checks";
-	bool reserved = false, dest_started = false, migrating = false;
-	int64_t t0 = util_mono_ms();
-	int rc = 0, st;
-
-	*out = NULL;
-	pthread_mutex_lock(&v->lock);
-	vm = find(v, id);
-	if (!vm) {
-		*http = 404;
-		snprintf(err, errlen, "host %s runs no vm '%.64s'", v->o.host_id, id);
-		rc = -ENOENT;
-		goto out;
-	}
-	if (!util_valid_id(to)) {
-		*http = 400;
-		snprintf(err, errlen, "'to' must be a host id");
-		rc = -EINVAL;
-		goto out;
-	}
-	if (strcmp(to, v->o.host_id) == 0) {
-		*http = 400;
-		snprintf(err, errlen, "vm %s already runs on host %s", id, to);
-		rc = -EINVAL;
-		goto out;
-	}
-	if (strcmp(vm->state, "running") != 0 || !vm->q) {
-		*http = 409;
-		snprintf(err, errlen, "vm %s is %s; it cannot be migrated now", id,
-		         vm->q ? vm->state : "without QMP");
-		rc = -EBUSY;
-		goto out;
-	}
-	if (!redis_up(v)) {
-		*http = 503;
-		snprintf(err, errlen, "migrate vm %s: Redis is unreachable", id);
-		rc = -EIO;
-		goto out;
-	}
-	r = store_command(v->redis, "HMGET host_config:%s state", to);
-	st = r && r->type == REDIS_REPLY_ARRAY && r->element[0]->type == REDIS_REPLY_STRING;
-	if (!st || strcmp(r->element[0]->str, "up") != 0) {
-		*http = st ? 409 : 404;
-		snprintf(err, errlen, "migrate vm %s: host %s is %s", id, to,
-		         st ? r->element[0]->str : "unknown");
-		freeReplyObject(r);
-		rc = -EHOSTUNREACH;
-		goto out;
-	}
-	freeReplyObject(r);
-	r = store_command(v->redis, "GET vmm_proxy_addr:%s", to);
-	if (r && r->type == REDIS_REPLY_STRING)
-		snprintf(dst_api, sizeof(dst_api), "%s", r->str);
-	freeReplyObject(r);
-	r = store_command(v->redis, "HGET host_id_to_ip %s", to);
-	if (r && r->type == REDIS_REPLY_STRING)
-		snprintf(dst_ip, sizeof(dst_ip), "%s", r->str);
-	freeReplyObject(r);
-	if (!dst_api[0] || !dst_ip[0]) {
-		*http = 409;
-		snprintf(err, errlen, "migrate vm %s: host %s has no agent address", id, to);
-		rc = -EHOSTUNREACH;
-		goto out;
-	}
-	/* one migration of a VM at a time, cluster-wide */
-	r = store_command(v->redis, "HSETNX migration:%s vm %s", id, id);
-	reserved = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
-	freeReplyObject(r);
-	if (!reserved) {
-		*http = 409;
-		snprintf(err, errlen, "vm %s is already being migrated", id);
-		rc = -EBUSY;
-		goto out;
-	}
-	freeReplyObject(store_command(v->redis,
-	                              "HSET migration:%s src %s dst %s started %lld phase prepare",
-	                              id, v->o.host_id, to, (long long)util_now_ms()));
-	snprintf(vm->state, sizeof(vm->state), "migrating");
-
-	step = "starting the destination";
-	spec = spec_json(v, vm);
-	snprintf(url, sizeof(url), "http://%s/v1/incoming", dst_api);
-	st = httpc_json("POST", url, spec, v->o.token, v->o.boot_timeout_ms + 5000, &inc, e,
-	                sizeof(e));
-	if (st != 201 || !json_integer_value(json_object_get(inc, "port"))) {
-		json_t *m = json_object_get(json_object_get(inc, "error"), "message");
-		if (st > 0)
-			snprintf(e, sizeof(e), "HTTP %d: %s", st,
-			         json_is_string(m) ? json_string_value(m)
-			                           : "no port in the answer");
-		rc = -EIO;
-		goto fail;
-	}
-	dest_started = true;
-	/* what a restarted agent needs to finish or undo this migration */
-	freeReplyObject(store_command(
-	    v->redis, "HSET migration:%s dst_pid %lld dst_tap %s dst_dir %s dst_api %s", id,
-	    (long long)json_integer_value(json_object_get(inc, "pid")),
-	    json_string_value(json_object_get(inc, "tap"))
-	        ? json_string_value(json_object_get(inc, "tap"))
-	        : "",
-	    json_string_value(json_object_get(inc, "dir"))
-	        ? json_string_value(json_object_get(inc, "dir"))
-	        : "",
-	    dst_api));
-
-	step = "QMP migrate";
-	migration_phase(v, id, "migrating");
-	{
-		char uri[128];
-		json_t *params =
-		    json_pack("{s:I}", "downtime-limit", (json_int_t)v->o.migrate_downtime_ms);
-		if (v->o.migrate_bandwidth_mbit > 0)
-			json_object_set_new(
-			    params, "max-bandwidth",
-			    json_integer((json_int_t)v->o.migrate_bandwidth_mbit * 125000));
-		if (qmp_command(vm->q, "migrate-set-parameters", params, NULL) < 0) {
-			snprintf(e, sizeof(e), "migrate-set-parameters: %s", qmp_errstr(vm->q));
-			rc = -EIO;
-			goto fail;
-		}
-		snprintf(uri, sizeof(uri), "tcp:%s:%lld", dst_ip,
-		         (long long)json_integer_value(json_object_get(inc, "port")));
-		if (qmp_command(vm->q, "migrate", json_pack("{s:s}", "uri", uri), NULL) < 0) {
-			snprintf(e, sizeof(e), "migrate %s: %s", uri, qmp_errstr(vm->q));
-			rc = -EIO;
-			goto fail;
-		}
-		migrating = true;
-	}
-	step = "following the migration";
-	for (;;) {
-		const char *status;
-		json_decref(q);
-		q = NULL;
-		if (qmp_command(vm->q, "query-migrate", NULL, &q) < 0) {
-			snprintf(e, sizeof(e), "query-migrate: %s", qmp_errstr(vm->q));
-			rc = -EIO;
-			goto fail;
-		}
-		status = json_string_value(json_object_get(q, "status"));
-		if (status && strcmp(status, "completed") == 0)
-			break;
-		if (status && (!strcmp(status, "failed") || !strcmp(status, "cancelled"))) {
-			json_t *de = json_object_get(q, "error-desc");
-			snprintf(e, sizeof(e), "QEMU reports the migration %s%s%s", status,
-			         de ? ": " : "", de ? json_string_value(de) : "");
-			rc = -EIO;
-			goto fail;
-		}
-		if (util_mono_ms() - t0 > v->o.migrate_timeout_ms) {
-			snprintf(e, sizeof(e), "not done after %d ms", v->o.migrate_timeout_ms);
-			rc = -ETIMEDOUT;
-			goto fail;
-		}
-		sleep_ms(50);
-	}
-	/* from here the destination has the VM: only forward */
-	step = "switching the registry";
-	migration_phase(v, id, "switching");
-	if (registry_move(v, vm, to, inc) < 0)
-		log_error("vm %s: migrated to %s but the registry switch failed: the agents "
-		          "reconcile it at their next start",
-		          id, to);
-	snprintf(url, sizeof(url), "http://%s/v1/incoming/%s/done", dst_api, id);
-	st = httpc_json("POST", url, NULL, v->o.token, 10000, NULL, e, sizeof(e));
-	if (st != 200)
-		log_warn("vm %s: destination %s did not confirm: %s", id, to,
-		         st > 0 ? "HTTP error" : e);
-	{
-		json_t *ram = json_object_get(q, "ram");
-		char msg[200];
-		*out = json_pack(
-		    "{s:s,s:s,s:s,s:I,s:I,s:I,s:I}", "vm", id, "from", v->o.host_id, "to", to,
-		    "total_ms", (json_int_t)json_number_value(json_object_get(q, "total-time")),
-		    "downtime_ms", (json_int_t)json_number_value(json_object_get(q, "downtime")),
-		    "bytes", (json_int_t)json_number_value(json_object_get(ram, "transferred")),
-		    "wall_ms", (json_int_t)(util_mono_ms() - t0));
-		snprintf(msg, sizeof(msg), "to %s: total %lld ms, downtime %lld ms, %lld bytes", to,
-		         (long long)json_integer_value(json_object_get(*out, "total_ms")),
-		         (long long)json_integer_value(json_object_get(*out, "downtime_ms")),
-		         (long long)json_integer_value(json_object_get(*out, "bytes")));
-		event(v, "migration_done", id, msg);
-		log_info("vm %s: migrated %s", id, msg);
-	}
-	/* the source QEMU stays paused after completion: end it */
-	stop_qemu(v, vm, false);
-	rm_tree(vm->dir);
-	remove_vm(v, vm);
-	goto out;
-fail:
-	/* the VM keeps running here; nothing stays at the destination */
-	if (migrating) {
-		qmp_command(vm->q, "migrate_cancel", NULL, NULL);
-		qmp_command(vm->q, "cont", NULL, NULL);
-	}
-	if (dest_started) {
-		char e2[200];
-		snprintf(url, sizeof(url), "http://%s/v1/incoming/%s", dst_api, id);
-		httpc_json("DELETE", url, NULL, v->o.token, 15000, NULL, e2, sizeof(e2));
-	}
-	snprintf(vm->state, sizeof(vm->state), "running");
-	*http = 502;
-	snprintf(err, errlen, "migrate vm %s to %s: %s failed: %s", id, to, step, e);
-	{
-		char msg[300];
-		snprintf(msg, sizeof(msg), "to %s: %s failed: %s", to, step, e);
-		event(v, "migration_failed", id, msg);
-	}
-	log_warn("%s", err);
-out:
-	if (reserved && (rc < 0 || *out == NULL))
-		freeReplyObject(store_command(v->redis, "DEL migration:%s", id));
-	json_decref(spec);
-	json_decref(inc);
-	json_decref(q);
-	pthread_mutex_unlock(&v->lock);
-	return rc;
 }
