@@ -527,6 +527,7 @@ static void *poller_main(void *arg)
 {
 	struct agent *a = arg;
 
+	log_info("vm driver: %d running VMs adopted", vmm_adopt(a->vmm));
 	while (!a->stop) {
 		int64_t next = util_mono_ms() + a->o.vm_poll_ms;
 		vmm_poll(a->vmm);
@@ -655,7 +656,8 @@ int agent_main(int argc, char **argv)
 			rc = 2;
 			goto out;
 		}
-		log_info("vm driver: %d running VMs adopted", vmm_adopt(a->vmm));
+		/* adoption runs first thing in the poller thread: settling a migration
+		 * a restart interrupted may take long, and must not delay sampling */
 	}
 	the_agent = a;
 	signal(SIGINT, on_signal);

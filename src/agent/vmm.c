@@ -872,8 +872,8 @@ void vmm_poll(struct vmm *v)
 		struct vmm_vm *vm = v->vms[i];
 		json_t *args, *ret = NULL;
 		char path[700], tmp[720];
-		if (!vm->q)
-			continue;
+		if (!vm->q || strcmp(vm->state, "running") != 0)
+			continue; /* a migrating VM's QMP belongs to its migration */
 		args = json_pack("{s:s,s:s}", "path", "/machine/peripheral/balloon0", "property",
 		                 "guest-stats");
 		if (qmp_command(vm->q, "qom-get", args, &ret) < 0)

@@ -344,7 +344,7 @@ int vmm_migrate(struct vmm *v, const char *id, const char *to, json_t **out, int
 	json_t *inc = NULL, *spec = NULL, *q = NULL;
 	redisReply *r;
 	const char *step = "checks";
-	bool reserved = false, dest_started = false, migrating = false;
+	bool reserved = false, dest_started = false, migrating = false, unlocked = false;
 	int64_t t0 = util_mono_ms();
 	int rc = 0, st;
 
@@ -371,8 +371,11 @@ int vmm_migrate(struct vmm *v, const char *id, const char *to, json_t **out, int
 	}
 	if (strcmp(vm->state, "running") != 0 || !vm->q) {
 		*http = 409;
-		snprintf(err, errlen, "vm %s is %s; it cannot be migrated now", id,
-		         vm->q ? vm->state : "without QMP");
+		if (strcmp(vm->state, "migrating") == 0)
+			snprintf(err, errlen, "vm %s is already being migrated", id);
+		else
+			snprintf(err, errlen, "vm %s is %s; it cannot be migrated now", id,
+			         vm->q ? vm->state : "without QMP");
 		rc = -EBUSY;
 		goto out;
 	}
@@ -382,8 +385,17 @@ int vmm_migrate(struct vmm *v, const char *id, const char *to, json_t **out, int
 		rc = -EIO;
 		goto out;
 	}
-	r = store_command(v->redis, "HMGET host_config:%s state", to);
+	r = store_command(v->redis, "HMGET host_config:%s state last_seen", to);
 	st = r && r->type == REDIS_REPLY_ARRAY && r->element[0]->type == REDIS_REPLY_STRING;
+	if (st && r->element[1]->type == REDIS_REPLY_STRING &&
+	    util_now_ms() - atoll(r->element[1]->str) > 15000) {
+		*http = 409;
+		snprintf(err, errlen, "migrate vm %s: host %s has not reported for %lld s (down?)",
+		         id, to, (long long)(util_now_ms() - atoll(r->element[1]->str)) / 1000);
+		freeReplyObject(r);
+		rc = -EHOSTUNREACH;
+		goto out;
+	}
 	if (!st || strcmp(r->element[0]->str, "up") != 0) {
 		*http = st ? 409 : 404;
 		snprintf(err, errlen, "migrate vm %s: host %s is %s", id, to,
@@ -421,9 +433,15 @@ int vmm_migrate(struct vmm *v, const char *id, const char *to, json_t **out, int
 	                              "HSET migration:%s src %s dst %s started %lld phase prepare",
 	                              id, v->o.host_id, to, (long long)util_now_ms()));
 	snprintf(vm->state, sizeof(vm->state), "migrating");
+	spec = vmm_spec_json(v, vm);
+	/* The lock is not held while the VM moves: the host's other VMs and its
+	 * API stay served. This VM is safe meanwhile: "migrating" keeps delete,
+	 * a second migration and the balloon poller off it. Redis calls of this
+	 * phase take the lock (the store is the driver's one connection). */
+	pthread_mutex_unlock(&v->lock);
+	unlocked = true;
 
 	step = "starting the destination";
-	spec = vmm_spec_json(v, vm);
 	snprintf(url, sizeof(url), "http://%s/v1/incoming", dst_api);
 	st = httpc_json("POST", url, spec, v->o.token, v->o.boot_timeout_ms + 5000, &inc, e,
 	                sizeof(e));
@@ -438,6 +456,7 @@ int vmm_migrate(struct vmm *v, const char *id, const char *to, json_t **out, int
 	}
 	dest_started = true;
 	/* what a restarted agent needs to finish or undo this migration */
+	pthread_mutex_lock(&v->lock);
 	freeReplyObject(store_command(
 	    v->redis, "HSET migration:%s dst_pid %lld dst_tap %s dst_dir %s dst_api %s", id,
 	    (long long)json_integer_value(json_object_get(inc, "pid")),
@@ -448,9 +467,10 @@ int vmm_migrate(struct vmm *v, const char *id, const char *to, json_t **out, int
 	        ? json_string_value(json_object_get(inc, "dir"))
 	        : "",
 	    dst_api));
+	migration_phase(v, id, "migrating");
+	pthread_mutex_unlock(&v->lock);
 
 	step = "QMP migrate";
-	migration_phase(v, id, "migrating");
 	{
 		char uri[128];
 		json_t *params =
@@ -459,6 +479,13 @@ int vmm_migrate(struct vmm *v, const char *id, const char *to, json_t **out, int
 			json_object_set_new(
 			    params, "max-bandwidth",
 			    json_integer((json_int_t)v->o.migrate_bandwidth_mbit * 125000));
+		/* a guest that dirties memory faster than the link is slowed down
+		 * until the migration converges, rather than never finishing */
+		if (qmp_command(vm->q, "migrate-set-capabilities",
+		                json_pack("{s:[{s:s,s:b}]}", "capabilities", "capability",
+		                          "auto-converge", "state", 1),
+		                NULL) < 0)
+			log_warn("vm %s: auto-converge unavailable: %s", id, qmp_errstr(vm->q));
 		if (qmp_command(vm->q, "migrate-set-parameters", params, NULL) < 0) {
 			snprintf(e, sizeof(e), "migrate-set-parameters: %s", qmp_errstr(vm->q));
 			rc = -EIO;
@@ -501,6 +528,8 @@ int vmm_migrate(struct vmm *v, const char *id, const char *to, json_t **out, int
 		vmm_sleep_ms(50);
 	}
 	/* from here the destination has the VM: only forward */
+	pthread_mutex_lock(&v->lock);
+	unlocked = false;
 	step = "switching the registry";
 	migration_phase(v, id, "switching");
 	if (registry_move(v, vm, to, inc) < 0)
@@ -534,6 +563,10 @@ int vmm_migrate(struct vmm *v, const char *id, const char *to, json_t **out, int
 	vmm_remove_vm(v, vm);
 	goto out;
 fail:
+	if (unlocked) {
+		pthread_mutex_lock(&v->lock);
+		unlocked = false;
+	}
 	/* the VM keeps running here; nothing stays at the destination */
 	if (migrating) {
 		qmp_command(vm->q, "migrate_cancel", NULL, NULL);
