@@ -20,7 +20,6 @@
 
 #include "common/config.h"
 
-
 #define FX "tests/fixtures/config/"
 
 struct topts {

@@ -27,7 +27,6 @@
 
 #include "common/httpd.h"
 
-
 struct server {
 	struct httpd *h;
 	int port;

@@ -27,7 +27,6 @@
 /* The expected figures are a base plus the fields a case changes. */
 #pragma GCC diagnostic ignored "-Woverride-init"
 
-
 #define ROOT1 "tests/fixtures/root1"
 #define S     INT64_C(1000000000)
 
