@@ -11,6 +11,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "fixture.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +20,6 @@
 #include <strings.h>
 
 #include "agent/balloon.h"
-
 
 #define FX "tests/fixtures/balloon/"
 #define NA BALLOON_NA
@@ -93,26 +94,6 @@ static const struct balloon_case cases[] = {
 
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 
-static char *load(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	long n;
-
-	if (!f)
-		fail_msg("cannot open %s (run from the repository root)", path);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	assert_true(n >= 0);
-	rewind(f);
-	buf = malloc(n ? (size_t)n : 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
-}
-
 static void check_stats(const struct balloon_stats *g, const struct balloon_stats *w)
 {
 	assert_int_equal(g->last_update, w->last_update);
@@ -136,7 +117,7 @@ static void test_case(void **state)
 	int rc;
 
 	snprintf(path, sizeof(path), FX "%s", c->file);
-	buf = load(path, &len);
+	buf = fixture_load(path, &len);
 	memset(&got, 0xa5, sizeof(got));
 	rc = balloon_parse(buf, len, &got, err, sizeof(err));
 	free(buf);
@@ -165,7 +146,7 @@ static void test_short_err(void **state)
 static void test_prefixes(void **state)
 {
 	size_t len;
-	char *buf = load(FX "qemu72_reply.json", &len);
+	char *buf = fixture_load(FX "qemu72_reply.json", &len);
 
 	for (size_t n = 0; n + 1 < len; n++) {
 		struct balloon_stats got;

@@ -12,6 +12,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "fixture.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,27 +95,6 @@ static const struct netdev_case cases[] = {
 
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 
-/* The file in a buffer of exactly its size (1 byte allocated when empty). */
-static char *load(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	long n;
-
-	if (!f)
-		fail_msg("cannot open %s (run from the repository root)", path);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	assert_true(n >= 0);
-	rewind(f);
-	buf = malloc(n ? (size_t)n : 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
-}
-
 static void check_entry(const struct netdev_entry *g, const struct netdev_entry *w)
 {
 	assert_string_equal(g->name, w->name);
@@ -137,7 +118,7 @@ static void test_case(void **state)
 	int rc;
 
 	snprintf(path, sizeof(path), FX "%s", c->file);
-	buf = load(path, &len);
+	buf = fixture_load(path, &len);
 	assert_non_null(out);
 	memset(out, 0xa5, (size_t)c->max * sizeof(*out));
 	rc = netdev_parse(buf, len, out, c->max);
@@ -152,7 +133,7 @@ static void test_find(void **state)
 {
 	struct netdev_entry tab[8];
 	size_t len;
-	char *buf = load(FX "tap_longname", &len);
+	char *buf = fixture_load(FX "tap_longname", &len);
 	int n = netdev_parse(buf, len, tab, 8);
 
 	assert_int_equal(n, 4);
@@ -205,7 +186,7 @@ static void test_prefixes(void **state)
 {
 	struct netdev_entry full[8], got[8];
 	size_t len;
-	char *buf = load(FX "real", &len);
+	char *buf = fixture_load(FX "real", &len);
 	int nfull = netdev_parse(buf, len, full, 8);
 
 	assert_int_equal(nfull, 4);

@@ -12,6 +12,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "fixture.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -202,27 +204,6 @@ static const struct procfs_case cases[] = {
 
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 
-/* The file in a buffer of exactly its size (1 byte allocated when empty). */
-static char *load(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	long n;
-
-	if (!f)
-		fail_msg("cannot open %s (run from the repository root)", path);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	assert_true(n >= 0);
-	rewind(f);
-	buf = malloc(n ? (size_t)n : 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
-}
-
 static size_t kind_size(enum kind k)
 {
 	static const size_t size[] = {
@@ -389,7 +370,7 @@ static void test_case(void **state)
 	const struct procfs_case *c = *state;
 	union any got;
 	size_t len;
-	char *buf = load(c->path, &len);
+	char *buf = fixture_load(c->path, &len);
 	int rc;
 
 	rc = parse_checked(c->kind, buf, len, &got);
@@ -478,7 +459,7 @@ static void test_prefixes(void **state)
 	int rc;
 
 	for (f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
-		buf = load(files[f].path, &len);
+		buf = fixture_load(files[f].path, &len);
 		assert_int_equal(parse_checked(files[f].kind, buf, len, &full), 0);
 		for (n = 0; n < len; n++) {
 			cut = malloc(n ? n : 1);

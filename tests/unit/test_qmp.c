@@ -8,6 +8,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "fixture.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,18 +21,6 @@
 #include "agent/qmp.h"
 
 #define FX "tests/fixtures/qmp/"
-
-static char *load(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-
-	assert_non_null(f);
-	buf = malloc(1 << 16);
-	*len = fread(buf, 1, 1 << 16, f);
-	fclose(f);
-	return buf;
-}
 
 struct expect {
 	int rc; /* of qmp_reader_next */
@@ -105,7 +95,7 @@ static void test_reader_fixtures(void **state)
 		size_t len;
 		char path[256];
 		snprintf(path, sizeof(path), FX "%s", cases[ci].file);
-		char *buf = load(path, &len);
+		char *buf = fixture_load(path, &len);
 		for (size_t chunk = 1; chunk <= len; chunk = chunk < 16 ? chunk + 1 : chunk * 2)
 			check_stream(buf, len, chunk, ci);
 		check_stream(buf, len, len, ci);
@@ -118,7 +108,7 @@ static void test_reader_fixtures(void **state)
 static void test_reader_values(void **state)
 {
 	size_t len;
-	char *buf = load(FX "session.txt", &len);
+	char *buf = fixture_load(FX "session.txt", &len);
 	struct qmp_reader r;
 	struct qmp_msg m;
 
