@@ -611,3 +611,46 @@ def metric(samples, name, **labels):
 
 def is_finite(x):
     return isinstance(x, (int, float)) and not math.isnan(x) and not math.isinf(x)
+
+
+# --------------------------------------------------------------------------- guests
+
+GUEST_DIR = os.environ.get("LOADEASE_GUEST_DIR") or os.path.join(REPO, "build", "guest")
+_guest_image = []
+
+
+def guest_image():
+    """(kernel, initrd) built by scripts/guest-image into GUEST_DIR, once per
+    test run (the script itself reuses an up-to-date image)."""
+    if not _guest_image:
+        p = subprocess.run([os.path.join(REPO, "scripts", "guest-image"), "--out", GUEST_DIR],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           timeout=600)
+        assert p.returncode == 0, f"scripts/guest-image failed ({p.returncode}):\n{p.stderr}"
+        paths = dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
+        _guest_image.append((paths["KERNEL"], paths["INITRD"]))
+    return _guest_image[0]
+
+
+# A UDP sink run inside the namespace: counts what arrives for `secs` seconds.
+SINK_PY = r"""
+import json, socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.settimeout(0.2)
+n = b = bad = 0
+srcs = set()
+print("ready", flush=True)
+end = time.monotonic() + float(sys.argv[3])
+while time.monotonic() < end:
+    try:
+        data, addr = s.recvfrom(65536)
+    except socket.timeout:
+        continue
+    n += 1
+    b += len(data)
+    srcs.add(addr[0])
+    bad += not data.startswith(b"loadease-guestload")
+print(json.dumps({"datagrams": n, "bytes": b, "sources": sorted(srcs), "bad": bad}), flush=True)
+"""

@@ -18,19 +18,17 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 
 import pytest
 
-from conftest import BIN, REPO, wait_for
+from conftest import BIN, REPO, wait_for, guest_image
 
 sys.path.insert(0, os.path.join(REPO, "tests"))
 import cluster as lecluster  # noqa: E402
 
-GUEST_DIR = os.environ.get("LOADEASE_GUEST_DIR") or os.path.join(REPO, "build", "guest")
 TOKEN = "cluster-test-token"
 PY = sys.executable
 
@@ -51,10 +49,8 @@ def image():
     """(kernel, initrd) from scripts/guest-image, built once."""
     _need_cluster()
     _need_qemu()
-    p = subprocess.run([os.path.join(REPO, "scripts", "guest-image"), "--out", GUEST_DIR],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
-    assert p.returncode == 0, f"scripts/guest-image failed ({p.returncode}):\n{p.stderr}"
-    paths = dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
+    kernel, initrd = guest_image()
+    paths = {"KERNEL": kernel, "INITRD": initrd}
     return paths["KERNEL"], paths["INITRD"]
 
 

@@ -23,38 +23,14 @@ import time
 
 import pytest
 
-from conftest import _die_with_parent, sh, netns_unusable
+from conftest import _die_with_parent, sh, netns_unusable, SINK_PY, guest_image
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-GUEST_DIR = os.environ.get("LOADEASE_GUEST_DIR") or os.path.join(REPO, "build", "guest")
 QEMU = "qemu-system-x86_64"
 PORT_NAME = "org.loadease.guestload"
 SINK_PORT = 9999
 MIB = 1024 * 1024
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-# A UDP sink run inside the namespace: counts what arrives for `secs` seconds.
-SINK_PY = r"""
-import json, socket, sys, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-s.bind((sys.argv[1], int(sys.argv[2])))
-s.settimeout(0.2)
-n = b = bad = 0
-srcs = set()
-print("ready", flush=True)
-end = time.monotonic() + float(sys.argv[3])
-while time.monotonic() < end:
-    try:
-        data, addr = s.recvfrom(65536)
-    except socket.timeout:
-        continue
-    n += 1
-    b += len(data)
-    srcs.add(addr[0])
-    bad += not data.startswith(b"loadease-guestload")
-print(json.dumps({"datagrams": n, "bytes": b, "sources": sorted(srcs), "bad": bad}), flush=True)
-"""
 
 
 def deadline_loop(timeout, what):
@@ -267,10 +243,8 @@ def image():
     """(kernel, initrd) from scripts/guest-image."""
     _needs()
     t0 = time.monotonic()
-    p = subprocess.run([os.path.join(REPO, "scripts", "guest-image"), "--out", GUEST_DIR],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
-    assert p.returncode == 0, f"scripts/guest-image failed ({p.returncode}):\n{p.stderr}"
-    paths = dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
+    kernel, initrd = guest_image()
+    paths = {"KERNEL": kernel, "INITRD": initrd}
     assert os.path.getsize(paths["KERNEL"]) > 0 and os.path.getsize(paths["INITRD"]) > 0
     print(f"\nguest image: {time.monotonic() - t0:.1f} s")
     return paths["KERNEL"], paths["INITRD"]

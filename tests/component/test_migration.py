@@ -41,7 +41,6 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -49,12 +48,11 @@ import time
 
 import pytest
 
-from conftest import BIN, REPO, wait_for
+from conftest import BIN, REPO, wait_for, guest_image
 
 sys.path.insert(0, os.path.join(REPO, "tests"))
 import cluster as lecluster  # noqa: E402
 
-GUEST_DIR = os.environ.get("LOADEASE_GUEST_DIR") or os.path.join(REPO, "build", "guest")
 TOKEN = "migration-test-token"
 MEM = 256
 SLOW_MBIT = 8  # vm.migrate_bandwidth_mbit of the throttled cluster: 1 MB/s
@@ -71,10 +69,8 @@ def image():
         pytest.skip(reason)
     if not shutil.which(lecluster.QEMU):
         pytest.skip(f"{lecluster.QEMU} is not installed (scripts/install-deps installs it)")
-    p = subprocess.run([os.path.join(REPO, "scripts", "guest-image"), "--out", GUEST_DIR],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
-    assert p.returncode == 0, f"scripts/guest-image failed ({p.returncode}):\n{p.stderr}"
-    paths = dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
+    kernel, initrd = guest_image()
+    paths = {"KERNEL": kernel, "INITRD": initrd}
     return paths["KERNEL"], paths["INITRD"]
 
 

@@ -11,16 +11,14 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 
 import pytest
 
-from conftest import BIN, REPO, wait_for
+from conftest import BIN, REPO, wait_for, GUEST_DIR, guest_image
 
 sys.path.insert(0, os.path.join(REPO, "tests"))
 import cluster as lecluster  # noqa: E402
 
-GUEST_DIR = os.environ.get("LOADEASE_GUEST_DIR") or os.path.join(REPO, "build", "guest")
 
 
 def guest_status(sock):
@@ -47,9 +45,7 @@ def cluster2():
         pytest.skip(reason)
     if not shutil.which(lecluster.QEMU):
         pytest.skip(f"{lecluster.QEMU} is not installed")
-    p = subprocess.run([os.path.join(REPO, "scripts", "guest-image"), "--out", GUEST_DIR],
-                       capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0, p.stderr
+    guest_image()
     workdir = tempfile.mkdtemp(prefix="le-ct-migrec-")
     # 64 Mbit/s: a 128 MiB guest takes seconds to move, time to kill the agent
     c = lecluster.Cluster(2, workdir, BIN, "migrec-token", images_dir=GUEST_DIR,

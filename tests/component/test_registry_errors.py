@@ -3,7 +3,6 @@ the wrong type) never stops the agent; each VM gets a status that says what is
 wrong with it."""
 import time
 
-import pytest
 
 from conftest import register_vm, wait_for
 

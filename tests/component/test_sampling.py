@@ -3,7 +3,6 @@ byte counters to the byte, a VM that exits, a VM whose tap is missing."""
 import signal
 import time
 
-import pytest
 
 from conftest import (median, metric, parse_prometheus, register_vm, stream, wait_for)
 

@@ -27,38 +27,14 @@ import time
 
 import pytest
 
-from conftest import TOKEN, _die_with_parent, median, netns_unusable, sh, wait_for
+from conftest import TOKEN, _die_with_parent, median, netns_unusable, sh, wait_for, SINK_PY, guest_image
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-GUEST_DIR = os.environ.get("LOADEASE_GUEST_DIR") or os.path.join(REPO, "build", "guest")
 QEMU = "/usr/bin/qemu-system-x86_64"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 BRIDGE = "lebr0"
 SINK_PORT = 9
 MEM = 256
-
-# A UDP sink run inside the namespace: counts what arrives for `secs` seconds.
-SINK_PY = r"""
-import json, socket, sys, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-s.bind((sys.argv[1], int(sys.argv[2])))
-s.settimeout(0.2)
-n = b = bad = 0
-srcs = set()
-print("ready", flush=True)
-end = time.monotonic() + float(sys.argv[3])
-while time.monotonic() < end:
-    try:
-        data, addr = s.recvfrom(65536)
-    except socket.timeout:
-        continue
-    n += 1
-    b += len(data)
-    srcs.add(addr[0])
-    bad += not data.startswith(b"loadease-guestload")
-print(json.dumps({"datagrams": n, "bytes": b, "sources": sorted(srcs), "bad": bad}), flush=True)
-"""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -164,10 +140,8 @@ def images():
     symlinks: a symlink out of the directory is refused), an empty file that
     is no kernel, and a symlink pointing out of the directory."""
     _needs()
-    p = subprocess.run([os.path.join(REPO, "scripts", "guest-image"), "--out", GUEST_DIR],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
-    assert p.returncode == 0, f"scripts/guest-image failed ({p.returncode}):\n{p.stderr}"
-    paths = dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
+    kernel, initrd = guest_image()
+    paths = {"KERNEL": kernel, "INITRD": initrd}
     d = tempfile.mkdtemp(prefix="le-ct-vmm-images-")
     try:
         shutil.copyfile(paths["KERNEL"], os.path.join(d, "vmlinuz"))
