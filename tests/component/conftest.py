@@ -10,6 +10,7 @@ Environment (set by scripts/run-tests):
 Needs root (network namespaces, taps); skipped with the reason otherwise.
 Traffic goes only to 127.0.0.1 and to the test's own 10.231.x.0/30 veth pair.
 """
+import contextlib
 import ctypes
 import http.client
 import itertools
@@ -22,6 +23,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -654,3 +656,31 @@ while time.monotonic() < end:
     bad += not data.startswith(b"loadease-guestload")
 print(json.dumps({"datagrams": n, "bytes": b, "sources": sorted(srcs), "bad": bad}), flush=True)
 """
+
+
+# --------------------------------------------------------------------------- clusters
+
+
+@contextlib.contextmanager
+def running_cluster(n, images_dir, token, settings=None, prefix="le-ct-cluster-"):
+    """A started tests/cluster.py Cluster of n hosts; on the way out it is
+    closed, and an agent's bad exit, a sanitizer report or a teardown error
+    fails the test (logs are kept then, or with LE_CT_KEEP=1)."""
+    sys.path.insert(0, os.path.join(REPO, "tests"))
+    import cluster as lecluster
+    workdir = tempfile.mkdtemp(prefix=prefix)
+    c = lecluster.Cluster(n, workdir, BIN, token, images_dir=images_dir, settings=settings)
+    try:
+        t0 = time.monotonic()
+        c.start()
+        print(f"\n{n} hosts up in {time.monotonic() - t0:.1f} s:\n  " + "\n  ".join(c.describe()))
+        yield c
+    finally:
+        c.close()
+        problems = c.problems + c.teardown_errors
+        if os.environ.get("LE_CT_KEEP") or problems:
+            print(f"\ncluster logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+        if problems:
+            pytest.fail("cluster: " + "; ".join(problems), pytrace=False)

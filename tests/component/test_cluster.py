@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from conftest import BIN, REPO, wait_for, guest_image
+from conftest import BIN, REPO, guest_image, running_cluster, wait_for
 
 sys.path.insert(0, os.path.join(REPO, "tests"))
 import cluster as lecluster  # noqa: E402
@@ -67,22 +67,8 @@ def tmpdir_():
 @pytest.fixture(scope="module")
 def cl(image):
     """Three hosts, for the whole module; images_dir = the guest image's."""
-    workdir = tempfile.mkdtemp(prefix="le-ct-cluster-")
-    c = lecluster.Cluster(3, workdir, BIN, TOKEN, images_dir=os.path.dirname(image[0]))
-    try:
-        t0 = time.monotonic()
-        c.start()
-        print(f"\n3 hosts up in {time.monotonic() - t0:.1f} s:\n  " + "\n  ".join(c.describe()))
+    with running_cluster(3, os.path.dirname(image[0]), TOKEN) as c:
         yield c
-    finally:
-        c.close()
-        problems = c.problems + c.teardown_errors
-        if os.environ.get("LE_CT_KEEP") or problems:
-            print(f"\ncluster logs kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-        if problems:
-            pytest.fail("cluster teardown: " + "; ".join(problems), pytrace=False)
 
 
 # --------------------------------------------------------------------------- helpers

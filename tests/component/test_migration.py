@@ -42,13 +42,12 @@ import shutil
 import signal
 import socket
 import sys
-import tempfile
 import threading
 import time
 
 import pytest
 
-from conftest import BIN, REPO, wait_for, guest_image
+from conftest import BIN, REPO, guest_image, running_cluster, wait_for
 
 sys.path.insert(0, os.path.join(REPO, "tests"))
 import cluster as lecluster  # noqa: E402
@@ -74,26 +73,6 @@ def image():
     return paths["KERNEL"], paths["INITRD"]
 
 
-@contextlib.contextmanager
-def running_cluster(image, n, settings=None):
-    """A started Cluster; on the way out it is closed, and an agent's bad
-    exit, a sanitizer report or a teardown error fails the test."""
-    workdir = tempfile.mkdtemp(prefix="le-ct-migration-")
-    c = lecluster.Cluster(n, workdir, BIN, TOKEN, images_dir=os.path.dirname(image[0]),
-                          settings=settings)
-    try:
-        c.start()
-        yield c
-    finally:
-        c.close()
-        problems = c.problems + c.teardown_errors
-        if os.environ.get("LE_CT_KEEP") or problems:
-            print(f"\ncluster logs kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-        if problems:
-            pytest.fail("cluster: " + "; ".join(problems), pytrace=False)
-
 
 class Slow:
     """The throttled cluster (every agent: vm.migrate_bandwidth_mbit = 8, so a
@@ -107,7 +86,8 @@ class Slow:
 
 @pytest.fixture(scope="module")
 def slow(image):
-    with running_cluster(image, 3, {"vm.migrate_bandwidth_mbit": SLOW_MBIT}) as c:
+    with running_cluster(3, os.path.dirname(image[0]), TOKEN,
+                         {"vm.migrate_bandwidth_mbit": SLOW_MBIT}, "le-ct-migration-") as c:
         vm = boot(c.host(0), f"mig{os.getpid()}s", image)
         assert port_cmd(vm["serial_socket"], "cpu 20") == "ok"
         yield Slow(c, vm)
@@ -272,7 +252,7 @@ def assert_moved(c, name, src, dst, before, tap_src, out):
 def test_live_migration_there_and_back_and_agent_restarts_adopt_every_vm(image):
     """h0 -> h1 under `cpu 20`, both agents restarted (h1 with the migrated
     VM, h0 with another), then h1 -> h0."""
-    with running_cluster(image, 2) as c:
+    with running_cluster(2, os.path.dirname(image[0]), TOKEN, prefix="le-ct-migration-") as c:
         h0, h1 = c.host(0), c.host(1)
         r = c.redis()
         name, other = f"mig{os.getpid()}a", f"mig{os.getpid()}b"

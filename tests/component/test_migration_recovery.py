@@ -9,12 +9,11 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 
 import pytest
 
-from conftest import BIN, REPO, wait_for, GUEST_DIR, guest_image
+from conftest import BIN, GUEST_DIR, REPO, guest_image, running_cluster, wait_for
 
 sys.path.insert(0, os.path.join(REPO, "tests"))
 import cluster as lecluster  # noqa: E402
@@ -46,16 +45,10 @@ def cluster2():
     if not shutil.which(lecluster.QEMU):
         pytest.skip(f"{lecluster.QEMU} is not installed")
     guest_image()
-    workdir = tempfile.mkdtemp(prefix="le-ct-migrec-")
     # 64 Mbit/s: a 128 MiB guest takes seconds to move, time to kill the agent
-    c = lecluster.Cluster(2, workdir, BIN, "migrec-token", images_dir=GUEST_DIR,
-                          settings={"vm.migrate_bandwidth_mbit": 64})
-    try:
-        c.start()
+    with running_cluster(2, GUEST_DIR, "migrec-token", {"vm.migrate_bandwidth_mbit": 64},
+                         "le-ct-migrec-") as c:
         yield c
-    finally:
-        c.close()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def test_source_agent_killed_mid_migration(cluster2):
