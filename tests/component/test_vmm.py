@@ -536,6 +536,30 @@ def test_bad_requests_are_refused_and_leave_nothing(vmhost):
     st, out = h.delete("-x")
     if st not in (400, 404) or "error" not in out:
         problems.append(f"DELETE of an invalid id: {st} {out}")
+    # the destination side of a migration takes no word of the caller for
+    # granted either (it is another agent, with the token, but still checked)
+    spec = {"id": ok, "vcpus": 1, "mem_mib": MEM, "mac": "52:54:00:00:00:01",
+            "kernel": os.path.join(h.images, "vmlinuz"), "bridge": BRIDGE}
+    incoming = [
+        ("no id", {k: v for k, v in spec.items() if k != "id"}, 400, "'id'"),
+        ("invalid id", dict(spec, id="a/b"), 400, "'id'"),
+        ("no MAC", {k: v for k, v in spec.items() if k != "mac"}, 400, "MAC"),
+        ("vcpus 0", dict(spec, vcpus=0), 400, "size"),
+        ("mem_mib 10", dict(spec, mem_mib=10), 400, "size"),
+        ("kernel outside the images", dict(spec, kernel="/etc/passwd"), 400,
+         "outside the images directory"),
+    ]
+    for what, body, status, words in incoming:
+        st, out = h.request("POST", "/v1/incoming", body)
+        if st != status or words not in out.get("error", {}).get("message", ""):
+            problems.append(f"POST /v1/incoming, {what}: {st} {out}")
+    st, out = h.request("POST", "/v1/incoming", spec, token=None)
+    if st != 401:
+        problems.append(f"POST /v1/incoming without a token: {st} {out}")
+    for method, path in (("POST", f"/v1/incoming/{ok}/done"), ("DELETE", f"/v1/incoming/{ok}")):
+        st, out = h.request(method, path)
+        if st != 404 or out.get("error", {}).get("code") != "not_found":
+            problems.append(f"{method} {path} with nothing incoming: {st} {out}")
     assert not problems, "\n".join(problems)
 
     for name in (ok, "a/b", "-x", "a" * 65):
