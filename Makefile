@@ -5,7 +5,7 @@ BUILD      ?= build
 TESTBUILD  ?= build-test
 PYTHON     ?= /usr/bin/python3
 
-.PHONY: all deps build test demo bench fuzz format clean
+.PHONY: all deps web build test demo bench fuzz format clean
 
 all: build
 
@@ -15,10 +15,19 @@ deps:
 $(BUILD)/build.ninja:
 	meson setup $(BUILD) --buildtype=debugoptimized
 
-build: deps $(BUILD)/build.ninja
+build: deps web $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
-test: deps
+# The dashboard's uPlot comes from npm (package-lock.json), copied to web/vendor/.
+web: web/vendor/uPlot.iife.min.js web/vendor/uPlot.min.css
+
+node_modules/.package-lock.json: package.json package-lock.json | deps
+	npm ci --no-audit --no-fund
+
+web/vendor/%: node_modules/.package-lock.json
+	mkdir -p web/vendor && cp node_modules/uplot/dist/$* $@
+
+test: deps web
 	$(PYTHON) scripts/run-tests --build $(TESTBUILD)
 
 demo: build
@@ -36,4 +45,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(TESTBUILD) build-fuzz
+	rm -rf $(BUILD) $(TESTBUILD) build-fuzz web/vendor

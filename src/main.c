@@ -3,6 +3,8 @@
 #include <string.h>
 
 #include "agent/agent.h"
+#include "cli/cli.h"
+#include "controller/controller.h"
 #include "sim/sim.h"
 
 static void usage(FILE *f)
@@ -11,7 +13,18 @@ static void usage(FILE *f)
 	           "\n"
 	           "commands:\n"
 	           "  agent        run the host agent (monitoring, Redis registry, HTTP API)\n"
+	           "  controller   run the controller (hotspots, migrations, placement, REST API)\n"
 	           "  sim          replay workload traces through the planner and baselines\n"
+	           "\n"
+	           "operator commands (talk to the controller's API):\n"
+	           "  cluster      the cluster at a glance\n"
+	           "  hosts        hosts with load, hotspots and state\n"
+	           "  vms          VMs with load, host and rules\n"
+	           "  top          live view of hosts and VMs\n"
+	           "  plan         what the balancer would do now\n"
+	           "  events       the decision log (-f follows it)\n"
+	           "  vm           vm create | migrate | rm\n"
+	           "  host         host maintenance on | off\n"
 	           "  version      print the version\n"
 	           "\n"
 	           "'loadease <command> --help' describes each command.\n");
@@ -30,6 +43,10 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "agent") == 0)
 		return agent_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "controller") == 0)
+		return controller_main(argc - 1, argv + 1);
+	if (cli_is_verb(argv[1]))
+		return cli_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "sim") == 0)
 		return sim_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {

@@ -311,7 +311,9 @@ class Host:
         conf = {
             "agent": {"id": self.id, "address": self.ip, "listen": f"{self.ip}:{self.port}",
                       "token": c.token, "interval_ms": "500", "log_level": "info"},
-            "host": {"nics": "eth0", "net": "1000"},
+            # namespace hosts share one kernel: their use is their VMs' sum
+            "host": {"nics": "eth0", "net": "1000", "usage": "vms"},
+            "monitor": {"cpu_io_overhead": "off"},
             "redis": {"address": c.redis_address},
             "vm": {"enabled": "true", "accel": "tcg", "bridge": "br0",
                    "images_dir": c.images_dir, "state_dir": self.state_dir,

@@ -19,6 +19,7 @@
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const io_modes[] = {"softirq", "unexplained", "off", NULL};
 static const char *const accels[] = {"kvm", "tcg", NULL};
+static const char *const usages[] = {"proc", "vms", NULL};
 
 #define O(f) offsetof(struct agent_opts, f)
 #define S(f) O(f), sizeof(((struct agent_opts *)0)->f)
@@ -54,6 +55,10 @@ const struct cfg_key agent_cfg_keys[] = {
     {"host", "nics", CFG_STR, "", S(nics), 0, 0, NULL,
      "comma-separated physical NICs whose traffic is the host's; empty = every interface with a "
      "device behind it"},
+    {"host", "usage", CFG_ENUM, "proc", O(usage), 0, 0, 0, usages,
+     "where the host's CPU, memory and network use come from: `proc` (the kernel's /proc/stat, "
+     "/proc/meminfo and NIC counters) or `vms` (the sum of its VMs' use: for hosts that share "
+     "one kernel, like the network-namespace hosts of the tests and the demo)"},
     {"monitor", "cpu_io_overhead", CFG_ENUM, "softirq", O(io_mode), 0, 0, 0, io_modes,
      "host CPU charged to VMs by their share of packets: `softirq` (irq+softirq time), "
      "`unexplained` (all busy time no VM process explains: the seed's rule, right on dedicated "
@@ -424,6 +429,8 @@ static void agent_sample(struct agent *a, int64_t now_mono_ms)
 	}
 	if (a->has_hraw && vs)
 		sampler_charge_io(&a->so, &a->hraw, &hr, &hs, vs, a->nvms);
+	if (a->o.usage == HOST_USAGE_VMS && vs && a->has_hraw)
+		sampler_host_from_vms(&a->so, &hs, vs, a->nvms);
 	free(vs);
 
 	if (hr.ok_stat) {

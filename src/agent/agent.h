@@ -18,6 +18,8 @@
 #include "common/store.h"
 #include "core/profile.h"
 
+enum host_usage { HOST_USAGE_PROC, HOST_USAGE_VMS };
+
 struct agent_opts {
 	char id[65];
 	char address[64]; /* the IP other hosts reach this agent at */
@@ -31,6 +33,7 @@ struct agent_opts {
 	double cpus, mem_mib, net_mbit; /* 0 = what the machine has */
 	char nics[256];                 /* comma-separated; "" = auto */
 	int io_mode;
+	int usage; /* enum host_usage */
 	long long vhost_scan_s;
 	struct store_opts redis;
 	char redis_password_file[256];

@@ -692,6 +692,37 @@ void sampler_charge_io(const struct sampler_opts *o, const struct host_raw *prev
 			    hs->io_overhead * (double)vms[i]->net_packets / (double)pkts;
 }
 
+void sampler_host_from_vms(const struct sampler_opts *o, struct host_sample *hs,
+                           struct vm_sample *const *vms, int nvms)
+{
+	double cpu = 0, mem_mib = 0, rx = 0, tx = 0, cap_net = o->net_mbit * 1e6 / 8.0;
+
+	for (int i = 0; i < nvms; i++) {
+		const struct vm_sample *v = vms[i];
+		if (v->valid_cpu)
+			cpu += v->cpu_host + v->cpu_io_overhead;
+		if (v->valid_mem)
+			mem_mib += v->rss_mib + v->swap_mib;
+		if (v->valid_net) {
+			rx += v->rx_bps;
+			tx += v->tx_bps;
+		}
+	}
+	hs->valid_cpu = o->cpus > 0;
+	hs->cpu = cpu;
+	hs->cpu_busy_cores = cpu * o->cpus;
+	hs->valid_mem = o->mem_mib > 0;
+	hs->mem_total_mib = o->mem_mib;
+	hs->mem_used_mib = mem_mib;
+	hs->mem_avail_mib = mem_mib < o->mem_mib ? o->mem_mib - mem_mib : 0;
+	hs->mem = o->mem_mib > 0 ? mem_mib / o->mem_mib : 0;
+	hs->valid_net = cap_net > 0;
+	/* the tap counters are the guest's view: its tx is what the host receives */
+	hs->net_rx_bps = tx;
+	hs->net_tx_bps = rx;
+	hs->net = cap_net > 0 ? (rx > tx ? rx : tx) / cap_net : 0;
+}
+
 int sampler_find_nics(const char *root, char nics[][SAMPLER_IFNAMSIZ], int max)
 {
 	char path[512], link[512];

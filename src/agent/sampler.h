@@ -194,6 +194,15 @@ void sampler_charge_io(const struct sampler_opts *o, const struct host_raw *prev
                        const struct host_raw *cur, struct host_sample *hs, struct vm_sample **vms,
                        int nvms);
 
+/* Replaces the host's CPU, memory and network figures with the sums of its
+ * VMs' (process CPU and its I/O overhead share, QEMU RSS plus swap, tap
+ * traffic), against the host's configured capacities: the view for hosts
+ * that share one kernel with others (network-namespace hosts in tests and
+ * the demo), whose /proc/stat and /proc/meminfo describe the whole machine.
+ * Pressure, iowait and swap rates stay the kernel's. */
+void sampler_host_from_vms(const struct sampler_opts *o, struct host_sample *hs,
+                           struct vm_sample *const *vms, int nvms);
+
 /* The physical NICs of the host: entries of <root>/sys/class/net with a
  * "device" link (not lo, bridges, taps, veths). */
 int sampler_find_nics(const char *root, char nics[][SAMPLER_IFNAMSIZ], int max);

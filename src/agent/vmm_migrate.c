@@ -16,16 +16,6 @@
 #include "common/log.h"
 #include "common/util.h"
 
-static const char *hget(redisReply *h, const char *field)
-{
-	for (size_t i = 0; h && h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2)
-		if (h->element[i]->type == REDIS_REPLY_STRING &&
-		    strcmp(h->element[i]->str, field) == 0 &&
-		    h->element[i + 1]->type == REDIS_REPLY_STRING)
-			return h->element[i + 1]->str;
-	return "";
-}
-
 static const char *qemu_status(struct vmm_vm *vm, const char *cmd, char *buf, size_t cap)
 {
 	json_t *r = NULL;
@@ -48,7 +38,7 @@ bool vmm_recover(struct vmm *v, struct vmm_vm *vm)
 {
 	redisReply *m = store_command(v->redis, "HGETALL migration:%s", vm->s.id);
 	redisReply *o = store_command(v->redis, "HGET vm_configs:%s host_id", vm->s.id);
-	const char *src = hget(m, "src"), *dst = hget(m, "dst");
+	const char *src = store_hget(m, "src"), *dst = store_hget(m, "dst");
 	char owner[65] = "", st[32], url[300], e[200];
 	bool ended = false;
 
@@ -79,9 +69,9 @@ bool vmm_recover(struct vmm *v, struct vmm_vm *vm)
 			ended = true;
 		} else {
 			qmp_command(vm->q, "cont", NULL, NULL);
-			snprintf(url, sizeof(url), "http://%s/v1/incoming/%s", hget(m, "dst_api"),
+			snprintf(url, sizeof(url), "http://%s/v1/incoming/%s", store_hget(m, "dst_api"),
 			         vm->s.id);
-			if (hget(m, "dst_api")[0])
+			if (store_hget(m, "dst_api")[0])
 				httpc_json("DELETE", url, NULL, v->o.token, 15000, NULL, e,
 				           sizeof(e));
 			freeReplyObject(store_command(v->redis, "DEL migration:%s", vm->s.id));
@@ -127,16 +117,16 @@ bool vmm_recover(struct vmm *v, struct vmm_vm *vm)
  * was down, from what the migration record kept of the destination. */
 static int migration_move(struct vmm *v, struct vmm_vm *vm, const char *to, redisReply *m)
 {
-	json_t *inc = json_pack("{s:I,s:s,s:s}", "pid", (json_int_t)atoll(hget(m, "dst_pid")),
-	                        "tap", hget(m, "dst_tap"), "dir", hget(m, "dst_dir"));
+	json_t *inc = json_pack("{s:I,s:s,s:s}", "pid", (json_int_t)atoll(store_hget(m, "dst_pid")),
+	                        "tap", store_hget(m, "dst_tap"), "dir", store_hget(m, "dst_dir"));
 	char url[300], e[200];
 	int rc = -EPROTO;
 
-	if (to[0] && hget(m, "dst_dir")[0])
+	if (to[0] && store_hget(m, "dst_dir")[0])
 		rc = registry_move(v, vm, to, inc);
 	json_decref(inc);
-	if (rc == 0 && hget(m, "dst_api")[0]) {
-		snprintf(url, sizeof(url), "http://%s/v1/incoming/%s/done", hget(m, "dst_api"),
+	if (rc == 0 && store_hget(m, "dst_api")[0]) {
+		snprintf(url, sizeof(url), "http://%s/v1/incoming/%s/done", store_hget(m, "dst_api"),
 		         vm->s.id);
 		httpc_json("POST", url, NULL, v->o.token, 10000, NULL, e, sizeof(e));
 	}

@@ -26,14 +26,56 @@ struct req_state {
 	bool too_big;
 };
 
+struct stream_state {
+	httpd_stream_fn fn;
+	void *cls;
+	void (*free_fn)(void *cls);
+};
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct stream_state *s = cls;
+	long n = s->fn(s->cls, buf, max);
+
+	(void)pos;
+	return n > 0 ? (ssize_t)n : MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void stream_done(void *cls)
+{
+	struct stream_state *s = cls;
+
+	if (s->free_fn)
+		s->free_fn(s->cls);
+	free(s);
+}
+
 static enum MHD_Result send_resp(struct MHD_Connection *conn, struct httpd_resp *r)
 {
 	struct MHD_Response *mr;
 	enum MHD_Result ret;
 
-	mr = MHD_create_response_from_buffer(r->len, r->body ? r->body : (char *)"",
-	                                     r->body ? MHD_RESPMEM_MUST_FREE
-	                                             : MHD_RESPMEM_PERSISTENT);
+	if (r->stream) {
+		struct stream_state *s = malloc(sizeof(*s));
+		if (!s) {
+			if (r->stream_free)
+				r->stream_free(r->stream_cls);
+			free(r->location);
+			return MHD_NO;
+		}
+		s->fn = r->stream;
+		s->cls = r->stream_cls;
+		s->free_fn = r->stream_free;
+		mr = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s,
+		                                       stream_done);
+		if (!mr)
+			stream_done(s);
+		free(r->body);
+	} else {
+		mr = MHD_create_response_from_buffer(r->len, r->body ? r->body : (char *)"",
+		                                     r->body ? MHD_RESPMEM_MUST_FREE
+		                                             : MHD_RESPMEM_PERSISTENT);
+	}
 	r->body = NULL;
 	if (!mr) {
 		free(r->location);
@@ -100,7 +142,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	req.conn = conn;
 	resp.status = 500;
 	h->fn(h->ctx, &req, &resp);
-	if (!resp.body)
+	if (!resp.body && !resp.stream)
 		httpd_resp_error(&resp, 500, "internal", "handler produced no response");
 	return send_resp(conn, &resp);
 }
@@ -247,7 +289,7 @@ void httpd_resp_text(struct httpd_resp *resp, int status, const char *content_ty
 
 void httpd_resp_json(struct httpd_resp *resp, int status, json_t *j)
 {
-	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	char *s = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
 
 	json_decref(j);
 	if (!s) {

@@ -25,12 +25,21 @@ struct httpd_req {
 	struct MHD_Connection *conn;
 };
 
+/* A streamed body (server-sent events): called on the connection's thread
+ * for the next bytes; may block for a while. Returns the bytes written to
+ * buf (at most max, > 0), or HTTPD_STREAM_END to end the response. */
+#define HTTPD_STREAM_END (-1)
+typedef long (*httpd_stream_fn)(void *cls, char *buf, size_t max);
+
 struct httpd_resp {
 	int status;
 	char *body; /* malloc'd, owned by the response */
 	size_t len;
 	const char *content_type; /* static string */
 	char *location;           /* optional Location header, malloc'd */
+	httpd_stream_fn stream;   /* set instead of body for a streamed response */
+	void *stream_cls;
+	void (*stream_free)(void *cls); /* called once the response is done */
 };
 
 typedef void (*httpd_handler_fn)(void *ctx, const struct httpd_req *req, struct httpd_resp *resp);

@@ -287,3 +287,13 @@ int store_args_addf(struct store_args *a, const char *fmt, ...)
 		return -ENOMEM;
 	return args_push(a, s, (size_t)n);
 }
+
+const char *store_hget(redisReply *h, const char *field)
+{
+	for (size_t i = 0; h && h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2)
+		if (h->element[i]->type == REDIS_REPLY_STRING &&
+		    strcmp(h->element[i]->str, field) == 0 &&
+		    h->element[i + 1]->type == REDIS_REPLY_STRING)
+			return h->element[i + 1]->str;
+	return "";
+}

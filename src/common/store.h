@@ -77,4 +77,8 @@ int store_args_add(struct store_args *a, const char *s);
 int store_args_addf(struct store_args *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The value of `field` in an HGETALL reply (a flat array of field, value);
+ * "" when absent or h is not such a reply. */
+const char *store_hget(redisReply *h, const char *field);
+
 #endif

@@ -220,3 +220,16 @@ int util_fmt(char *buf, size_t cap, const char *fmt, ...)
 		return -ENAMETOOLONG;
 	return 0;
 }
+
+int util_read_secret(const char *path, char *dst, size_t cap, char *err, size_t errlen)
+{
+	size_t len;
+	int rc = util_read_file("/", path, dst, cap, &len);
+
+	if (rc < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+		return rc;
+	}
+	dst[strcspn(dst, "\r\n")] = '\0';
+	return 0;
+}

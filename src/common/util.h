@@ -38,4 +38,8 @@ bool util_parse_double(const char *s, double *out);
 /* snprintf that reports truncation: 0 or -ENAMETOOLONG. */
 int util_fmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Reads a secret (token, password) from the file's first line. 0, or a
+ * negative errno with err "<path>: <reason>". */
+int util_read_secret(const char *path, char *dst, size_t cap, char *err, size_t errlen);
+
 #endif

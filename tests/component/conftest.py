@@ -684,3 +684,189 @@ def running_cluster(n, images_dir, token, settings=None, prefix="le-ct-cluster-"
             shutil.rmtree(workdir, ignore_errors=True)
         if problems:
             pytest.fail("cluster: " + "; ".join(problems), pytrace=False)
+
+
+# --------------------------------------------------------------------------- controller
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+class Registry:
+    """Writes hosts, VMs and samples into Redis the way the agents do (same
+    keys, same fields), for tests of what reads them (controller, CLI,
+    dashboard) without agents or VMs."""
+
+    def __init__(self, r):
+        self.r = r
+        self.t = {}  # last entry time per stream
+
+    def host(self, h, cpu=4, mem=8192, net=1000, state="up", api="127.0.0.1:1", **extra):
+        """host_ids, host_id_to_ip, host_config (heartbeat now), the agent addresses."""
+        r = self.r
+        r.sadd("host_ids", h)
+        r.hset("host_id_to_ip", h, "127.0.0.1")
+        r.hset(f"host_config:{h}", mapping={"cpu": cpu, "mem": mem, "net": net, "name": h,
+                                            "state": state, "last_seen": now_ms(), **extra})
+        r.set(f"vmm_proxy_addr:{h}", api)
+        r.set(f"mon_proxy_addr:{h}", api)
+
+    def vm(self, v, h, cpu=1, mem=1024, **extra):
+        self.r.sadd(f"vms_in_host:{h}", v)
+        self.r.hset(f"vm_configs:{v}", mapping={"cpu": cpu, "mem": mem, "host_id": h,
+                                                "state": "running", **extra})
+
+    def samples(self, kind, id, n, **vals):
+        """n entries, 1 s apart ending now (or after the last one)."""
+        key = f"ts:{kind}:{id}"
+        t = max(self.t.get(key, 0) + 1000, now_ms() - (n - 1) * 1000)
+        for i in range(n):
+            self.r.xadd(key, {"seq": i, "ts": t, **vals}, id=f"{t}-0")
+            self.t[key] = t
+            t += 1000
+
+    def heartbeat(self, *hosts):
+        for h in hosts:
+            self.r.hset(f"host_config:{h}", "last_seen", now_ms())
+
+
+
+class Controller:
+    """`loadease controller` in the root namespace, its API on ip:port (port
+    from free_tcp_port()); the config is written from `settings`
+    ({'section.key': value}, overriding the test defaults below)."""
+
+    def __init__(self, workdir, redis_address, settings=None, ip="127.0.0.1", name="c1",
+                 token=TOKEN):
+        self.workdir = workdir
+        self.id = name
+        self.ip = ip
+        self.port = free_tcp_port()
+        self.token = token
+        self.log_path = os.path.join(workdir, f"controller-{name}.log")
+        self.cfg_path = os.path.join(workdir, f"controller-{name}.ini")
+        self.decision_log = os.path.join(workdir, f"decisions-{name}.jsonl")
+        conf = {
+            "controller": {"id": name, "listen": f"{ip}:{self.port}", "token": token,
+                           "round_ms": "500", "lease_ms": "3000", "down_after_ms": "3000",
+                           "measure_after_ms": "2000", "decision_log": self.decision_log,
+                           "log_level": "info"},
+            "redis": {"address": redis_address, "timeout_ms": "1000", "backoff_max_ms": "1000"},
+        }
+        for k, v in (settings or {}).items():
+            sec, key = k.split(".", 1)
+            conf.setdefault(sec, {})[key] = str(v).lower() if isinstance(v, bool) else str(v)
+        with open(self.cfg_path, "w") as f:
+            for sec, kv in conf.items():
+                f.write(f"[{sec}]\n" + "".join(f"{k} = {v}\n" for k, v in kv.items()) + "\n")
+        self.proc = None
+
+    @property
+    def url(self):
+        return f"http://{self.ip}:{self.port}"
+
+    def start(self, timeout=15):
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen([BIN, "controller", "-c", self.cfg_path], stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         env=env, preexec_fn=_die_with_parent)
+
+        def healthy():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"controller exited with {self.proc.returncode}:\n"
+                                     + self.log())
+            return self.http("GET", "/healthz")[0] == 200
+        wait_for(healthy, timeout, "controller /healthz 200")
+        return self
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def http(self, method, path, body=None, token=True, timeout=30, raw=False):
+        """(status, JSON or text). token: True = the controller's token,
+        a string = that token, None/False = none."""
+        c = http.client.HTTPConnection(self.ip, self.port, timeout=timeout)
+        headers = {}
+        if token:
+            headers["Authorization"] = "Bearer " + (self.token if token is True else token)
+        data = None
+        if body is not None:
+            data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+            headers["Content-Type"] = "application/json"
+        try:
+            c.request(method, path, body=data, headers=headers)
+            r = c.getresponse()
+            text = r.read().decode("utf-8", "replace")
+        except OSError as e:
+            return -1, str(e)
+        finally:
+            c.close()
+        if raw or not text:
+            return r.status, text
+        try:
+            return r.status, json.loads(text)
+        except ValueError:
+            return r.status, text
+
+    def get(self, path):
+        st, j = self.http("GET", path)
+        assert st == 200, f"GET {path}: {st} {j}"
+        return j
+
+    def decisions(self):
+        try:
+            with open(self.decision_log) as f:
+                return [json.loads(line) for line in f if line.strip()]
+        except OSError:
+            return []
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        """Stops it; asserts a clean exit (0, no sanitizer report) for SIGTERM."""
+        if not self.alive():
+            return None
+        self.proc.send_signal(sig)
+        rc = self.proc.wait(timeout=timeout)
+        if sig == signal.SIGTERM:
+            log = self.log()
+            assert rc == 0, f"controller exited {rc}:\n{log[-3000:]}"
+            for m in SANITIZER_MARKS:
+                assert m not in log, f"sanitizer report in the controller log:\n{log[-5000:]}"
+        return rc
+
+    def kill(self):
+        return self.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def controller_factory(workdir):
+    """make(redis_address, settings=None, start=True, **kw) -> Controller;
+    every controller is stopped (cleanly, checked) at the end."""
+    made = []
+
+    def make(redis_address, settings=None, start=True, **kw):
+        c = Controller(workdir, redis_address, settings, **kw)
+        made.append(c)
+        if start:
+            c.start()
+        return c
+
+    yield make
+    errors = []
+    for c in made:
+        try:
+            c.stop()
+        except AssertionError as e:
+            errors.append(str(e))
+    if errors:
+        pytest.fail("; ".join(errors), pytrace=False)

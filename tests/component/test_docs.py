@@ -20,3 +20,18 @@ def test_readme_documents_every_agent_key():
     keys_doc = set(re.findall(r"^\| `([a-z_]+\.[a-z_]+)`", doc, re.M))
     keys_readme = set(re.findall(r"^\| `([a-z_]+\.[a-z_]+)`", readme, re.M))
     assert keys_readme <= keys_doc, keys_readme - keys_doc
+
+
+def test_controller_doc_documents_every_controller_key():
+    doc = subprocess.run([os.environ["LOADEASE_BIN"], "controller", "--config-doc"],
+                         capture_output=True, text=True, check=True).stdout
+    rows = [l for l in doc.splitlines() if l.startswith("| `")]
+    assert len(rows) > 30, doc
+    with open(os.path.join(ROOT, "docs", "controller.md")) as f:
+        text = f.read()
+    missing = [r for r in rows if r not in text]
+    assert not missing, "docs/controller.md lacks (or has another default for):\n" + \
+        "\n".join(missing)
+    keys_doc = set(re.findall(r"^\| `([a-z_]+\.[a-z_]+)`", doc, re.M))
+    keys_text = set(re.findall(r"^\| `([a-z_]+\.[a-z_]+)`", text, re.M))
+    assert keys_text <= keys_doc, keys_text - keys_doc

@@ -903,6 +903,54 @@ static void test_read_netdev_many(void **state)
 	free(tab);
 }
 
+/* host.usage = vms: the host's figures are its VMs' sums against its
+ * capacities; a VM with invalid figures adds nothing. */
+static void test_host_from_vms(void **state)
+{
+	struct sampler_opts o;
+	struct host_sample hs;
+	struct vm_sample v[3], *vp[3] = {&v[0], &v[1], &v[2]};
+
+	(void)state;
+	memset(&o, 0, sizeof(o));
+	o.cpus = 2;
+	o.mem_mib = 1000;
+	o.net_mbit = 8; /* 1e6 bytes/s */
+	memset(&hs, 0, sizeof(hs));
+	hs.psi_cpu_some = 3; /* the kernel's figures stay */
+	memset(v, 0, sizeof(v));
+	v[0].valid_cpu = v[0].valid_mem = v[0].valid_net = true;
+	v[0].cpu_host = 0.5;
+	v[0].cpu_io_overhead = 0.05;
+	v[0].rss_mib = 300;
+	v[0].swap_mib = 20;
+	v[0].rx_bps = 100000;
+	v[0].tx_bps = 600000;
+	v[1].valid_cpu = v[1].valid_mem = v[1].valid_net = true;
+	v[1].cpu_host = 0.25;
+	v[1].rss_mib = 180;
+	v[1].rx_bps = 50000;
+	v[1].tx_bps = 150000;
+	v[2].cpu_host = 9; /* nothing valid: not counted */
+	v[2].rss_mib = 9999;
+	sampler_host_from_vms(&o, &hs, vp, 3);
+	assert_true(hs.valid_cpu && hs.valid_mem && hs.valid_net);
+	near(hs.cpu, 0.8, "cpu", "vms");
+	near(hs.cpu_busy_cores, 1.6, "busy cores", "vms");
+	near(hs.mem_used_mib, 500, "mem used", "vms");
+	near(hs.mem, 0.5, "mem", "vms");
+	near(hs.mem_avail_mib, 500, "mem avail", "vms");
+	near(hs.net_rx_bps, 750000, "host rx = guests' tx", "vms");
+	near(hs.net_tx_bps, 150000, "host tx = guests' rx", "vms");
+	near(hs.net, 0.75, "net", "vms");
+	near(hs.psi_cpu_some, 3, "psi kept", "vms");
+
+	/* no VMs: an idle host, not an unknown one */
+	sampler_host_from_vms(&o, &hs, vp, 0);
+	assert_true(hs.valid_cpu && hs.valid_mem && hs.valid_net);
+	near(hs.cpu + hs.mem + hs.net, 0, "empty host", "vms");
+}
+
 int main(void)
 {
 #define NH  (sizeof(host_cases) / sizeof(host_cases[0]))
@@ -932,5 +980,6 @@ int main(void)
 	tests[i++] = (struct CMUnitTest)cmocka_unit_test(test_find_nics_sysfs_layout);
 	tests[i++] = (struct CMUnitTest)cmocka_unit_test(test_nic_speed_root1);
 	tests[i++] = (struct CMUnitTest)cmocka_unit_test(test_read_netdev_many);
+	tests[i++] = (struct CMUnitTest)cmocka_unit_test(test_host_from_vms);
 	return _cmocka_run_group_tests("sampler", tests, i, NULL, NULL);
 }

@@ -1,0 +1,47 @@
+/* cli_req.h - the requests the CLI sends, built from parsed arguments and
+ * checked before anything is sent. Pure (no I/O). Bodies: the caller
+ * json_decref()s them. Errors: -EINVAL with the reason in err, naming the
+ * argument ("--mem: 'x' is not an integer from 64 to 16777216"). */
+#ifndef LE_CLI_CLI_REQ_H
+#define LE_CLI_CLI_REQ_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "cli/cli_opt.h"
+
+/* Largest values the agents accept at all (vm.max_vcpus, vm.max_mem_mib). */
+#define CLI_MAX_VCPUS   1024
+#define CLI_MIN_MEM_MIB 64
+#define CLI_MAX_MEM_MIB 16777216
+
+/* `vm create ID --mem MIB [--vcpus N] (--kernel PATH [--initrd PATH] | --disk
+ * PATH) [--append STR] [--host H] [--pin h1,h2] [--group G] [--anti-group G]
+ * [--exclude]` (a->pos[0] = ID) -> the body of POST /v1/vms: the agent's VM
+ * spec ("name", "vcpus", "mem_mib", "kernel", "initrd", "append", "disk",
+ * "pin", "group", "anti_group", "exclude") plus "host". */
+int cli_req_vm_create(const struct cli_args *a, json_t **body, char *err, size_t errlen);
+
+/* `vm migrate ID [--to HOST] [--force]` -> {"to": HOST, "force": true}, the
+ * members only when given ({} lets the placement choose). */
+int cli_req_vm_migrate(const struct cli_args *a, json_t **body, char *err, size_t errlen);
+
+/* `host maintenance on|off HOST` (pos[0] = on|off, pos[1] = HOST) -> {"on": bool}. */
+int cli_req_maintenance(const struct cli_args *a, json_t **body, char *err, size_t errlen);
+
+/* The query of GET /v1/events; NULL / 0 members are left out. */
+struct cli_events_q {
+	const char *after;
+	int count;
+	int wait;
+	const char *type, *vm, *host;
+};
+
+/* "/v1/events?count=20&type=host_down..." into buf, values percent-encoded.
+ * 0 or -ENAMETOOLONG. */
+int cli_req_events_path(const struct cli_events_q *q, char *buf, size_t cap);
+
+/* Checks an id given as the argument `what` (VM, HOST): 1-64 of [A-Za-z0-9_.-]. */
+int cli_req_check_id(const char *what, const char *id, char *err, size_t errlen);
+
+#endif

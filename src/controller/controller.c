@@ -1,0 +1,456 @@
+/* controller.c - `loadease controller`: configuration, start-up, the round
+ * loop and shutdown (docs/controller.md). */
+#include "controller/controller.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "controller/ctl.h"
+
+const char *const ctl_mode_names[] = {"off", "recommend", "auto", NULL};
+static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+
+#define O(f) offsetof(struct ctl_opts, f)
+#define S(f) O(f), sizeof(((struct ctl_opts *)0)->f)
+
+const struct cfg_key ctl_cfg_keys[] = {
+    {"controller", "id", CFG_STR, "", S(id), 0, 0, NULL,
+     "this controller's id (letters, digits, `_ . -`); empty = the hostname"},
+    {"controller", "listen", CFG_STR, "0.0.0.0:7100", S(listen), 0, 0, NULL,
+     "ip:port of the REST API, /metrics and the dashboard (port 0 = any free port)"},
+    {"controller", "advertise", CFG_STR, "", S(advertise), 0, 0, NULL,
+     "ip:port other controllers and the CLI are told (`controller:<id>`); empty = the "
+     "listening address"},
+    {"controller", "mode", CFG_ENUM, "auto", O(mode), 0, 0, 0, ctl_mode_names,
+     "`auto` relieves hotspots and evacuates hosts by live migration; `recommend` plans and "
+     "logs but moves nothing; `off` only watches"},
+    {"controller", "token", CFG_STR, "", S(token), 0, 0, NULL,
+     "cluster secret: needed for mutating API calls and sent to the agents; empty = mutating "
+     "calls refused"},
+    {"controller", "token_file", CFG_STR, "", S(token_file), 0, 0, NULL,
+     "file holding the token (overrides `token`)"},
+    {"controller", "read_token", CFG_STR, "", S(read_token), 0, 0, NULL,
+     "a token that allows read calls only; when set, reads need it or the token"},
+    {"controller", "read_token_file", CFG_STR, "", S(read_token_file), 0, 0, NULL,
+     "file holding the read-only token (overrides `read_token`)"},
+    {"controller", "open_reads", CFG_BOOL, "true", O(open_reads), 0, 0, 0, NULL,
+     "read calls need no token while no `read_token` is set"},
+    {"controller", "round_ms", CFG_INT, "2000", O(round_ms), 0, 100, 600000, NULL,
+     "one round (read, plan, act) every this many milliseconds"},
+    {"controller", "lease_ms", CFG_INT, "10000", O(lease_ms), 0, 500, 3600000, NULL,
+     "leader lease: a standby takes over within this time after the leader dies (at least 2 "
+     "rounds)"},
+    {"controller", "down_after_ms", CFG_INT, "10000", O(down_after_ms), 0, 500, 86400000, NULL,
+     "a host whose heartbeat is older is marked `down`: no target, its VMs unreachable"},
+    {"controller", "measure_after_ms", CFG_INT, "10000", O(measure_after_ms), 0, 0, 3600000, NULL,
+     "the relief a migration brought is measured and logged this long after it ended"},
+    {"controller", "migrate_timeout_ms", CFG_INT, "600000", O(migrate_timeout_ms), 0, 1000,
+     86400000, NULL, "how long the controller waits for an agent to finish one migration"},
+    {"controller", "decision_log", CFG_STR, "", S(decision_log), 0, 0, NULL,
+     "JSON-lines file every decision is appended to (beside the `events` stream); empty = "
+     "none"},
+    {"controller", "web_root", CFG_STR, "", S(web_root), 0, 0, NULL,
+     "directory of the dashboard's files (`web/` of the source tree, with `vendor/`); empty = "
+     "no dashboard"},
+    {"controller", "events_maxlen", CFG_INT, "100000", O(events_maxlen), 0, 100, 100000000, NULL,
+     "entries kept in the `events` stream (XADD MAXLEN ~)"},
+    {"controller", "window", CFG_INT, "300", O(window), 0, 5, 86400, NULL,
+     "samples in each host's and VM's profile window (read from the `ts:*` streams)"},
+    {"controller", "log_level", CFG_ENUM, "info", O(log_level), 0, 0, 0, log_levels,
+     "log verbosity"},
+    {"redis", "address", CFG_STR, "127.0.0.1:6379", S(redis.address), 0, 0, NULL,
+     "Redis as host:port or unix:/path/to/socket"},
+    {"redis", "user", CFG_STR, "", S(redis.user), 0, 0, NULL,
+     "ACL user (Redis 6+); empty = default user"},
+    {"redis", "password", CFG_STR, "", S(redis.password), 0, 0, NULL,
+     "password (AUTH); empty = none"},
+    {"redis", "password_file", CFG_STR, "", S(redis_password_file), 0, 0, NULL,
+     "file holding the password (overrides `password`)"},
+    {"redis", "db", CFG_INT, "0", O(redis.db), 0, 0, 1000, NULL, "database number"},
+    {"redis", "timeout_ms", CFG_INT, "2000", O(redis.timeout_ms), 0, 10, 60000, NULL,
+     "connect and command timeout"},
+    {"redis", "backoff_max_ms", CFG_INT, "5000", O(redis.backoff_max_ms), 0, 100, 600000, NULL,
+     "longest wait between reconnect attempts"},
+    {"profile", "percentile", CFG_DOUBLE, "95", O(peak_pct), 0, 50, 100, NULL,
+     "the percentile taken as peak demand"},
+    {"profile", "cpu_threshold", CFG_DOUBLE, "0.75", O(threshold[RES_CPU]), 0, 0.01, 1, NULL,
+     "hotspot threshold for CPU (fraction of capacity)"},
+    {"profile", "mem_threshold", CFG_DOUBLE, "0.75", O(threshold[RES_MEM]), 0, 0.01, 1, NULL,
+     "hotspot threshold for memory"},
+    {"profile", "net_threshold", CFG_DOUBLE, "0.75", O(threshold[RES_NET]), 0, 0.01, 1, NULL,
+     "hotspot threshold for network"},
+    {"profile", "k", CFG_INT, "3", O(k), 0, 1, 1000, NULL, "hot when k of the last n samples..."},
+    {"profile", "n", CFG_INT, "5", O(n), 0, 1, 1000, NULL,
+     "...and the forecast exceed the threshold"},
+    {"balance", "max_per_round", CFG_INT, "4", O(max_per_round), 0, 0, 10000, NULL,
+     "migrations started per round, cluster-wide"},
+    {"balance", "max_per_host", CFG_INT, "2", O(max_per_host), 0, 1, 1000, NULL,
+     "migrations into or out of one host at a time"},
+    {"balance", "cooldown_s", CFG_INT, "300", O(cooldown_s), 0, 0, 86400, NULL,
+     "a VM that moved (or failed to) rests this long before it is moved again"},
+    {"balance", "settle_s", CFG_INT, "15", O(settle_s), 0, 0, 3600, NULL,
+     "after a migration ends, its VM's demand is moved from the source's to the target's "
+     "measured load for this long (their samples catch up), so the source is not relieved "
+     "twice and the target not filled twice"},
+    {"balance", "link_mbit", CFG_DOUBLE, "1000", O(link_mbit), 0, 1, 1e6, NULL,
+     "migration bandwidth assumed for a move's cost, Mbit/s"},
+    {"balance", "min_gain", CFG_DOUBLE, "0.0005", O(min_gain), 0, 0, 1e6, NULL,
+     "a move must remove this much source volume per second of migration (0 = off)"},
+    {"balance", "swaps", CFG_BOOL, "true", O(swaps), 0, 0, 0, NULL,
+     "try swapping two VMs when no single move relieves a hotspot"},
+    {"balance", "headroom_cpu", CFG_DOUBLE, "0", O(headroom[RES_CPU]), 0, 0, 0.99, NULL,
+     "fraction of a target's CPU kept free"},
+    {"balance", "headroom_mem", CFG_DOUBLE, "0", O(headroom[RES_MEM]), 0, 0, 0.99, NULL,
+     "fraction of a target's memory kept free"},
+    {"balance", "headroom_net", CFG_DOUBLE, "0", O(headroom[RES_NET]), 0, 0, 0.99, NULL,
+     "fraction of a target's network kept free"},
+    {"balance", "overcommit_cpu", CFG_DOUBLE, "4", O(overcommit_cpu), 0, 0.1, 100, NULL,
+     "allocated vCPUs may reach the host's cores times this"},
+    {"balance", "overcommit_mem", CFG_DOUBLE, "1", O(overcommit_mem), 0, 0.1, 100, NULL,
+     "allocated memory may reach the host's memory times this"},
+    CFG_END,
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: loadease controller [-c FILE] [-s section.key=value]... [--check]\n"
+	        "       loadease controller --config-doc\n"
+	        "\n"
+	        "Watches the cluster through Redis, relieves hotspots by live migration, places\n"
+	        "new VMs, evacuates hosts in maintenance, and logs every decision with its\n"
+	        "reason. Serves the REST API, /metrics and the dashboard.\n"
+	        "\n"
+	        "  -c, --config FILE   configuration (INI); see --config-doc\n"
+	        "  -s, --set S.K=V     override one key (repeatable)\n"
+	        "  --check             validate the configuration and exit\n"
+	        "  --config-doc        print every key with its default and meaning\n");
+}
+
+static int resolve(struct ctl *c, char *err, size_t errlen)
+{
+	struct ctl_opts *o = &c->o;
+
+	if (o->k > o->n) {
+		snprintf(err, errlen, "profile.k (%lld) must not exceed profile.n (%lld)", o->k,
+		         o->n);
+		return -EINVAL;
+	}
+	if (o->n > o->window) {
+		snprintf(err, errlen, "profile.n (%lld) must not exceed controller.window (%lld)",
+		         o->n, o->window);
+		return -EINVAL;
+	}
+	if (o->lease_ms < 2 * o->round_ms) {
+		snprintf(err, errlen,
+		         "controller.lease_ms (%lld) must be at least two rounds (2 x round_ms = "
+		         "%lld)",
+		         o->lease_ms, 2 * o->round_ms);
+		return -EINVAL;
+	}
+	if (!o->id[0]) {
+		char h[256];
+		if (gethostname(h, sizeof(h)) < 0)
+			snprintf(h, sizeof(h), "controller");
+		h[60] = '\0';
+		for (char *p = h; *p; p++)
+			if (!strchr(
+			        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-",
+			        *p))
+				*p = '_';
+		snprintf(o->id, sizeof(o->id), "%s", h);
+	}
+	if (!util_valid_id(o->id)) {
+		snprintf(err, errlen, "controller.id '%s': use 1-64 of A-Z a-z 0-9 _ . -", o->id);
+		return -EINVAL;
+	}
+	if (o->token_file[0] &&
+	    util_read_secret(o->token_file, o->token, sizeof(o->token), err, errlen) < 0)
+		return -EINVAL;
+	if (o->read_token_file[0] && util_read_secret(o->read_token_file, o->read_token,
+	                                              sizeof(o->read_token), err, errlen) < 0)
+		return -EINVAL;
+	if (o->redis_password_file[0] &&
+	    util_read_secret(o->redis_password_file, o->redis.password, sizeof(o->redis.password),
+	                     err, errlen) < 0)
+		return -EINVAL;
+	if (o->read_token[0] && strcmp(o->read_token, o->token) == 0) {
+		snprintf(err, errlen, "controller.read_token must differ from controller.token");
+		return -EINVAL;
+	}
+	if (o->web_root[0] && access(o->web_root, R_OK | X_OK) < 0) {
+		snprintf(err, errlen, "controller.web_root %s: %s", o->web_root, strerror(errno));
+		return -EINVAL;
+	}
+
+	round_opts_defaults(&c->ro);
+	c->ro.peak_pct = o->peak_pct;
+	for (int r = 0; r < RES_N; r++) {
+		c->ro.rule[r].threshold = o->threshold[r];
+		c->ro.rule[r].k = (unsigned)o->k;
+		c->ro.rule[r].n = (unsigned)o->n;
+	}
+	plan_opts_defaults(&c->po);
+	c->po.max_per_round = (int)o->max_per_round;
+	c->po.max_per_host = (int)o->max_per_host;
+	c->po.cooldown_ms = o->cooldown_s * 1000;
+	c->po.link_mbit = o->link_mbit;
+	c->po.min_gain = o->min_gain;
+	c->po.swaps = o->swaps;
+	return 0;
+}
+
+static struct ctl *the_ctl;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (the_ctl)
+		the_ctl->stop = 1;
+}
+
+static void sleep_ms(int64_t ms)
+{
+	struct timespec t = {ms / 1000, (ms % 1000) * 1000000};
+	nanosleep(&t, NULL);
+}
+
+static void round_once(struct ctl *c)
+{
+	int64_t t0 = util_mono_ns();
+	bool up = store_ensure(c->redis, util_mono_ms());
+	int rc = -EIO;
+
+	if (up) {
+		ctl_lease(c);
+		rc = ctl_refresh(c);
+	}
+	if (rc == 0) {
+		ctl_decide(c);
+		ctl_measure_due(c);
+	}
+	pthread_mutex_lock(&c->lock);
+	if (!up || rc == -EIO) {
+		if (c->leader)
+			ctl_event(c, "leader_lost", "msg", "redis is unreachable: not acting",
+			          NULL);
+		c->leader = false;
+	}
+	c->redis_up = up && rc != -EIO;
+	c->round++;
+	c->m.rounds++;
+	c->last_round_ms = util_now_ms();
+	c->round_took_ms = (double)(util_mono_ns() - t0) / 1e6;
+	c->m.round_s = c->round_took_ms / 1000.0;
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void *loop_main(void *arg)
+{
+	struct ctl *c = arg;
+	int64_t next = util_mono_ms();
+
+	while (!c->stop) {
+		round_once(c);
+		next += c->o.round_ms;
+		if (next < util_mono_ms())
+			next = util_mono_ms(); /* a round that overran: no burst */
+		while (!c->stop && util_mono_ms() < next)
+			sleep_ms(next - util_mono_ms() < 100 ? next - util_mono_ms() : 100);
+	}
+	return NULL;
+}
+
+static int start_threads(struct ctl *c, char *err, size_t errlen)
+{
+	sigset_t set, old;
+	int rc = 0;
+
+	/* other threads never take SIGINT/SIGTERM: the main thread does */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	c->http = httpd_new(c->o.listen, ctl_api_handle, c, err, errlen);
+	if (!c->http) {
+		rc = -EIO;
+		goto out;
+	}
+	if (c->o.advertise[0]) {
+		snprintf(c->advertise, sizeof(c->advertise), "%s", c->o.advertise);
+	} else {
+		char host[128] = "";
+		int port = 0;
+		util_split_hostport(c->o.listen, host, sizeof(host), &port);
+		snprintf(c->advertise, sizeof(c->advertise), "%s:%d",
+		         host[0] && strcmp(host, "0.0.0.0") ? host : "127.0.0.1",
+		         httpd_port(c->http));
+	}
+	c->events_started = pthread_create(&c->events_thread, NULL, ctl_events_follow, c) == 0;
+	c->loop_started = pthread_create(&c->loop_thread, NULL, loop_main, c) == 0;
+	if (!c->loop_started) {
+		snprintf(err, errlen, "cannot start the loop thread");
+		rc = -EIO;
+	}
+out:
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
+static void ctl_free(struct ctl *c)
+{
+	if (!c)
+		return;
+	httpd_free(c->http);
+	ctl_state_free(c);
+	store_free(c->redis);
+	store_free(c->aux);
+	if (c->dlog)
+		fclose(c->dlog);
+	free(c->scratch);
+	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->aux_lock);
+	pthread_mutex_destroy(&c->prov_lock);
+	pthread_mutex_destroy(&c->dlog_lock);
+	pthread_cond_destroy(&c->ev_cond);
+	free(c);
+}
+
+int controller_main(int argc, char **argv)
+{
+	const char *cfg_path = NULL;
+	const char **sets = calloc((size_t)argc + 1, sizeof(char *));
+	struct ctl *c = calloc(1, sizeof(*c));
+	int nsets = 0, rc = 1;
+	bool check = false;
+	char err[600];
+
+	if (!c || !sets) {
+		fprintf(stderr, "loadease controller: out of memory\n");
+		goto out;
+	}
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->aux_lock, NULL);
+	pthread_mutex_init(&c->prov_lock, NULL);
+	pthread_mutex_init(&c->dlog_lock, NULL);
+	pthread_cond_init(&c->ev_cond, NULL);
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			rc = 0;
+			goto out;
+		} else if (!strcmp(a, "--config-doc")) {
+			cfg_print_doc(ctl_cfg_keys, stdout);
+			rc = 0;
+			goto out;
+		} else if (!strcmp(a, "--check")) {
+			check = true;
+		} else if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && i + 1 < argc) {
+			cfg_path = argv[++i];
+		} else if ((!strcmp(a, "-s") || !strcmp(a, "--set")) && i + 1 < argc) {
+			sets[nsets++] = argv[++i];
+		} else {
+			fprintf(stderr, "loadease controller: unknown or incomplete option '%s'\n",
+			        a);
+			usage(stderr);
+			rc = 2;
+			goto out;
+		}
+	}
+	if (cfg_load(ctl_cfg_keys, &c->o, cfg_path, sets, nsets, err, sizeof(err)) < 0 ||
+	    resolve(c, err, sizeof(err)) < 0) {
+		fprintf(stderr, "loadease controller: configuration: %s\n", err);
+		rc = 2;
+		goto out;
+	}
+	log_set_level((enum log_level)c->o.log_level);
+	if (check) {
+		printf("configuration ok: controller %s, mode %s, round %lld ms, redis %s\n",
+		       c->o.id, ctl_mode_names[c->o.mode], c->o.round_ms, c->o.redis.address);
+		rc = 0;
+		goto out;
+	}
+	if (c->o.decision_log[0]) {
+		c->dlog = fopen(c->o.decision_log, "ae");
+		if (!c->dlog) {
+			fprintf(stderr, "loadease controller: decision_log %s: %s\n",
+			        c->o.decision_log, strerror(errno));
+			rc = 2;
+			goto out;
+		}
+	}
+	c->scratch = malloc(sizeof(double) * (size_t)c->o.window);
+	c->redis = store_new(&c->o.redis);
+	c->aux = store_new(&c->o.redis);
+	if (!c->scratch || !c->redis || !c->aux) {
+		fprintf(stderr, "loadease controller: out of memory\n");
+		goto out;
+	}
+	the_ctl = c;
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	if (start_threads(c, err, sizeof(err)) < 0) {
+		fprintf(stderr, "loadease controller: %s\n", err);
+		c->stop = 1;
+		goto join;
+	}
+	log_info("controller %s: mode %s, API on %s (advertised %s), redis %s, a round every "
+	         "%lld ms",
+	         c->o.id, ctl_mode_names[c->o.mode], c->o.listen, c->advertise, c->o.redis.address,
+	         c->o.round_ms);
+	ctl_event(c, "controller_started", "mode", ctl_mode_names[c->o.mode], "addr", c->advertise,
+	          NULL);
+	while (!c->stop)
+		sleep_ms(100);
+	log_info("controller %s: stopping", c->o.id);
+	rc = 0;
+join:
+	if (c->loop_started)
+		pthread_join(c->loop_thread, NULL);
+	if (c->events_started)
+		pthread_join(c->events_thread, NULL);
+	{
+		/* migrations in flight go on at the agents; give ours a moment to
+		 * record their end, then leave them to the next controller */
+		int64_t deadline = util_mono_ms() + 3000;
+		for (;;) {
+			int n;
+			pthread_mutex_lock(&c->lock);
+			n = c->nmigs;
+			pthread_mutex_unlock(&c->lock);
+			if (!n)
+				break;
+			if (util_mono_ms() > deadline) {
+				log_warn("controller %s: %d migration(s) still running at the "
+				         "agents; the "
+				         "next controller reconciles them",
+				         c->o.id, n);
+				free(sets);
+				httpd_free(c->http);
+				return rc; /* their threads still use the state */
+			}
+			sleep_ms(100);
+		}
+	}
+	if (c->leader && store_connected(c->redis))
+		freeReplyObject(store_command(c->redis, "EVAL %s 1 leader %s",
+		                              "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+		                              "return redis.call('DEL', KEYS[1]) end return 0",
+		                              c->o.id));
+out:
+	free(sets);
+	the_ctl = NULL;
+	ctl_free(c);
+	return rc;
+}

@@ -1,0 +1,227 @@
+/* ctl.h - the controller's state, shared by its parts (internal).
+ *
+ * Threads: the loop thread owns the round (Redis reads, the model, the plan,
+ * starting migrations); libmicrohttpd's threads serve the API; one worker
+ * thread per running migration; one thread follows the events stream.
+ * Everything below `lock` is read and written under it. Redis: the loop has
+ * its own connection; everyone else shares `aux` under `aux_lock` (short
+ * commands only); the events follower has its own.
+ */
+#ifndef LE_CONTROLLER_CTL_H
+#define LE_CONTROLLER_CTL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/config.h"
+#include "common/httpd.h"
+#include "common/store.h"
+#include "core/cluster.h"
+#include "core/plan.h"
+#include "core/round.h"
+
+#define CTL_ID_MAX 65
+
+enum ctl_mode { MODE_OFF, MODE_RECOMMEND, MODE_AUTO };
+extern const char *const ctl_mode_names[];
+extern const char *const ctl_res_names[RES_N];
+
+struct ctl_opts {
+	char id[CTL_ID_MAX];
+	char listen[128];
+	char advertise[128];
+	char token[256], token_file[256];
+	char read_token[256], read_token_file[256];
+	bool open_reads;
+	int mode;
+	long long round_ms, lease_ms, down_after_ms, measure_after_ms, migrate_timeout_ms;
+	char decision_log[512];
+	char web_root[512];
+	long long events_maxlen;
+	long long window;
+	int log_level;
+	struct store_opts redis;
+	char redis_password_file[256];
+	double peak_pct;
+	double threshold[RES_N];
+	long long k, n;
+	long long max_per_round, max_per_host, cooldown_s, settle_s;
+	double link_mbit, min_gain;
+	bool swaps;
+	double headroom[RES_N];
+	double overcommit_cpu, overcommit_mem;
+};
+
+extern const struct cfg_key ctl_cfg_keys[];
+
+struct ctl_host {
+	char id[CTL_ID_MAX];
+	char ip[64];
+	char api[128]; /* vmm_proxy_addr */
+	char state[16];
+	bool excluded;
+	bool down_by_us; /* we set it down: we set it up when it reports again */
+	double cap[RES_N];
+	int64_t last_seen;
+	struct profile prof[RES_N];
+	char last_id[32]; /* newest ts:host entry read */
+	double last[RES_N];
+	bool has_last[RES_N];
+	struct profile_summary sum[RES_N];
+	bool hot[RES_N];      /* as last reported (events) */
+	bool meas_hot[RES_N]; /* this round's k-of-n verdict on the samples */
+	int64_t hot_since[RES_N];
+	double volume;
+	int nvms, inflight;
+	int why; /* the unresolved reason last logged, WHY_NONE = none */
+	bool seen;
+};
+
+struct ctl_vm {
+	char id[CTL_ID_MAX];
+	char host[CTL_ID_MAX];
+	char state[24];
+	double vcpus, mem_mib;
+	char pin[512];
+	char group[CTL_ID_MAX], anti_group[CTL_ID_MAX];
+	bool exclude;
+	int64_t last_migration;
+	bool migrating; /* a migration:<vm> record exists, or one of ours runs */
+	char mig_src[CTL_ID_MAX], mig_dst[CTL_ID_MAX], mig_phase[24];
+	int64_t mig_started;
+	bool watched; /* a migration we did not start: report where it ended */
+	struct profile prof[RES_N];
+	char last_id[32];
+	double last[RES_N];
+	bool has_last[RES_N];
+	bool seen;
+};
+
+/* A migration this controller runs (a swap's two halves: two entries). */
+struct ctl_mig {
+	char vm[CTL_ID_MAX], from[CTL_ID_MAX], to[CTL_ID_MAX];
+	char reason[256];
+	char res[8];
+	double proj[4]; /* src before/after, dst before/after volumes */
+	double cost_s;
+	int64_t started_ms;
+	struct ctl_mig *then; /* the second half of a swap, run after this one */
+};
+
+/* A relief to measure measure_after_ms after a migration ended. */
+struct ctl_measure {
+	char vm[CTL_ID_MAX], from[CTL_ID_MAX], to[CTL_ID_MAX];
+	double proj[4];
+	int64_t at_ms;
+};
+
+/* A migration that ended recently: the hosts' samples do not show it yet
+ * (the source's still count the VM, the target's do not), so the model
+ * shifts the VM's demand until `until_ms`. */
+struct ctl_settle {
+	char vm[CTL_ID_MAX], from[CTL_ID_MAX], to[CTL_ID_MAX];
+	int64_t until_ms;
+};
+
+struct ctl_metrics {
+	uint64_t rounds;
+	double round_s;
+	uint64_t decisions[32]; /* by event type index */
+	uint64_t mig_ok, mig_failed;
+	double mig_seconds;
+};
+
+struct ctl {
+	struct ctl_opts o;
+	struct round_opts ro;
+	struct plan_opts po;
+	volatile int stop;
+	pthread_t loop_thread, events_thread;
+	bool loop_started, events_started;
+	struct httpd *http;
+	char advertise[160];
+	FILE *dlog; /* the JSON-lines decision log, or NULL */
+	pthread_mutex_t dlog_lock;
+
+	struct store *redis; /* the loop's */
+	struct store *aux;   /* API handlers, workers, events */
+	pthread_mutex_t aux_lock;
+	pthread_mutex_t prov_lock; /* one provisioning at a time */
+
+	pthread_mutex_t lock;
+	pthread_cond_t ev_cond; /* signalled when new events arrive */
+	char ev_last[32];       /* newest id of the events stream seen */
+	uint64_t ev_gen;
+
+	bool leader;
+	char leader_id[CTL_ID_MAX];
+	bool redis_up;
+	uint64_t round;
+	int64_t last_round_ms;
+	double round_took_ms;
+	struct ctl_host **hosts;
+	int nhosts, cap_hosts;
+	struct ctl_vm **vms;
+	int nvms, cap_vms;
+	/* the last round's model and plan (indexes follow hosts[] / vms[]) */
+	struct cluster model;
+	int *pins; /* storage for the model's pin lists */
+	struct plan_result plan;
+	bool have_plan;
+	char plan_sig[1024];   /* what recommend mode last logged */
+	struct ctl_mig **migs; /* running */
+	int nmigs, cap_migs;
+	struct ctl_measure *measures;
+	int nmeasures, cap_measures;
+	struct ctl_settle *settles;
+	int nsettles, cap_settles;
+	struct ctl_metrics m;
+	double *scratch;
+};
+
+/* ctl_state.c: reading Redis into hosts/VMs and the model */
+/* Makes room for element n of a growing array: 0 or -ENOMEM. */
+int ctl_grow(void **arr, int *cap, int n, size_t elem);
+struct ctl_host *ctl_host_find(struct ctl *c, const char *id);
+struct ctl_vm *ctl_vm_find(struct ctl *c, const char *id);
+int ctl_host_index(const struct ctl *c, const char *id);
+/* One round's reads and the model and plan. Under no lock: it takes it. */
+int ctl_refresh(struct ctl *c);
+void ctl_state_free(struct ctl *c);
+double ctl_host_volume(const struct ctl_host *h);
+bool ctl_mig_running(struct ctl *c, const char *vm); /* under the lock */
+
+/* ctl_exec.c: the lease, migrations, the round's decisions */
+void ctl_lease(struct ctl *c);
+void ctl_decide(struct ctl *c);
+/* Runs one migration (and the swap half after it) to its end, synchronously;
+ * m is freed. 0 or -EIO with err; *result (may be NULL) the agent's answer. */
+int ctl_migrate_run(struct ctl *c, struct ctl_mig *m, json_t **result, int *http, char *err,
+                    size_t errlen);
+/* Registers m as running (false: the VM migrates already). Under the lock. */
+bool ctl_mig_add(struct ctl *c, struct ctl_mig *m);
+void ctl_measure_due(struct ctl *c);
+/* HTTP to an agent: url = http://<api><path>. */
+int ctl_agent_call(struct ctl *c, const char *api, const char *method, const char *path,
+                   json_t *body, long timeout_ms, json_t **reply, char *err, size_t errlen);
+
+/* ctl_events.c: the decision log */
+/* Writes one entry (XADD events, the JSON-lines file): type, then
+ * NULL-terminated key, value pairs (values are strings). */
+void ctl_event(struct ctl *c, const char *type, ...) __attribute__((sentinel));
+void *ctl_events_follow(void *arg);
+/* Events as JSON from the stream; see docs/controller.md GET /v1/events. */
+json_t *ctl_events_query(struct ctl *c, const char *after, int count, int wait_s, const char *type,
+                         const char *vm, const char *host, char *err, size_t errlen);
+int ctl_event_type_index(const char *type);
+extern const char *const ctl_event_types[];
+
+/* ctl_api.c */
+void ctl_api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp);
+
+/* small helpers */
+char *ctl_fmt_double(char *buf, size_t cap, double v);
+
+#endif

@@ -1,0 +1,1216 @@
+/* ctl_api.c - the controller's REST API (docs/controller.md), its
+ * /metrics and the dashboard's files. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "controller/ctl.h"
+
+#define SERIES_MAX_READ 50000
+
+static json_t *res_obj(const double v[RES_N], const bool *valid)
+{
+	json_t *o = json_object();
+
+	for (int r = 0; r < RES_N; r++)
+		json_object_set_new(o, ctl_res_names[r],
+		                    valid && !valid[r] ? json_null() : json_real(v[r]));
+	return o;
+}
+
+/* --- views (under the lock) ---------------------------------------------- */
+
+static json_t *host_json(struct ctl *c, const struct ctl_host *h, bool full)
+{
+	double peak[RES_N], fc[RES_N];
+	bool hot[RES_N], any = false;
+	json_t *j, *vms = json_array(), *hotj = json_object();
+	int64_t now = util_now_ms();
+
+	for (int r = 0; r < RES_N; r++) {
+		peak[r] = h->sum[r].peak;
+		fc[r] = h->sum[r].ar1.forecast;
+		hot[r] = h->hot[r];
+		any |= hot[r];
+		json_object_set_new(hotj, ctl_res_names[r], json_boolean(hot[r]));
+	}
+	for (int i = 0; i < c->nvms; i++)
+		if (strcmp(c->vms[i]->host, h->id) == 0)
+			json_array_append_new(vms, json_string(c->vms[i]->id));
+	j = json_pack("{s:s,s:s,s:s,s:b,s:I,s:f,s:o,s:o,s:o,s:o,s:o,s:b,s:f,s:o,s:i,s:I}", "id",
+	              h->id, "ip", h->ip, "state", h->state, "excluded", h->excluded, "last_seen",
+	              (json_int_t)h->last_seen, "age_s",
+	              h->last_seen ? (double)(now - h->last_seen) / 1000.0 : -1.0, "cap",
+	              res_obj(h->cap, NULL), "util", res_obj(h->last, h->has_last), "peak",
+	              res_obj(peak, NULL), "forecast", res_obj(fc, NULL), "hot", hotj, "hotspot",
+	              any, "volume", h->volume, "vms", vms, "inflight", h->inflight, "samples",
+	              (json_int_t)profile_len(&h->prof[RES_CPU]));
+	if (full) {
+		json_t *p = json_object();
+		for (int r = 0; r < RES_N; r++) {
+			const struct profile_summary *s = &h->sum[r];
+			json_object_set_new(p, ctl_res_names[r],
+			                    json_pack("{s:I,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:i,s:b}",
+			                              "n", (json_int_t)s->n, "mean", s->mean, "p50",
+			                              s->p50, "p95", s->p95, "p99", s->p99, "max",
+			                              s->max, "forecast", s->ar1.forecast, "phi",
+			                              s->ar1.phi, "over", (int)s->over, "hot",
+			                              s->hot));
+		}
+		json_object_set_new(j, "profile", p);
+		json_object_set_new(j, "api", json_string(h->api));
+	}
+	return j;
+}
+
+static json_t *vm_json(struct ctl *c, const struct ctl_vm *v)
+{
+	double peak[RES_N], demand[RES_N], scale[RES_N];
+	struct ctl_host *h = ctl_host_find(c, v->host);
+	json_t *pin = json_array(), *mig = json_null();
+	char buf[512], *save = NULL;
+	bool reachable = h && strcmp(h->state, "down") != 0;
+	int64_t cooldown = v->last_migration ? v->last_migration + c->po.cooldown_ms : 0;
+
+	scale[RES_CPU] = v->vcpus > 0 ? v->vcpus : 1;
+	scale[RES_MEM] = v->mem_mib;
+	scale[RES_NET] = h ? h->cap[RES_NET] : 0;
+	for (int r = 0; r < RES_N; r++) {
+		peak[r] = profile_percentile(&v->prof[r], c->ro.peak_pct);
+		demand[r] = peak[r] * scale[r];
+	}
+	snprintf(buf, sizeof(buf), "%s", v->pin);
+	for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save))
+		json_array_append_new(pin, json_string(t));
+	if (v->migrating || ctl_mig_running(c, v->id))
+		mig = json_pack("{s:s,s:s,s:s,s:I}", "src", v->mig_src[0] ? v->mig_src : v->host,
+		                "dst", v->mig_dst, "phase",
+		                v->mig_phase[0] ? v->mig_phase : "starting", "started",
+		                (json_int_t)v->mig_started);
+	return json_pack(
+	    "{s:s,s:s,s:s,s:b,s:f,s:f,s:o,s:o,s:o,s:{s:o,s:s,s:s,s:b},s:b,s:o,s:I,s:I}", "id",
+	    v->id, "host", v->host, "state", reachable ? v->state : "unreachable", "reachable",
+	    reachable, "vcpus", v->vcpus, "mem_mib", v->mem_mib, "util",
+	    res_obj(v->last, v->has_last), "peak", res_obj(peak, NULL), "demand",
+	    res_obj(demand, NULL), "rules", "pin", pin, "group", v->group, "anti_group",
+	    v->anti_group, "exclude", v->exclude, "migrating", !json_is_null(mig), "migration", mig,
+	    "last_migration", (json_int_t)v->last_migration, "cooldown_until",
+	    (json_int_t)cooldown);
+}
+
+static json_t *cluster_json(struct ctl *c)
+{
+	int up = 0, down = 0, maint = 0, inflight = c->nmigs;
+	double maxv = 0;
+	json_t *hot = json_array();
+
+	for (int i = 0; i < c->nhosts; i++) {
+		struct ctl_host *h = c->hosts[i];
+		up += !strcmp(h->state, "up");
+		down += !strcmp(h->state, "down");
+		maint += !strcmp(h->state, "maintenance");
+		if (h->hot[RES_CPU] || h->hot[RES_MEM] || h->hot[RES_NET])
+			json_array_append_new(hot, json_string(h->id));
+		if (h->volume > maxv)
+			maxv = h->volume;
+	}
+	for (int i = 0; i < c->nvms; i++)
+		if (c->vms[i]->migrating && !ctl_mig_running(c, c->vms[i]->id))
+			inflight++;
+	return json_pack(
+	    "{s:s,s:b,s:s,s:s,s:I,s:I,s:f,s:I,s:s,s:{s:i,s:i,s:i,s:i},s:i,s:o,s:i,s:f}", "id",
+	    c->o.id, "leader", c->leader, "leader_id", c->leader_id, "mode",
+	    ctl_mode_names[c->o.mode], "round", (json_int_t)c->round, "round_ms",
+	    (json_int_t)c->o.round_ms, "round_took_ms", c->round_took_ms, "last_round",
+	    (json_int_t)c->last_round_ms, "redis", c->redis_up ? "up" : "down", "hosts", "total",
+	    c->nhosts, "up", up, "down", down, "maintenance", maint, "vms", c->nvms, "hotspots",
+	    hot, "migrations_inflight", inflight, "max_volume", maxv);
+}
+
+static const char *const kind_names[] = {"move", "swap", "evacuate"};
+
+static json_t *plan_json(struct ctl *c)
+{
+	json_t *acts = json_array(), *unres = json_array();
+	const struct plan_result *p = &c->plan;
+
+	for (int i = 0; c->have_plan && i < p->nactions; i++) {
+		const struct plan_action *a = &p->actions[i];
+		json_array_append_new(
+		    acts,
+		    json_pack("{s:s,s:s,s:s,s:s,s:i,s:o,s:s,s:f,s:f,s:f,s:f,s:f}", "kind",
+		              kind_names[a->kind], "vm", c->model.vms[a->vm].id, "from",
+		              c->model.hosts[a->from].id, "to", c->model.hosts[a->to].id, "swap_id",
+		              a->swap_id, "res",
+		              a->res >= 0 && a->res < RES_N ? json_string(ctl_res_names[a->res])
+		                                            : json_null(),
+		              "reason", a->reason, "src_vol_before", a->src_vol_before,
+		              "src_vol_after", a->src_vol_after, "dst_vol_before",
+		              a->dst_vol_before, "dst_vol_after", a->dst_vol_after, "cost_s",
+		              a->cost_s));
+	}
+	for (int i = 0; c->have_plan && i < p->nunresolved; i++) {
+		const struct plan_unresolved *u = &p->unresolved[i];
+		json_array_append_new(unres,
+		                      json_pack("{s:s,s:s,s:s}", "host",
+		                                u->host >= 0 && u->host < c->model.nhosts
+		                                    ? c->model.hosts[u->host].id
+		                                    : "?",
+		                                "why", plan_why_name(u->why), "reason", u->reason));
+	}
+	return json_pack("{s:s,s:I,s:o,s:o,s:f,s:f}", "mode", ctl_mode_names[c->o.mode], "round",
+	                 (json_int_t)c->round, "actions", acts, "unresolved", unres,
+	                 "max_volume_before", c->have_plan ? p->max_vol_before : 0.0,
+	                 "max_volume_after", c->have_plan ? p->max_vol_after : 0.0);
+}
+
+/* --- series and histograms ---------------------------------------------- */
+
+static bool parse_int_arg(const struct httpd_req *req, const char *name, long long def,
+                          long long lo, long long hi, long long *out, struct httpd_resp *resp)
+{
+	const char *s = httpd_query(req, name);
+	int64_t v;
+
+	if (!s) {
+		*out = def;
+		return true;
+	}
+	if (!util_parse_i64(s, &v) || v < lo || v > hi) {
+		httpd_resp_error(resp, 400, "bad_query", "%s must be an integer from %lld to %lld",
+		                 name, lo, hi);
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
+static void api_series(struct ctl *c, const struct httpd_req *req, const char *kind, const char *id,
+                       struct httpd_resp *resp)
+{
+	long long since, points;
+	const char *fq = httpd_query(req, "fields");
+	char fields_buf[256], *fields[16], *save = NULL, start[32], cnt[16];
+	int nf = 0;
+	redisReply *r = NULL;
+	json_t *t = json_array(), *vals = json_object(), *arr[16];
+	size_t n;
+	bool down = false;
+	int64_t step = 0;
+
+	if (!parse_int_arg(req, "since", 300, 1, 604800, &since, resp) ||
+	    !parse_int_arg(req, "points", 300, 10, 5000, &points, resp))
+		goto out;
+	snprintf(fields_buf, sizeof(fields_buf), "%s", fq ? fq : "cpu,mem,net");
+	for (char *f = strtok_r(fields_buf, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
+		if (nf == 16 || !util_valid_id(f)) {
+			httpd_resp_error(resp, 400, "bad_query",
+			                 "fields: at most 16 names of letters, digits, _ . -");
+			goto out;
+		}
+		fields[nf++] = f;
+	}
+	if (!nf) {
+		httpd_resp_error(resp, 400, "bad_query", "fields: name at least one field");
+		goto out;
+	}
+	snprintf(start, sizeof(start), "%lld", (long long)(util_now_ms() - since * 1000));
+	snprintf(cnt, sizeof(cnt), "%d", SERIES_MAX_READ);
+	pthread_mutex_lock(&c->aux_lock);
+	if (store_ensure(c->aux, util_mono_ms()))
+		r = store_command(c->aux, "XREVRANGE ts:%s:%s + %s COUNT %s", kind, id, start, cnt);
+	pthread_mutex_unlock(&c->aux_lock);
+	if (!r || r->type != REDIS_REPLY_ARRAY) {
+		httpd_resp_error(resp, 503, "redis", "reading ts:%s:%s: %s", kind, id,
+		                 r && r->type == REDIS_REPLY_ERROR ? r->str
+		                                                   : "redis is unreachable");
+		goto out;
+	}
+	for (int f = 0; f < nf; f++) {
+		arr[f] = json_array();
+		json_object_set_new(vals, fields[f], arr[f]);
+	}
+	n = r->elements;
+	{
+		/* time buckets: entries are newest first */
+		int64_t t_new = 0, t_old = 0;
+		size_t nb = n > (size_t)points ? (size_t)points : n;
+		if (n) {
+			t_new = atoll(r->element[0]->element[0]->str);
+			t_old = atoll(r->element[n - 1]->element[0]->str);
+		}
+		down = n > (size_t)points;
+		step = nb > 1 ? (t_new - t_old) / (int64_t)(down ? nb : nb - 1) : 0;
+		if (step <= 0)
+			step = 1;
+		for (size_t b = 0, k = n; b < nb; b++) {
+			int64_t lo = t_old + (int64_t)b * step, hi = lo + step;
+			double sum[16] = {0};
+			int cntv[16] = {0};
+			int64_t tsum = 0;
+			int m = 0;
+			/* take entries (oldest first) up to hi; the last bucket takes the rest */
+			while (k > 0) {
+				redisReply *e = r->element[k - 1];
+				int64_t et;
+				if (e->type != REDIS_REPLY_ARRAY || e->elements != 2) {
+					k--;
+					continue;
+				}
+				et = atoll(e->element[0]->str);
+				if (down && et >= hi && b + 1 < nb)
+					break;
+				for (int f = 0; f < nf; f++) {
+					double v = NAN;
+					const char *s = store_hget(e->element[1], fields[f]);
+					if (s[0] && util_parse_double(s, &v) && isfinite(v)) {
+						sum[f] += v;
+						cntv[f]++;
+					}
+				}
+				tsum += et;
+				m++;
+				k--;
+				if (!down)
+					break;
+			}
+			if (!m)
+				continue;
+			json_array_append_new(t, json_integer(down ? lo : tsum / m));
+			for (int f = 0; f < nf; f++)
+				json_array_append_new(arr[f], cntv[f] ? json_real(sum[f] / cntv[f])
+				                                      : json_null());
+		}
+	}
+	httpd_resp_json(resp, 200,
+	                json_pack("{s:s,s:s,s:I,s:I,s:b,s:b,s:O,s:O}", "id", id, "kind", kind,
+	                          "since", (json_int_t)since, "step_ms", (json_int_t)step,
+	                          "downsampled", down, "truncated", n >= SERIES_MAX_READ, "t", t,
+	                          "values", vals));
+out:
+	freeReplyObject(r);
+	json_decref(t);
+	json_decref(vals);
+}
+
+static json_t *histogram_json(const char *kind, const char *id, const struct profile p[RES_N])
+{
+	json_t *edges = json_array(), *counts = json_object();
+
+	for (int i = 0; i <= HIST_BINS; i++)
+		json_array_append_new(edges, json_real((double)i / HIST_BINS));
+	for (int r = 0; r < RES_N; r++) {
+		json_t *a = json_array();
+		for (int i = 0; i < HIST_BINS; i++)
+			json_array_append_new(a, json_integer(p[r].hist.bins[i]));
+		json_object_set_new(counts, ctl_res_names[r], a);
+	}
+	return json_pack("{s:s,s:s,s:i,s:o,s:o,s:I}", "id", id, "kind", kind, "bins", HIST_BINS,
+	                 "edges", edges, "counts", counts, "n",
+	                 (json_int_t)profile_len(&p[RES_CPU]));
+}
+
+/* --- events --------------------------------------------------------------- */
+
+struct sse {
+	struct ctl *c;
+	char last[40];
+	char *pending;
+	size_t plen, poff;
+	int64_t keepalive_ms;
+};
+
+static void sse_free(void *cls)
+{
+	struct sse *s = cls;
+
+	free(s->pending);
+	free(s);
+}
+
+static long sse_read(void *cls, char *buf, size_t max)
+{
+	struct sse *s = cls;
+	struct ctl *c = s->c;
+
+	while (!s->pending || s->poff == s->plen) {
+		char err[200];
+		json_t *res, *evs;
+		size_t i;
+		FILE *f;
+		char *out = NULL;
+		size_t len = 0;
+		if (c->stop)
+			return HTTPD_STREAM_END;
+		res = ctl_events_query(c, s->last, 200, 1, NULL, NULL, NULL, err, sizeof(err));
+		free(s->pending);
+		s->pending = NULL;
+		s->plen = s->poff = 0;
+		f = open_memstream(&out, &len);
+		if (!f) {
+			json_decref(res);
+			return HTTPD_STREAM_END;
+		}
+		evs = json_object_get(res, "events");
+		for (i = 0; i < json_array_size(evs); i++) {
+			json_t *e = json_array_get(evs, i);
+			char *d = json_dumps(e, JSON_COMPACT);
+			fprintf(f, "id: %s\nevent: %s\ndata: %s\n\n",
+			        json_string_value(json_object_get(e, "id")),
+			        json_string_value(json_object_get(e, "type"))
+			            ? json_string_value(json_object_get(e, "type"))
+			            : "event",
+			        d ? d : "{}");
+			free(d);
+			snprintf(s->last, sizeof(s->last), "%s",
+			         json_string_value(json_object_get(e, "id")));
+		}
+		if (!i && util_mono_ms() >= s->keepalive_ms) {
+			fputs(res ? ": keepalive\n\n" : ": redis unreachable\n\n", f);
+			s->keepalive_ms = util_mono_ms() + 15000;
+		}
+		fclose(f);
+		json_decref(res);
+		if (!res && !len) {
+			free(out);
+			struct timespec ts = {1, 0};
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		s->pending = out;
+		s->plen = len;
+	}
+	{
+		size_t k = s->plen - s->poff < max ? s->plen - s->poff : max;
+		memcpy(buf, s->pending + s->poff, k);
+		s->poff += k;
+		return (long)k;
+	}
+}
+
+static void api_events_stream(struct ctl *c, const struct httpd_req *req, struct httpd_resp *resp)
+{
+	struct sse *s = calloc(1, sizeof(*s));
+	const char *last = httpd_header(req, "Last-Event-ID");
+
+	if (!s) {
+		httpd_resp_error(resp, 500, "internal", "out of memory");
+		return;
+	}
+	s->c = c;
+	if (last && last[0] && strlen(last) < sizeof(s->last) &&
+	    strspn(last, "0123456789-") == strlen(last)) {
+		snprintf(s->last, sizeof(s->last), "%s", last);
+	} else {
+		/* from the newest entry now on (not from the clock: an entry added in
+		 * the same millisecond would be missed) */
+		redisReply *r = NULL;
+		pthread_mutex_lock(&c->aux_lock);
+		if (store_ensure(c->aux, util_mono_ms()))
+			r = store_command(c->aux, "XREVRANGE events + - COUNT 1");
+		pthread_mutex_unlock(&c->aux_lock);
+		if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+		    r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2 &&
+		    r->element[0]->element[0]->type == REDIS_REPLY_STRING)
+			snprintf(s->last, sizeof(s->last), "%s", r->element[0]->element[0]->str);
+		else
+			snprintf(s->last, sizeof(s->last), "0-0");
+		freeReplyObject(r);
+	}
+	resp->status = 200;
+	resp->content_type = "text/event-stream";
+	resp->stream = sse_read;
+	resp->stream_cls = s;
+	resp->stream_free = sse_free;
+}
+
+static void api_events(struct ctl *c, const struct httpd_req *req, struct httpd_resp *resp)
+{
+	long long count, wait;
+	const char *after = httpd_query(req, "after");
+	json_t *res;
+	char err[200];
+
+	if (!parse_int_arg(req, "count", 100, 1, 10000, &count, resp) ||
+	    !parse_int_arg(req, "wait", 0, 0, 30, &wait, resp))
+		return;
+	if (after &&
+	    (!after[0] || strlen(after) > 40 || strspn(after, "0123456789-") != strlen(after))) {
+		httpd_resp_error(resp, 400, "bad_query",
+		                 "after must be a stream id like 1764115200000-0");
+		return;
+	}
+	res = ctl_events_query(c, after, (int)count, (int)wait, httpd_query(req, "type"),
+	                       httpd_query(req, "vm"), httpd_query(req, "host"), err, sizeof(err));
+	if (!res)
+		httpd_resp_error(resp, 503, "redis", "%s", err);
+	else
+		httpd_resp_json(resp, 200, res);
+}
+
+/* --- mutations ------------------------------------------------------------ */
+
+/* The model's host index of id, or -1 (under the lock). */
+static int model_host(struct ctl *c, const char *id)
+{
+	for (int i = 0; i < c->model.nhosts; i++)
+		if (strcmp(c->model.hosts[i].id, id) == 0)
+			return i;
+	return -1;
+}
+
+/* 503 not_leader naming the leader (and its address when known). */
+static bool require_leader(struct ctl *c, struct httpd_resp *resp)
+{
+	char leader[CTL_ID_MAX], addr[160] = "";
+	bool is;
+
+	pthread_mutex_lock(&c->lock);
+	is = c->leader;
+	snprintf(leader, sizeof(leader), "%s", c->leader_id);
+	pthread_mutex_unlock(&c->lock);
+	if (is)
+		return true;
+	if (leader[0]) {
+		redisReply *r = NULL;
+		pthread_mutex_lock(&c->aux_lock);
+		if (store_ensure(c->aux, util_mono_ms()))
+			r = store_command(c->aux, "GET controller:%s", leader);
+		pthread_mutex_unlock(&c->aux_lock);
+		if (r && r->type == REDIS_REPLY_STRING)
+			snprintf(addr, sizeof(addr), "%s", r->str);
+		freeReplyObject(r);
+	}
+	httpd_resp_error(
+	    resp, 503, "not_leader", "this controller (%s) is not the leader; %s%s%s%s", c->o.id,
+	    leader[0] ? "the leader is " : "no leader yet", leader, addr[0] ? " at " : "", addr);
+	return false;
+}
+
+static void api_maintenance(struct ctl *c, const struct httpd_req *req, const char *id,
+                            struct httpd_resp *resp)
+{
+	json_t *body = httpd_body_json(req, resp), *on;
+	const char *st;
+	bool exists, stale;
+	redisReply *r = NULL;
+
+	if (!body)
+		return;
+	on = json_object_get(body, "on");
+	if (!json_is_boolean(on) || json_object_size(body) != 1) {
+		httpd_resp_error(resp, 400, "bad_request",
+		                 "maintenance: the body is {\"on\": true} or {\"on\": false}");
+		goto out;
+	}
+	if (!require_leader(c, resp))
+		goto out;
+	pthread_mutex_lock(&c->lock);
+	{
+		struct ctl_host *h = ctl_host_find(c, id);
+		exists = h != NULL;
+		stale = h && util_now_ms() - h->last_seen > c->o.down_after_ms;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (!exists) {
+		httpd_resp_error(resp, 404, "not_found", "no host %s", id);
+		goto out;
+	}
+	st = json_is_true(on) ? "maintenance" : stale ? "down" : "up";
+	pthread_mutex_lock(&c->aux_lock);
+	if (store_ensure(c->aux, util_mono_ms()))
+		r = store_command(c->aux, "EVAL %s 1 host_config:%s %s",
+		                  "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
+		                  "redis.call('HSET', KEYS[1], 'state', ARGV[1])\n"
+		                  "redis.call('HDEL', KEYS[1], 'down_by') return 1",
+		                  id, st);
+	pthread_mutex_unlock(&c->aux_lock);
+	if (!r || r->type != REDIS_REPLY_INTEGER) {
+		httpd_resp_error(resp, 503, "redis", "setting host %s %s: %s", id, st,
+		                 r && r->type == REDIS_REPLY_ERROR ? r->str
+		                                                   : "redis is unreachable");
+		goto out;
+	}
+	if (r->integer == 0) {
+		httpd_resp_error(resp, 404, "not_found", "no host %s", id);
+		goto out;
+	}
+	pthread_mutex_lock(&c->lock);
+	{
+		struct ctl_host *h = ctl_host_find(c, id);
+		int mi = model_host(c, id);
+		if (h) {
+			snprintf(h->state, sizeof(h->state), "%s", st);
+			h->down_by_us = false;
+		}
+		/* placement and migrations through the API see it before the next round */
+		if (mi >= 0)
+			c->model.hosts[mi].state = json_is_true(on) ? HOST_MAINTENANCE
+			                           : stale          ? HOST_DOWN
+			                                            : HOST_UP;
+		ctl_event(
+		    c, json_is_true(on) ? "maintenance_on" : "maintenance_off", "host", id, "msg",
+		    json_is_true(on) ? "movable VMs are evacuated; not a target" : "a target again",
+		    NULL);
+	}
+	pthread_mutex_unlock(&c->lock);
+	httpd_resp_json(resp, 200, json_pack("{s:s,s:s}", "host", id, "state", st));
+out:
+	freeReplyObject(r);
+	json_decref(body);
+}
+
+static int model_vm(struct ctl *c, const char *id)
+{
+	for (int i = 0; i < c->model.nvms; i++)
+		if (strcmp(c->model.vms[i].id, id) == 0)
+			return i;
+	return -1;
+}
+
+/* Why host hi cannot take the VM, as text ("" when it can). */
+static void block_text(const struct place_result *pr, int hi, char *out, size_t cap)
+{
+	enum place_block b = pr->block[hi];
+
+	if (b == PLACE_OVERCOMMIT || b == PLACE_THRESHOLD)
+		snprintf(out, cap, "%s (%s)", place_block_name(b),
+		         ctl_res_names[pr->block_res[hi]]);
+	else
+		snprintf(out, cap, "%s", b == PLACE_OK ? "" : place_block_name(b));
+}
+
+/* Fills a cl_vm for a VM described by a spec (provisioning) or taken from
+ * the model (migration); the rules are resolved against the model. */
+static void vm_from_spec(struct ctl *c, json_t *spec, struct cl_vm *v, int *pins, int maxpins)
+{
+	json_t *pin = json_object_get(spec, "pin");
+	const char *g = json_string_value(json_object_get(spec, "group"));
+	const char *ag = json_string_value(json_object_get(spec, "anti_group"));
+
+	cluster_vm_defaults(v);
+	v->vcpus = (double)json_integer_value(json_object_get(spec, "vcpus"));
+	if (v->vcpus <= 0)
+		v->vcpus = 1;
+	v->mem_mib = (double)json_integer_value(json_object_get(spec, "mem_mib"));
+	v->demand[RES_CPU] = v->vcpus * 0.5;
+	v->demand[RES_MEM] = v->mem_mib;
+	v->demand[RES_NET] = 0;
+	for (int i = 0; i < c->nvms && (g || ag); i++) {
+		int mi = model_vm(c, c->vms[i]->id);
+		if (mi < 0)
+			continue;
+		if (g && !strcmp(c->vms[i]->group, g))
+			v->group = c->model.vms[mi].group;
+		if (ag && !strcmp(c->vms[i]->anti_group, ag))
+			v->anti_group = c->model.vms[mi].anti_group;
+	}
+	if (json_is_array(pin)) {
+		size_t i;
+		json_t *e;
+		v->pin = pins;
+		json_array_foreach(pin, i, e)
+		{
+			int hi = json_is_string(e) ? model_host(c, json_string_value(e)) : -1;
+			if (hi >= 0 && v->npin < maxpins)
+				pins[v->npin++] = hi;
+		}
+		if (v->npin == 0)
+			v->npin = -1; /* pinned to hosts that do not exist: marked below */
+	}
+}
+
+static json_t *blocks_json(struct ctl *c, const struct place_result *pr)
+{
+	json_t *o = json_object();
+
+	for (int i = 0; i < c->model.nhosts; i++) {
+		char t[64];
+		block_text(pr, i, t, sizeof(t));
+		json_object_set_new(o, c->model.hosts[i].id, json_string(t[0] ? t : "ok"));
+	}
+	return o;
+}
+
+static void api_provision(struct ctl *c, const struct httpd_req *req, struct httpd_resp *resp)
+{
+	json_t *body = httpd_body_json(req, resp), *fwd = NULL, *reply = NULL;
+	const char *id, *want;
+	struct place_result pr = {0};
+	struct cl_vm v;
+	int pins[64], hi = -1, st;
+	char api[128] = "", host[CTL_ID_MAX] = "", reason[400] = "", err[300];
+
+	if (!body)
+		return;
+	id = json_string_value(json_object_get(body, "name"));
+	want = json_string_value(json_object_get(body, "host"));
+	if (!id || !util_valid_id(id) || strlen(id) >= CTL_ID_MAX) {
+		httpd_resp_error(
+		    resp, 400, "bad_request",
+		    "name: the VM id, a string of letters, digits, _ . - (at most 64)");
+		goto out;
+	}
+	if (json_object_get(body, "host") && !want) {
+		httpd_resp_error(resp, 400, "bad_request", "host: a host id string");
+		goto out;
+	}
+	if (!json_is_integer(json_object_get(body, "mem_mib")) ||
+	    json_integer_value(json_object_get(body, "mem_mib")) <= 0) {
+		httpd_resp_error(resp, 400, "bad_request", "mem_mib: a positive integer (MiB)");
+		goto out;
+	}
+	if (json_object_get(body, "vcpus") &&
+	    (!json_is_integer(json_object_get(body, "vcpus")) ||
+	     json_integer_value(json_object_get(body, "vcpus")) <= 0)) {
+		httpd_resp_error(resp, 400, "bad_request", "vcpus: a positive integer");
+		goto out;
+	}
+	if (!require_leader(c, resp))
+		goto out;
+	pthread_mutex_lock(&c->prov_lock);
+	pthread_mutex_lock(&c->lock);
+	if (ctl_vm_find(c, id)) {
+		pthread_mutex_unlock(&c->lock);
+		pthread_mutex_unlock(&c->prov_lock);
+		httpd_resp_error(resp, 409, "exists", "vm %s exists already", id);
+		goto out;
+	}
+	vm_from_spec(c, body, &v, pins, 64);
+	if (v.npin < 0 || place_compute(&c->model, &v, &pr) < 0) {
+		bool badpin = v.npin < 0;
+		pthread_mutex_unlock(&c->lock);
+		pthread_mutex_unlock(&c->prov_lock);
+		if (badpin)
+			httpd_resp_error(resp, 400, "bad_request", "pin: none of the hosts exists");
+		else
+			httpd_resp_error(resp, 500, "internal", "placement: out of memory");
+		goto out;
+	}
+	if (want) {
+		hi = model_host(c, want);
+		if (hi < 0) {
+			pthread_mutex_unlock(&c->lock);
+			pthread_mutex_unlock(&c->prov_lock);
+			httpd_resp_error(resp, 404, "not_found", "no host %s", want);
+			goto out;
+		}
+		if (pr.block[hi] != PLACE_OK) {
+			char t[64];
+			json_t *e;
+			block_text(&pr, hi, t, sizeof(t));
+			e = json_pack("{s:{s:s,s:s,s:o}}", "error", "code", "blocked", "message",
+			              "", "hosts", blocks_json(c, &pr));
+			json_object_set_new(
+			    json_object_get(e, "error"), "message",
+			    json_sprintf("host %s cannot take vm %s: %s", want, id, t));
+			pthread_mutex_unlock(&c->lock);
+			pthread_mutex_unlock(&c->prov_lock);
+			ctl_event(c, "vm_place_refused", "vm", id, "host", want, "msg", t, NULL);
+			httpd_resp_json(resp, 409, e);
+			goto out;
+		}
+		snprintf(reason, sizeof(reason),
+		         "host %s named by the caller: state, rules and "
+		         "capacity allow it",
+		         want);
+	} else if (pr.host < 0) {
+		json_t *e = json_pack("{s:{s:s,s:s,s:o}}", "error", "code", "no_host", "message",
+		                      pr.reason, "hosts", blocks_json(c, &pr));
+		pthread_mutex_unlock(&c->lock);
+		pthread_mutex_unlock(&c->prov_lock);
+		ctl_event(c, "vm_place_refused", "vm", id, "msg", pr.reason, NULL);
+		httpd_resp_json(resp, 409, e);
+		goto out;
+	} else {
+		hi = pr.host;
+		snprintf(reason, sizeof(reason), "%s", pr.reason);
+	}
+	snprintf(host, sizeof(host), "%s", c->model.hosts[hi].id);
+	{
+		struct ctl_host *h = ctl_host_find(c, host);
+		snprintf(api, sizeof(api), "%s", h ? h->api : "");
+	}
+	pthread_mutex_unlock(&c->lock);
+
+	fwd = json_deep_copy(body);
+	json_object_del(fwd, "host");
+	st = ctl_agent_call(c, api, "POST", "/v1/vms", fwd, 120000, &reply, err, sizeof(err));
+	if (st == 201 || st == 200) {
+		ctl_event(c, "vm_placed", "vm", id, "host", host, "reason", reason, NULL);
+		httpd_resp_json(resp, 201,
+		                json_pack("{s:s,s:s,s:O}", "host", host, "reason", reason, "vm",
+		                          reply ? reply : json_null()));
+	} else if (st > 0) {
+		const char *m =
+		    json_string_value(json_object_get(json_object_get(reply, "error"), "message"));
+		ctl_event(c, "vm_place_refused", "vm", id, "host", host, "msg",
+		          m ? m : "the agent refused", NULL);
+		httpd_resp_error(resp, st >= 400 && st < 500 ? st : 502, "agent",
+		                 "agent of %s: HTTP %d: %s", host, st, m ? m : "no message");
+	} else {
+		httpd_resp_error(resp, 502, "agent_unreachable", "agent of %s: %s", host, err);
+	}
+	pthread_mutex_unlock(&c->prov_lock);
+out:
+	place_result_free(&pr);
+	json_decref(fwd);
+	json_decref(reply);
+	json_decref(body);
+}
+
+static void api_delete_vm(struct ctl *c, const struct httpd_req *req, const char *id,
+                          struct httpd_resp *resp)
+{
+	char api[128] = "", host[CTL_ID_MAX] = "", path[160], err[300], hstate[16] = "";
+	bool migrating = false, found = false;
+	json_t *reply = NULL;
+	int st;
+
+	(void)req;
+	if (!require_leader(c, resp))
+		return;
+	pthread_mutex_lock(&c->lock);
+	{
+		struct ctl_vm *v = ctl_vm_find(c, id);
+		struct ctl_host *h = v ? ctl_host_find(c, v->host) : NULL;
+		found = v != NULL;
+		if (v) {
+			migrating = v->migrating || ctl_mig_running(c, id);
+			snprintf(host, sizeof(host), "%s", v->host);
+		}
+		if (h) {
+			snprintf(api, sizeof(api), "%s", h->api);
+			snprintf(hstate, sizeof(hstate), "%s", h->state);
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (!found) {
+		httpd_resp_error(resp, 404, "not_found", "no vm %s", id);
+		return;
+	}
+	if (migrating) {
+		httpd_resp_error(resp, 409, "busy", "vm %s is migrating; delete it when it is done",
+		                 id);
+		return;
+	}
+	if (!strcmp(hstate, "down")) {
+		httpd_resp_error(resp, 503, "host_down", "vm %s: its host %s is down", id, host);
+		return;
+	}
+	snprintf(path, sizeof(path), "/v1/vms/%s", id);
+	st = ctl_agent_call(c, api, "DELETE", path, NULL, 60000, &reply, err, sizeof(err));
+	if (st == 200 || st == 204) {
+		ctl_event(c, "vm_deleted", "vm", id, "host", host, "msg", "through the controller",
+		          NULL);
+		httpd_resp_json(resp, 200, json_pack("{s:s,s:s}", "deleted", id, "host", host));
+	} else if (st > 0) {
+		httpd_resp_error(
+		    resp, st >= 400 && st < 500 ? st : 502, "agent", "agent of %s: HTTP %d: %s",
+		    host, st,
+		    json_string_value(json_object_get(json_object_get(reply, "error"), "message"))
+		        ?: "no message");
+	} else {
+		httpd_resp_error(resp, 502, "agent_unreachable", "agent of %s: %s", host, err);
+	}
+	json_decref(reply);
+}
+
+static void api_migrate(struct ctl *c, const struct httpd_req *req, const char *id,
+                        struct httpd_resp *resp)
+{
+	json_t *body = httpd_body_json(req, resp), *to_j, *force_j, *result = NULL;
+	struct ctl_mig *m = NULL;
+	struct place_result pr = {0};
+	char err[400], t[64];
+	int http = 500, vi, from;
+	bool force;
+	const char *to;
+
+	if (!body)
+		return;
+	to_j = json_object_get(body, "to");
+	force_j = json_object_get(body, "force");
+	{
+		size_t known = (to_j != NULL) + (force_j != NULL);
+		if ((to_j && !json_is_string(to_j)) || (force_j && !json_is_boolean(force_j)) ||
+		    json_object_size(body) != known) {
+			httpd_resp_error(
+			    resp, 400, "bad_request",
+			    "migrate: the body is {\"to\": \"<host>\", \"force\": false}, "
+			    "both optional");
+			goto out;
+		}
+	}
+	force = json_is_true(force_j);
+	to = json_string_value(to_j);
+	if (!require_leader(c, resp))
+		goto out;
+	pthread_mutex_lock(&c->lock);
+	vi = model_vm(c, id);
+	if (vi < 0) {
+		pthread_mutex_unlock(&c->lock);
+		httpd_resp_error(resp, 404, "not_found", "no vm %s", id);
+		goto out;
+	}
+	from = c->model.vms[vi].host;
+	if (to && model_host(c, to) < 0) {
+		pthread_mutex_unlock(&c->lock);
+		httpd_resp_error(resp, 404, "not_found", "no host %s", to);
+		goto out;
+	}
+	if (to && model_host(c, to) == from) {
+		pthread_mutex_unlock(&c->lock);
+		httpd_resp_error(resp, 409, "same_host", "vm %s runs on %s already", id, to);
+		goto out;
+	}
+	{
+		/* the target must pass placement as if the VM were new there (its own
+		 * allocation counted once: it is taken off its host for the check) */
+		struct cl_vm v = c->model.vms[vi];
+		struct cluster cl = c->model;
+		struct cl_vm *vms = malloc(sizeof(*vms) * (size_t)(cl.nvms + 1));
+		int n = 0;
+		if (!vms) {
+			pthread_mutex_unlock(&c->lock);
+			httpd_resp_error(resp, 500, "internal", "out of memory");
+			goto out;
+		}
+		for (int i = 0; i < cl.nvms; i++)
+			if (i != vi)
+				vms[n++] = cl.vms[i];
+		cl.vms = vms;
+		cl.nvms = n;
+		if (place_compute(&cl, &v, &pr) < 0) {
+			free(vms);
+			pthread_mutex_unlock(&c->lock);
+			httpd_resp_error(resp, 500, "internal", "out of memory");
+			goto out;
+		}
+		free(vms);
+		/* the VM's own host is never the answer */
+		if (!to) {
+			double best = 0;
+			int bi = -1;
+			for (int i = 0; i < c->model.nhosts; i++) {
+				double u[RES_N];
+				struct cl_host *h = &c->model.hosts[i];
+				if (i == from || pr.block[i] != PLACE_OK)
+					continue;
+				for (int r = 0; r < RES_N; r++)
+					u[r] = h->cap[r] > 0
+					           ? (h->load[r] + v.demand[r]) / h->cap[r]
+					           : 0;
+				if (bi < 0 || cluster_volume(u) < best) {
+					best = cluster_volume(u);
+					bi = i;
+				}
+			}
+			if (bi < 0) {
+				json_t *e = json_pack(
+				    "{s:{s:s,s:s,s:o}}", "error", "code", "blocked", "message",
+				    "no other host can take it", "hosts", blocks_json(c, &pr));
+				pthread_mutex_unlock(&c->lock);
+				httpd_resp_json(resp, 409, e);
+				goto out;
+			}
+			to = c->model.hosts[bi].id;
+		} else {
+			int ti = model_host(c, to);
+			enum place_block b = pr.block[ti];
+			bool soft = b == PLACE_THRESHOLD || b == PLACE_OVERCOMMIT;
+			if (b != PLACE_OK && !(force && soft)) {
+				block_text(&pr, ti, t, sizeof(t));
+				pthread_mutex_unlock(&c->lock);
+				httpd_resp_error(
+				    resp, 409, "blocked", "host %s cannot take vm %s: %s%s", to, id,
+				    t, soft ? " (\"force\": true overrides capacity)" : "");
+				goto out;
+			}
+		}
+	}
+	m = calloc(1, sizeof(*m));
+	if (!m) {
+		pthread_mutex_unlock(&c->lock);
+		httpd_resp_error(resp, 500, "internal", "out of memory");
+		goto out;
+	}
+	snprintf(m->vm, sizeof(m->vm), "%s", id);
+	snprintf(m->from, sizeof(m->from), "%s", c->model.hosts[from].id);
+	snprintf(m->to, sizeof(m->to), "%s", to);
+	snprintf(m->reason, sizeof(m->reason), "requested through the API%s",
+	         force ? " (forced past capacity checks)" : "");
+	if (!ctl_mig_add(c, m)) {
+		pthread_mutex_unlock(&c->lock);
+		free(m);
+		httpd_resp_error(resp, 409, "busy", "vm %s is migrating already", id);
+		goto out;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (ctl_migrate_run(c, m, &result, &http, err, sizeof(err)) < 0)
+		httpd_resp_error(resp, http, "migration_failed", "%s", err);
+	else
+		httpd_resp_json(resp, 200, result);
+out:
+	place_result_free(&pr);
+	json_decref(body);
+}
+
+/* --- metrics ----------------------------------------------------------------- */
+
+static void api_metrics(struct ctl *c, struct httpd_resp *resp)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	int up = 0, down = 0, maint = 0, hot = 0;
+
+	if (!f) {
+		httpd_resp_error(resp, 500, "internal", "out of memory");
+		return;
+	}
+	pthread_mutex_lock(&c->lock);
+	for (int i = 0; i < c->nhosts; i++) {
+		struct ctl_host *h = c->hosts[i];
+		up += !strcmp(h->state, "up");
+		down += !strcmp(h->state, "down");
+		maint += !strcmp(h->state, "maintenance");
+		hot += h->hot[RES_CPU] || h->hot[RES_MEM] || h->hot[RES_NET];
+	}
+	fprintf(f,
+	        "# HELP loadease_controller_rounds_total Rounds run.\n"
+	        "# TYPE loadease_controller_rounds_total counter\n"
+	        "loadease_controller_rounds_total %llu\n"
+	        "# HELP loadease_controller_round_seconds Duration of the last round.\n"
+	        "# TYPE loadease_controller_round_seconds gauge\n"
+	        "loadease_controller_round_seconds %.6f\n"
+	        "# HELP loadease_controller_leader 1 when this controller holds the lease.\n"
+	        "# TYPE loadease_controller_leader gauge\n"
+	        "loadease_controller_leader %d\n"
+	        "# HELP loadease_controller_redis_up 1 when Redis answered the last round.\n"
+	        "# TYPE loadease_controller_redis_up gauge\n"
+	        "loadease_controller_redis_up %d\n"
+	        "# HELP loadease_controller_hosts Hosts by state.\n"
+	        "# TYPE loadease_controller_hosts gauge\n"
+	        "loadease_controller_hosts{state=\"up\"} %d\n"
+	        "loadease_controller_hosts{state=\"down\"} %d\n"
+	        "loadease_controller_hosts{state=\"maintenance\"} %d\n"
+	        "# HELP loadease_controller_vms VMs in the registry.\n"
+	        "# TYPE loadease_controller_vms gauge\n"
+	        "loadease_controller_vms %d\n"
+	        "# HELP loadease_controller_hotspots Hosts with a hot resource.\n"
+	        "# TYPE loadease_controller_hotspots gauge\n"
+	        "loadease_controller_hotspots %d\n"
+	        "# HELP loadease_controller_migrations_inflight Migrations this controller runs.\n"
+	        "# TYPE loadease_controller_migrations_inflight gauge\n"
+	        "loadease_controller_migrations_inflight %d\n"
+	        "# HELP loadease_controller_migrations_total Migrations ended, by result.\n"
+	        "# TYPE loadease_controller_migrations_total counter\n"
+	        "loadease_controller_migrations_total{result=\"done\"} %llu\n"
+	        "loadease_controller_migrations_total{result=\"failed\"} %llu\n"
+	        "# HELP loadease_controller_migration_seconds Wall time of completed migrations.\n"
+	        "# TYPE loadease_controller_migration_seconds summary\n"
+	        "loadease_controller_migration_seconds_sum %.3f\n"
+	        "loadease_controller_migration_seconds_count %llu\n"
+	        "# HELP loadease_controller_decisions_total Decision log entries, by type.\n"
+	        "# TYPE loadease_controller_decisions_total counter\n",
+	        (unsigned long long)c->m.rounds, c->m.round_s, c->leader ? 1 : 0,
+	        c->redis_up ? 1 : 0, up, down, maint, c->nvms, hot, c->nmigs,
+	        (unsigned long long)c->m.mig_ok, (unsigned long long)c->m.mig_failed,
+	        c->m.mig_seconds, (unsigned long long)c->m.mig_ok);
+	for (int i = 0; ctl_event_types[i]; i++)
+		fprintf(f, "loadease_controller_decisions_total{type=\"%s\"} %llu\n",
+		        ctl_event_types[i],
+		        (unsigned long long)__atomic_load_n(&c->m.decisions[i], __ATOMIC_RELAXED));
+	pthread_mutex_unlock(&c->lock);
+	fclose(f);
+	httpd_resp_text(resp, 200, "text/plain; version=0.0.4", out, len);
+}
+
+/* --- the dashboard's files ---------------------------------------------------- */
+
+static const char *content_type(const char *path)
+{
+	static const struct {
+		const char *ext, *type;
+	} types[] = {{".html", "text/html; charset=utf-8"},
+	             {".js", "text/javascript; charset=utf-8"},
+	             {".mjs", "text/javascript; charset=utf-8"},
+	             {".css", "text/css; charset=utf-8"},
+	             {".svg", "image/svg+xml"},
+	             {".png", "image/png"},
+	             {".ico", "image/x-icon"},
+	             {".json", "application/json"}};
+	const char *dot = strrchr(path, '.');
+
+	for (size_t i = 0; dot && i < sizeof(types) / sizeof(types[0]); i++)
+		if (strcmp(dot, types[i].ext) == 0)
+			return types[i].type;
+	return "application/octet-stream";
+}
+
+static void api_file(struct ctl *c, const char *rel, struct httpd_resp *resp)
+{
+	char path[1024];
+	struct stat st;
+	FILE *f;
+	char *buf;
+	size_t n;
+
+	/* names of letters, digits, _ . - and /, no "..", no hidden files */
+	if (!rel[0] ||
+	    strspn(rel, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-/") !=
+	        strlen(rel) ||
+	    strstr(rel, "..") || strstr(rel, "/.") || rel[0] == '.' || rel[0] == '/') {
+		httpd_resp_error(resp, 404, "not_found", "no such file");
+		return;
+	}
+	if (!c->o.web_root[0] || util_fmt(path, sizeof(path), "%s/%s", c->o.web_root, rel) < 0 ||
+	    stat(path, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > 16 << 20) {
+		httpd_resp_error(resp, 404, "not_found", "no file %s under the web root (%s)", rel,
+		                 c->o.web_root[0] ? c->o.web_root
+		                                  : "controller.web_root is not set");
+		return;
+	}
+	f = fopen(path, "rb");
+	buf = f ? malloc((size_t)st.st_size + 1) : NULL;
+	n = buf ? fread(buf, 1, (size_t)st.st_size, f) : 0;
+	if (f)
+		fclose(f);
+	if (!buf || n != (size_t)st.st_size) {
+		free(buf);
+		httpd_resp_error(resp, 500, "internal", "reading %s failed", rel);
+		return;
+	}
+	httpd_resp_text(resp, 200, content_type(rel), buf, n);
+}
+
+/* --- routing ------------------------------------------------------------------- */
+
+static bool authorised(struct ctl *c, const struct httpd_req *req, struct httpd_resp *resp)
+{
+	if (httpd_is_mutating(req)) {
+		if (httpd_bearer_ok(req, c->o.token))
+			return true;
+		httpd_resp_error(resp, 401, "unauthorized",
+		                 c->o.token[0]
+		                     ? "this call needs Authorization: Bearer <token>"
+		                     : "mutating calls are off: no controller.token is set");
+		return false;
+	}
+	if (c->o.open_reads && !c->o.read_token[0])
+		return true;
+	if (httpd_bearer_ok(req, c->o.token) || httpd_bearer_ok(req, c->o.read_token))
+		return true;
+	httpd_resp_error(resp, 401, "unauthorized",
+	                 "this call needs Authorization: Bearer <token>");
+	return false;
+}
+
+void ctl_api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
+{
+	struct ctl *c = ctx;
+	char buf[512];
+	const char *seg[6];
+	int n;
+	bool get = strcmp(req->method, "GET") == 0;
+
+	if (get && strcmp(req->path, "/healthz") == 0) {
+		httpd_resp_json(resp, 200, json_pack("{s:b}", "ok", true));
+		return;
+	}
+	if (get && (strcmp(req->path, "/") == 0 || strcmp(req->path, "/index.html") == 0)) {
+		api_file(c, "index.html", resp);
+		return;
+	}
+	if (get && strncmp(req->path, "/ui/", 4) == 0) {
+		api_file(c, req->path + 4, resp);
+		return;
+	}
+	if (!authorised(c, req, resp))
+		return;
+	if (get && strcmp(req->path, "/metrics") == 0) {
+		api_metrics(c, resp);
+		return;
+	}
+	n = httpd_split_path(req->path, buf, sizeof(buf), seg, 6);
+	if (n < 2 || strcmp(seg[0], "v1") != 0) {
+		httpd_resp_error(resp, 404, "not_found", "no such endpoint: %s", req->path);
+		return;
+	}
+	if (n >= 3 && !util_valid_id(seg[2])) {
+		httpd_resp_error(resp, 400, "bad_id", "ids are letters, digits, _ . -");
+		return;
+	}
+	if (get && n == 2 && !strcmp(seg[1], "cluster")) {
+		pthread_mutex_lock(&c->lock);
+		httpd_resp_json(resp, 200, cluster_json(c));
+		pthread_mutex_unlock(&c->lock);
+	} else if (get && n == 2 && !strcmp(seg[1], "plan")) {
+		pthread_mutex_lock(&c->lock);
+		httpd_resp_json(resp, 200, plan_json(c));
+		pthread_mutex_unlock(&c->lock);
+	} else if (get && n == 2 && !strcmp(seg[1], "events")) {
+		api_events(c, req, resp);
+	} else if (get && n == 3 && !strcmp(seg[1], "events") && !strcmp(seg[2], "stream")) {
+		api_events_stream(c, req, resp);
+	} else if (get && n == 2 && (!strcmp(seg[1], "hosts") || !strcmp(seg[1], "vms"))) {
+		bool hosts = !strcmp(seg[1], "hosts");
+		json_t *a = json_array();
+		pthread_mutex_lock(&c->lock);
+		for (int i = 0; i < (hosts ? c->nhosts : c->nvms); i++)
+			json_array_append_new(a, hosts ? host_json(c, c->hosts[i], false)
+			                               : vm_json(c, c->vms[i]));
+		pthread_mutex_unlock(&c->lock);
+		httpd_resp_json(resp, 200, json_pack("{s:o}", seg[1], a));
+	} else if (get && (n == 3 || n == 4) &&
+	           (!strcmp(seg[1], "hosts") || !strcmp(seg[1], "vms"))) {
+		bool hosts = !strcmp(seg[1], "hosts");
+		const char *what = n == 4 ? seg[3] : "";
+		struct ctl_host *h;
+		struct ctl_vm *v;
+		if (n == 4 && strcmp(what, "series") && strcmp(what, "histogram")) {
+			httpd_resp_error(resp, 404, "not_found", "no such endpoint: %s", req->path);
+			return;
+		}
+		pthread_mutex_lock(&c->lock);
+		h = hosts ? ctl_host_find(c, seg[2]) : NULL;
+		v = hosts ? NULL : ctl_vm_find(c, seg[2]);
+		if (!h && !v) {
+			pthread_mutex_unlock(&c->lock);
+			httpd_resp_error(resp, 404, "not_found", "no %s %s", hosts ? "host" : "vm",
+			                 seg[2]);
+			return;
+		}
+		if (!strcmp(what, "series")) {
+			pthread_mutex_unlock(&c->lock);
+			api_series(c, req, hosts ? "host" : "vm", seg[2], resp);
+			return;
+		}
+		if (!strcmp(what, "histogram"))
+			httpd_resp_json(
+			    resp, 200,
+			    histogram_json(hosts ? "host" : "vm", seg[2], h ? h->prof : v->prof));
+		else
+			httpd_resp_json(resp, 200, h ? host_json(c, h, true) : vm_json(c, v));
+		pthread_mutex_unlock(&c->lock);
+	} else if (!strcmp(req->method, "POST") && n == 2 && !strcmp(seg[1], "vms")) {
+		api_provision(c, req, resp);
+	} else if (!strcmp(req->method, "DELETE") && n == 3 && !strcmp(seg[1], "vms")) {
+		api_delete_vm(c, req, seg[2], resp);
+	} else if (!strcmp(req->method, "POST") && n == 4 && !strcmp(seg[1], "vms") &&
+	           !strcmp(seg[3], "migrate")) {
+		api_migrate(c, req, seg[2], resp);
+	} else if (!strcmp(req->method, "PUT") && n == 4 && !strcmp(seg[1], "hosts") &&
+	           !strcmp(seg[3], "maintenance")) {
+		api_maintenance(c, req, seg[2], resp);
+	} else {
+		httpd_resp_error(resp, get ? 404 : 405, get ? "not_found" : "method_not_allowed",
+		                 "no %s %s", req->method, req->path);
+	}
+}

@@ -1,0 +1,449 @@
+/* ctl_exec.c - acting on the plan: the leader lease, the round's decisions
+ * (recommend or start migrations), the migration workers and the measured
+ * relief after each migration. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/httpc.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "controller/ctl.h"
+
+/* --- the lease ------------------------------------------------------------ */
+
+/* 1: renewed, 2: acquired, 0: another controller holds it. */
+static const char lease_lua[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+    "  redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end\n"
+    "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 2 end\n"
+    "return 0\n";
+
+void ctl_lease(struct ctl *c)
+{
+	redisReply *r =
+	    store_command(c->redis, "EVAL %s 1 leader %s %lld", lease_lua, c->o.id, c->o.lease_ms);
+	bool leader = r && r->type == REDIS_REPLY_INTEGER && r->integer > 0;
+	redisReply *who;
+
+	freeReplyObject(r);
+	freeReplyObject(store_command(c->redis, "SET controller:%s %s PX %lld", c->o.id,
+	                              c->advertise, c->o.lease_ms));
+	who = store_command(c->redis, "GET leader");
+	pthread_mutex_lock(&c->lock);
+	snprintf(c->leader_id, sizeof(c->leader_id), "%s",
+	         who && who->type == REDIS_REPLY_STRING ? who->str : "");
+	if (leader != c->leader) {
+		c->leader = leader;
+		if (leader)
+			ctl_event(c, "leader_acquired", "msg", "this controller acts", NULL);
+		else
+			ctl_event(c, "leader_lost", "msg", "another controller holds the lease",
+			          "leader", c->leader_id, NULL);
+	}
+	pthread_mutex_unlock(&c->lock);
+	freeReplyObject(who);
+}
+
+/* --- agents --------------------------------------------------------------- */
+
+int ctl_agent_call(struct ctl *c, const char *api, const char *method, const char *path,
+                   json_t *body, long timeout_ms, json_t **reply, char *err, size_t errlen)
+{
+	char url[512];
+
+	if (!api[0]) {
+		snprintf(err, errlen, "the host has no agent address (vmm_proxy_addr)");
+		return -EHOSTUNREACH;
+	}
+	snprintf(url, sizeof(url), "http://%s%s", api, path);
+	return httpc_json(method, url, body, c->o.token, timeout_ms, reply, err, errlen);
+}
+
+/* The message of an agent's JSON error, or a fallback. */
+static const char *agent_msg(json_t *reply, const char *fallback)
+{
+	const char *m =
+	    json_string_value(json_object_get(json_object_get(reply, "error"), "message"));
+	return m ? m : fallback;
+}
+
+/* --- migrations ----------------------------------------------------------- */
+
+bool ctl_mig_add(struct ctl *c, struct ctl_mig *m)
+{
+	struct ctl_vm *v = ctl_vm_find(c, m->vm);
+
+	for (struct ctl_mig *x = m; x; x = x->then)
+		if (ctl_mig_running(c, x->vm) || (v && v->migrating && x == m))
+			return false;
+	if (ctl_grow((void **)&c->migs, &c->cap_migs, c->nmigs, sizeof(*c->migs)) < 0)
+		return false;
+	m->started_ms = util_now_ms();
+	c->migs[c->nmigs++] = m;
+	return true;
+}
+
+static void mig_remove(struct ctl *c, struct ctl_mig *m)
+{
+	for (int i = 0; i < c->nmigs; i++)
+		if (c->migs[i] == m) {
+			c->migs[i] = c->migs[--c->nmigs];
+			return;
+		}
+}
+
+static void add_measure(struct ctl *c, const struct ctl_mig *m)
+{
+	struct ctl_measure *x;
+
+	if (ctl_grow((void **)&c->measures, &c->cap_measures, c->nmeasures, sizeof(*c->measures)) <
+	    0)
+		return;
+	x = &c->measures[c->nmeasures++];
+	snprintf(x->vm, sizeof(x->vm), "%s", m->vm);
+	snprintf(x->from, sizeof(x->from), "%s", m->from);
+	snprintf(x->to, sizeof(x->to), "%s", m->to);
+	memcpy(x->proj, m->proj, sizeof(x->proj));
+	x->at_ms = util_now_ms() + c->o.measure_after_ms;
+}
+
+static void add_settle(struct ctl *c, const struct ctl_mig *m)
+{
+	struct ctl_settle *x;
+
+	if (c->o.settle_s <= 0)
+		return;
+	if (ctl_grow((void **)&c->settles, &c->cap_settles, c->nsettles, sizeof(*c->settles)) < 0)
+		return;
+	x = &c->settles[c->nsettles++];
+	snprintf(x->vm, sizeof(x->vm), "%s", m->vm);
+	snprintf(x->from, sizeof(x->from), "%s", m->from);
+	snprintf(x->to, sizeof(x->to), "%s", m->to);
+	x->until_ms = util_now_ms() + c->o.settle_s * 1000;
+}
+
+static const char last_migration_lua[] =
+    "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
+    "  redis.call('HSET', KEYS[1], 'last_migration', ARGV[1]) end\n"
+    "return 0\n";
+
+static void set_last_migration(struct ctl *c, const char *vm)
+{
+	pthread_mutex_lock(&c->aux_lock);
+	if (store_ensure(c->aux, util_mono_ms()))
+		freeReplyObject(store_command(c->aux, "EVAL %s 1 vm_configs:%s %lld",
+		                              last_migration_lua, vm, (long long)util_now_ms()));
+	pthread_mutex_unlock(&c->aux_lock);
+}
+
+static void fmt_proj(const struct ctl_mig *m, char out[4][32])
+{
+	for (int i = 0; i < 4; i++)
+		ctl_fmt_double(out[i], sizeof(out[i]), m->proj[i]);
+}
+
+/* One migration; 0 or -EIO. */
+static int run_one(struct ctl *c, struct ctl_mig *m, json_t **result, int *http, char *err,
+                   size_t errlen)
+{
+	char api[128] = "", path[128], p[4][32], cost[32];
+	json_t *body = json_pack("{s:s}", "to", m->to), *reply = NULL;
+	int64_t t0 = util_mono_ms();
+	int st;
+
+	fmt_proj(m, p);
+	ctl_fmt_double(cost, sizeof(cost), m->cost_s);
+	ctl_event(c, "migration_started", "vm", m->vm, "from", m->from, "to", m->to, "res", m->res,
+	          "reason", m->reason, "src_vol_before", p[0], "src_vol_after", p[1],
+	          "dst_vol_before", p[2], "dst_vol_after", p[3], "cost_s", cost, NULL);
+	pthread_mutex_lock(&c->lock);
+	{
+		struct ctl_host *h = ctl_host_find(c, m->from);
+		if (h)
+			snprintf(api, sizeof(api), "%s", h->api);
+	}
+	pthread_mutex_unlock(&c->lock);
+	snprintf(path, sizeof(path), "/v1/vms/%s/migrate", m->vm);
+	st = ctl_agent_call(c, api, "POST", path, body, c->o.migrate_timeout_ms, &reply, err,
+	                    errlen);
+	json_decref(body);
+	set_last_migration(c, m->vm);
+	if (st == 200) {
+		char tot[24], down[24], bytes[24], wall[24];
+		snprintf(tot, sizeof(tot), "%lld",
+		         (long long)json_integer_value(json_object_get(reply, "total_ms")));
+		snprintf(down, sizeof(down), "%lld",
+		         (long long)json_integer_value(json_object_get(reply, "downtime_ms")));
+		snprintf(bytes, sizeof(bytes), "%lld",
+		         (long long)json_integer_value(json_object_get(reply, "bytes")));
+		snprintf(wall, sizeof(wall), "%lld", (long long)(util_mono_ms() - t0));
+		ctl_event(c, "migration_done", "vm", m->vm, "from", m->from, "to", m->to,
+		          "total_ms", tot, "downtime_ms", down, "bytes", bytes, "wall_ms", wall,
+		          "reason", m->reason, NULL);
+		pthread_mutex_lock(&c->lock);
+		c->m.mig_ok++;
+		c->m.mig_seconds += (double)(util_mono_ms() - t0) / 1000.0;
+		add_measure(c, m);
+		add_settle(c, m);
+		pthread_mutex_unlock(&c->lock);
+		if (result) {
+			json_object_set_new(reply, "reason", json_string(m->reason));
+			*result = reply;
+			reply = NULL;
+		}
+		json_decref(reply);
+		*http = 200;
+		return 0;
+	}
+	if (st > 0)
+		snprintf(err, errlen, "agent of %s: HTTP %d: %s", m->from, st,
+		         agent_msg(reply, "no message"));
+	else {
+		char e2[300];
+		snprintf(e2, sizeof(e2), "agent of %s unreachable: %s", m->from, err);
+		snprintf(err, errlen, "%s", e2);
+	}
+	*http = st == 409 || st == 404 ? st : 502;
+	ctl_event(c, "migration_failed", "vm", m->vm, "from", m->from, "to", m->to, "msg", err,
+	          "reason", m->reason, NULL);
+	pthread_mutex_lock(&c->lock);
+	c->m.mig_failed++;
+	pthread_mutex_unlock(&c->lock);
+	json_decref(reply);
+	return -EIO;
+}
+
+int ctl_migrate_run(struct ctl *c, struct ctl_mig *m, json_t **result, int *http, char *err,
+                    size_t errlen)
+{
+	int rc = 0;
+
+	for (struct ctl_mig *cur = m; cur; cur = cur->then) {
+		if (rc < 0) {
+			ctl_event(c, "migration_failed", "vm", cur->vm, "from", cur->from, "to",
+			          cur->to, "msg", "not started: the swap's first half failed",
+			          NULL);
+			continue;
+		}
+		rc = run_one(c, cur, cur == m ? result : NULL, http, err, errlen);
+	}
+	pthread_mutex_lock(&c->lock);
+	mig_remove(c, m);
+	pthread_mutex_unlock(&c->lock);
+	while (m) {
+		struct ctl_mig *n = m->then;
+		free(m);
+		m = n;
+	}
+	return rc;
+}
+
+struct worker_arg {
+	struct ctl *c;
+	struct ctl_mig *m;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker_arg *w = arg;
+	char err[400];
+	int http;
+
+	ctl_migrate_run(w->c, w->m, NULL, &http, err, sizeof(err));
+	free(w);
+	return NULL;
+}
+
+/* --- the round's decisions --------------------------------------------------- */
+
+static struct ctl_mig *mig_from_action(struct ctl *c, const struct plan_action *a)
+{
+	struct ctl_mig *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return NULL;
+	snprintf(m->vm, sizeof(m->vm), "%s", c->model.vms[a->vm].id);
+	snprintf(m->from, sizeof(m->from), "%s", c->model.hosts[a->from].id);
+	snprintf(m->to, sizeof(m->to), "%s", c->model.hosts[a->to].id);
+	snprintf(m->reason, sizeof(m->reason), "%s", a->reason);
+	snprintf(m->res, sizeof(m->res), "%s",
+	         a->res >= 0 && a->res < RES_N ? ctl_res_names[a->res] : "");
+	m->proj[0] = a->src_vol_before;
+	m->proj[1] = a->src_vol_after;
+	m->proj[2] = a->dst_vol_before;
+	m->proj[3] = a->dst_vol_after;
+	m->cost_s = a->cost_s;
+	return m;
+}
+
+static void start_worker(struct ctl *c, struct ctl_mig *m)
+{
+	struct worker_arg *w = malloc(sizeof(*w));
+	pthread_attr_t attr;
+	pthread_t t;
+
+	if (!w || !ctl_mig_add(c, m)) {
+		free(w);
+		while (m) {
+			struct ctl_mig *n = m->then;
+			free(m);
+			m = n;
+		}
+		return;
+	}
+	w->c = c;
+	w->m = m;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, worker_main, w) != 0) {
+		log_error("cannot start a migration thread for vm %s", m->vm);
+		mig_remove(c, m);
+		free(w);
+		while (m) {
+			struct ctl_mig *n = m->then;
+			free(m);
+			m = n;
+		}
+	}
+	pthread_attr_destroy(&attr);
+}
+
+static void log_recommendations(struct ctl *c)
+{
+	char sig[sizeof(c->plan_sig)] = "";
+	size_t off = 0;
+
+	for (int i = 0; i < c->plan.nactions; i++) {
+		const struct plan_action *a = &c->plan.actions[i];
+		off += (size_t)snprintf(sig + off, off < sizeof(sig) ? sizeof(sig) - off : 0,
+		                        "%d:%d>%d;", a->vm, a->from, a->to);
+		if (off >= sizeof(sig))
+			off = sizeof(sig) - 1;
+	}
+	if (strcmp(sig, c->plan_sig) == 0)
+		return;
+	snprintf(c->plan_sig, sizeof(c->plan_sig), "%s", sig);
+	for (int i = 0; i < c->plan.nactions; i++) {
+		struct ctl_mig *m = mig_from_action(c, &c->plan.actions[i]);
+		char p[4][32], cost[32];
+		if (!m)
+			continue;
+		fmt_proj(m, p);
+		ctl_fmt_double(cost, sizeof(cost), m->cost_s);
+		ctl_event(c, "recommend", "vm", m->vm, "from", m->from, "to", m->to, "res", m->res,
+		          "reason", m->reason, "src_vol_before", p[0], "src_vol_after", p[1],
+		          "dst_vol_before", p[2], "dst_vol_after", p[3], "cost_s", cost, "mode",
+		          ctl_mode_names[c->o.mode], NULL);
+		free(m);
+	}
+}
+
+static void log_unresolved(struct ctl *c)
+{
+	bool *listed = calloc((size_t)c->nhosts + 1, sizeof(bool));
+
+	for (int i = 0; i < c->plan.nunresolved; i++) {
+		const struct plan_unresolved *u = &c->plan.unresolved[i];
+		struct ctl_host *h;
+		if (u->host < 0 || u->host >= c->nhosts)
+			continue;
+		h = c->hosts[u->host];
+		if (listed)
+			listed[u->host] = true;
+		if (h->why == (int)u->why)
+			continue;
+		h->why = (int)u->why;
+		ctl_event(c, "unresolved", "host", h->id, "why", plan_why_name(u->why), "reason",
+		          u->reason, "mode", ctl_mode_names[c->o.mode], NULL);
+	}
+	for (int i = 0; listed && i < c->nhosts; i++)
+		if (!listed[i])
+			c->hosts[i]->why = WHY_NONE;
+	free(listed);
+}
+
+void ctl_decide(struct ctl *c)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->o.mode == MODE_OFF || !c->have_plan) {
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	log_unresolved(c);
+	if (c->o.mode == MODE_RECOMMEND) {
+		log_recommendations(c);
+	} else if (c->leader) {
+		for (int i = 0; i < c->plan.nactions; i++) {
+			const struct plan_action *a = &c->plan.actions[i];
+			struct ctl_mig *m = mig_from_action(c, a);
+			if (!m)
+				break;
+			if (a->kind == PLAN_SWAP && i + 1 < c->plan.nactions &&
+			    c->plan.actions[i + 1].swap_id == a->swap_id) {
+				m->then = mig_from_action(c, &c->plan.actions[i + 1]);
+				i++;
+			}
+			start_worker(c, m);
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Mean of the host's last n samples of resource r. */
+static double recent_mean(const struct ctl_host *h, int r, size_t n)
+{
+	double buf[64], s = 0;
+	size_t k;
+
+	if (n > 64)
+		n = 64;
+	k = ring_copy_last(&h->prof[r].win, buf, n);
+	for (size_t i = 0; i < k; i++)
+		s += buf[i];
+	return k ? s / (double)k : 0;
+}
+
+void ctl_measure_due(struct ctl *c)
+{
+	int64_t now = util_now_ms();
+	int j = 0;
+
+	pthread_mutex_lock(&c->lock);
+	for (int i = 0; i < c->nmeasures; i++) {
+		struct ctl_measure *x = &c->measures[i];
+		struct ctl_host *s, *d;
+		if (x->at_ms > now) {
+			c->measures[j++] = *x;
+			continue;
+		}
+		s = ctl_host_find(c, x->from);
+		d = ctl_host_find(c, x->to);
+		if (s && d) {
+			double su[RES_N], du[RES_N];
+			char sv[32], dv[32], sc[32], dc[32], sm[32], dm[32], sn[32], dn[32], p1[32],
+			    p3[32];
+			for (int r = 0; r < RES_N; r++) {
+				su[r] = recent_mean(s, r, c->ro.rule[r].n);
+				du[r] = recent_mean(d, r, c->ro.rule[r].n);
+			}
+			ctl_fmt_double(sv, sizeof(sv), cluster_volume(su));
+			ctl_fmt_double(dv, sizeof(dv), cluster_volume(du));
+			ctl_fmt_double(sc, sizeof(sc), su[RES_CPU]);
+			ctl_fmt_double(dc, sizeof(dc), du[RES_CPU]);
+			ctl_fmt_double(sm, sizeof(sm), su[RES_MEM]);
+			ctl_fmt_double(dm, sizeof(dm), du[RES_MEM]);
+			ctl_fmt_double(sn, sizeof(sn), su[RES_NET]);
+			ctl_fmt_double(dn, sizeof(dn), du[RES_NET]);
+			ctl_fmt_double(p1, sizeof(p1), x->proj[1]);
+			ctl_fmt_double(p3, sizeof(p3), x->proj[3]);
+			ctl_event(c, "migration_measured", "vm", x->vm, "from", x->from, "to",
+			          x->to, "src_vol", sv, "dst_vol", dv, "src_vol_after", p1,
+			          "dst_vol_after", p3, "src_cpu", sc, "dst_cpu", dc, "src_mem", sm,
+			          "dst_mem", dm, "src_net", sn, "dst_net", dn, NULL);
+		}
+	}
+	c->nmeasures = j;
+	pthread_mutex_unlock(&c->lock);
+}
