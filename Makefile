@@ -19,13 +19,8 @@ build: deps web $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
 # The dashboard's uPlot comes from npm (package-lock.json), copied to web/vendor/.
-web: web/vendor/uPlot.iife.min.js web/vendor/uPlot.min.css
-
-node_modules/.package-lock.json: package.json package-lock.json | deps
-	npm ci --no-audit --no-fund
-
-web/vendor/%: node_modules/.package-lock.json
-	mkdir -p web/vendor && cp node_modules/uplot/dist/$* $@
+web: deps
+	@scripts/web-deps
 
 test: deps web
 	$(PYTHON) scripts/run-tests --build $(TESTBUILD)

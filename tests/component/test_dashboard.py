@@ -36,11 +36,17 @@ def now_ms():
 
 @pytest.fixture
 def ui_tools():
-    """Skips while the controller is a stub; fails when a tool is missing."""
+    """Skips while the controller is a stub or when `make web` could not reach
+    the npm registry (it says why in .web-unavailable); fails when a tool is
+    missing otherwise."""
     p = subprocess.run([BIN, "controller", "--help"], stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, text=True, timeout=10)
     if "not built yet" in p.stdout:
         pytest.skip("controller not built")
+    unavailable = os.path.join(REPO, ".web-unavailable")
+    if os.path.exists(unavailable):  # `make web` tried and said why (scripts/web-deps)
+        with open(unavailable) as f:
+            pytest.skip(f"the npm packages could not be installed: {f.read().strip()}")
     missing = []
     if not shutil.which("node"):
         missing.append("node (scripts/install-deps installs nodejs)")
