@@ -137,10 +137,12 @@ class Loop:
 def loop_factory(image):
     made = []
 
-    def make(n, **agent_settings):
+    def make(n, per_host=None, **agent_settings):
+        """n hosts; agent_settings for all, per_host {index: settings} on top."""
         s = {"host.cpu": 2, "host.mem": 2048, "host.net": 100}
         s.update(agent_settings)
-        cm = running_cluster(n, os.path.dirname(image[0]), TOKEN, s, "le-ct-loop-")
+        cm = running_cluster(n, os.path.dirname(image[0]), TOKEN,
+                             lambda i: {**s, **(per_host or {}).get(i, {})}, "le-ct-loop-")
         c = cm.__enter__()
         lp = Loop(c, image, c.workdir)
         made.append((cm, lp))
@@ -360,13 +362,13 @@ def test_controller_killed_mid_migration_is_reconciled(loop_factory):
 
 
 def test_stopped_agent_host_goes_down_and_gets_nothing(loop_factory):
-    lp = loop_factory(3, **{"host.cpu": 1})
+    # h1 is a half-core host: its idle guest leaves no room for a busy VM
+    lp = loop_factory(3, per_host={1: {"host.cpu": 0.5}}, **{"host.cpu": 1})
     h0, h1, h2 = lp.c.hosts
     lp.boot(h0, "sa")
     lp.boot(h0, "sb")
     lp.boot(h1, "sc")
     lp.boot(h2, "sd")
-    lp.load("sc", "cpu 55")  # h1 cannot take a busy VM
     ctl = lp.start_controller()
     time.sleep(WINDOW * INTERVAL)
     t0 = int(time.time() * 1000)
