@@ -320,13 +320,21 @@ void agent_forget_vm(struct agent *a, const char *id)
 	pthread_mutex_unlock(&a->lock);
 }
 
-/* Brings the watched set in line with the registry (under the lock). */
+/* Brings the watched set in line with the registry (under the lock), in
+ * its order: while the registry does not change, the next read finds the
+ * same VMs in the same places (publish_registry_unchanged). */
 static void agent_apply_registry(struct agent *a, struct vm_desc *descs, int n)
 {
+	struct vm_mon **order = calloc((size_t)n + 1, sizeof(*order));
+	int k = 0;
+
 	for (int i = 0; i < a->nvms; i++)
 		a->vms[i]->seen = false;
 	for (int i = 0; i < n; i++) {
-		struct vm_mon *m = agent_find_vm(a, descs[i].id);
+		/* the registry lists the VMs in the order they are watched in */
+		struct vm_mon *m = i < a->nvms && strcmp(a->vms[i]->d.id, descs[i].id) == 0
+		                       ? a->vms[i]
+		                       : agent_find_vm(a, descs[i].id);
 		if (!m) {
 			if (a->nvms == a->capvms) {
 				int cap = a->capvms ? a->capvms * 2 : 16;
@@ -360,6 +368,8 @@ static void agent_apply_registry(struct agent *a, struct vm_desc *descs, int n)
 				profile_clear(&m->prof[r]);
 		}
 		m->d = descs[i];
+		if (order && !m->seen)
+			order[k++] = m;
 		m->seen = true;
 	}
 	for (int i = 0; i < a->nvms;) {
@@ -372,12 +382,68 @@ static void agent_apply_registry(struct agent *a, struct vm_desc *descs, int n)
 			i++;
 		}
 	}
+	if (order && k > 0 && k == a->nvms)
+		memcpy(a->vms, order, sizeof(*order) * (size_t)k);
+	free(order);
 }
 
-/* One sampling tick (under the lock). */
-static void agent_sample(struct agent *a, int64_t now_mono_ms)
+static void prefetch_mon(const struct vm_mon *m)
 {
-	struct host_raw hr;
+	for (size_t off = 0; off < sizeof(*m); off += 64)
+		__builtin_prefetch((const char *)m + off);
+}
+
+/* Asks the CPU for what the next VMs' samples touch, all of it out of the
+ * caches since the last sample, while the kernel reads VM i's counters: the
+ * state of the VM after next, and the profile windows (its newest slot and
+ * the sorted copy) of the next. */
+static void vm_prefetch(const struct agent *a, int i)
+{
+	if (i == 0 && a->nvms > 1)
+		prefetch_mon(a->vms[1]);
+	if (i + 2 < a->nvms)
+		prefetch_mon(a->vms[i + 2]);
+	if (i + 1 >= a->nvms)
+		return;
+	for (int r = 0; r < RES_N; r++) {
+		const struct profile *p = &a->vms[i + 1]->prof[r];
+		__builtin_prefetch(p->win.buf + p->win.head);
+		for (size_t off = 0; off < p->win.cap * sizeof(double); off += 64)
+			__builtin_prefetch((const char *)p->sorted + off);
+	}
+}
+
+/* A VM's sample into its profiles. */
+static void vm_push(struct vm_mon *m)
+{
+	const struct vm_sample *s = &m->last;
+
+	if (s->valid_cpu)
+		profile_push(&m->prof[RES_CPU], s->cpu);
+	if (s->valid_mem)
+		profile_push(&m->prof[RES_MEM], s->mem);
+	if (s->valid_net)
+		profile_push(&m->prof[RES_NET], s->net);
+}
+
+/* The host's half of a sampling tick: the interface table, the host's
+ * files, the vhost threads now and then. Only the sampling loop uses what it
+ * writes, so it runs without the lock, while Redis answers the registry
+ * read. */
+static void agent_sample_host(struct agent *a, int64_t now_mono_ms, struct host_raw *hr)
+{
+	a->ntab_n = sampler_read_netdev(&a->so, a->ntab, NETDEV_MAX_IFACES);
+	sampler_read_host(&a->so, a->ntab, a->ntab_n, hr);
+	if (now_mono_ms >= a->vh_next_ms) {
+		sampler_scan_vhost(&a->so, &a->vh);
+		a->vh_next_ms = now_mono_ms + a->o.vhost_scan_s * 1000;
+	}
+}
+
+/* The rest of the tick (under the lock): the VMs, the host's figures, the
+ * profiles. */
+static void agent_sample(struct agent *a, int64_t now_mono_ms, const struct host_raw *hr)
+{
 	struct host_sample hs;
 	struct vm_sample **vs = NULL;
 	int64_t ts = util_now_ms();
@@ -388,14 +454,8 @@ static void agent_sample(struct agent *a, int64_t now_mono_ms)
 	a->last_ts_ms = ts;
 	a->seq++;
 
-	a->ntab_n = sampler_read_netdev(&a->so, a->ntab, NETDEV_MAX_IFACES);
-	sampler_read_host(&a->so, a->ntab, a->ntab_n, &hr);
-	if (now_mono_ms >= a->vh_next_ms) {
-		sampler_scan_vhost(&a->so, &a->vh);
-		a->vh_next_ms = now_mono_ms + a->o.vhost_scan_s * 1000;
-	}
 	if (a->has_hraw)
-		sampler_host_delta(&a->so, &a->hraw, &hr, &hs);
+		sampler_host_delta(&a->so, &a->hraw, hr, &hs);
 	else
 		memset(&hs, 0, sizeof(hs));
 	hs.ts_ms = ts;
@@ -406,6 +466,7 @@ static void agent_sample(struct agent *a, int64_t now_mono_ms)
 		struct vm_mon *m = a->vms[i];
 		struct vm_raw raw;
 		struct vm_sample before = m->last;
+		vm_prefetch(a, i);
 		sampler_read_vm(&a->so, &m->d, &a->vh, a->ntab, a->ntab_n, &raw);
 		sampler_vm_delta(&a->so, &m->d, m->has_raw ? &m->raw : NULL, &raw, &m->last);
 		if (m->has_raw && raw.ok_guest && m->raw.ok_guest && before.gray && m->last.gray &&
@@ -424,17 +485,18 @@ static void agent_sample(struct agent *a, int64_t now_mono_ms)
 			m->raw = raw;
 			m->has_raw = true;
 		}
+		vm_push(m);
 		if (vs)
 			vs[i] = &m->last;
 	}
 	if (a->has_hraw && vs)
-		sampler_charge_io(&a->so, &a->hraw, &hr, &hs, vs, a->nvms);
+		sampler_charge_io(&a->so, &a->hraw, hr, &hs, vs, a->nvms);
 	if (a->o.usage == HOST_USAGE_VMS && vs && a->has_hraw)
 		sampler_host_from_vms(&a->so, &hs, vs, a->nvms);
 	free(vs);
 
-	if (hr.ok_stat) {
-		a->hraw = hr;
+	if (hr->ok_stat) {
+		a->hraw = *hr;
 		a->has_hraw = true;
 	}
 	a->hlast = hs;
@@ -445,16 +507,6 @@ static void agent_sample(struct agent *a, int64_t now_mono_ms)
 		profile_push(&a->hprof[RES_MEM], hs.mem);
 	if (hs.valid_net)
 		profile_push(&a->hprof[RES_NET], hs.net);
-	for (int i = 0; i < a->nvms; i++) {
-		struct vm_mon *m = a->vms[i];
-		struct vm_sample *s = &m->last;
-		if (s->valid_cpu)
-			profile_push(&m->prof[RES_CPU], s->cpu);
-		if (s->valid_mem)
-			profile_push(&m->prof[RES_MEM], s->mem);
-		if (s->valid_net)
-			profile_push(&m->prof[RES_NET], s->net);
-	}
 	sampler_cache_sweep(&a->cache);
 	a->samples++;
 	a->last_sample_mono_ms = now_mono_ms;
@@ -468,15 +520,35 @@ static double thread_cpu_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* The registry's VMs, read before each sample so a VM registered now is
- * watched from the next sample on; their vm_configs only when needed. */
+/* The registry's VMs, read before a sample whenever it may have changed
+ * (publish_registry_due: Redis says so, or cannot) so that a VM registered
+ * now is watched from the next sample on; their vm_configs only when needed.
+ * The read is sent first (agent_registry_send) and its answer taken after
+ * the host's counters (agent_load_registry): by then it has come, and the
+ * loop does not sleep on it. */
+static bool agent_registry_send(struct agent *a)
+{
+	char key[128];
+	const char *argv[] = {"SMEMBERS", key};
+	int done = 0;
+
+	snprintf(key, sizeof(key), "vms_in_host:%s", a->o.id);
+	if (store_append(a->redis, 2, argv, NULL) < 0)
+		return false;
+	/* a failed write shows as a failed reply */
+	redisBufferWrite(a->redis->c, &done);
+	return true;
+}
+
 static int agent_load_registry(struct agent *a, bool full)
 {
-	redisReply *ids = store_command(a->redis, "SMEMBERS vms_in_host:%s", a->o.id);
+	redisReply *ids = store_reply(a->redis);
 	struct vm_desc *descs = NULL;
 	int n = 0, rc = -EIO;
 
-	if (ids && publish_registry_read(a, ids, full, &descs, &n) == 0) {
+	if (ids && !full && publish_registry_unchanged(a, ids)) {
+		rc = 0; /* as watched: nothing to read or change */
+	} else if (ids && publish_registry_read(a, ids, full, &descs, &n) == 0) {
 		pthread_mutex_lock(&a->lock);
 		agent_apply_registry(a, descs, n);
 		pthread_mutex_unlock(&a->lock);
@@ -491,38 +563,56 @@ static void agent_tick(struct agent *a)
 {
 	int64_t now = util_mono_ms();
 	struct pub_tick t = {0};
+	struct host_raw hr;
+	bool registry = false, full = a->samples % (uint64_t)a->o.registry_every == 0;
 	double c0 = thread_cpu_ms();
 
 	if (store_ensure(a->redis, now)) {
 		if (a->redis->connects != a->redis_connects_seen) {
 			a->redis_connects_seen = a->redis->connects;
 			a->registered = false;
+			a->tracking_refused = false; /* perhaps another server */
 		}
-		if (!a->registered && publish_register(a) == 0)
+		if (!a->registered && publish_register(a) == 0) {
 			a->registered = true;
-		if (a->registered && store_connected(a->redis))
-			agent_load_registry(a, a->samples % (uint64_t)a->o.registry_every == 0);
+			publish_tracking_start(a, now);
+		}
+		if (a->registered && !a->tracking && full && store_connected(a->redis))
+			publish_tracking_start(a, now); /* its connection was lost: again */
+		if (a->registered && store_connected(a->redis) && publish_registry_due(a, full)) {
+			/* after a change, every vm_configs again (and tracked again) */
+			full = full || a->reg_dirty;
+			a->reg_dirty = false;
+			registry = agent_registry_send(a);
+			a->reg_dirty = !registry;
+		}
 	}
+	agent_sample_host(a, now, &hr);
+	if (registry && agent_load_registry(a, full) < 0)
+		a->reg_dirty = true;
 	pthread_mutex_lock(&a->lock);
 	a->redis_up = store_connected(a->redis);
-	agent_sample(a, now);
+	agent_sample(a, now, &hr);
 	if (publish_build_tick(a, &t) == 0)
 		publish_enqueue(a, &t);
 	pthread_mutex_unlock(&a->lock);
 	if (store_connected(a->redis) && a->registered) {
 		/* samples, heartbeat and profiles in one round trip */
 		struct resp_buf extra = {0};
-		redisReply *replies[512] = {0};
 		bool full_prof =
 		    a->o.profile_every == 1 || a->samples % (uint64_t)a->o.profile_every == 1;
-		if (publish_build_profiles(a, full_prof, &extra) == 0 && extra.ncmds <= 512 &&
-		    publish_exchange(a, &extra, replies) == 0) {
+		int bp = publish_build_profiles(a, full_prof, &extra);
+		/* one reply per profile hash: sized by the host's VM count */
+		redisReply **replies =
+		    bp == 0 ? calloc((size_t)extra.ncmds + 1, sizeof(*replies)) : NULL;
+		if (replies && publish_exchange(a, &extra, replies) == 0) {
 			for (int i = 0; i < extra.ncmds; i++)
 				if (replies[i]->type == REDIS_REPLY_ERROR)
 					log_warn("redis: writing profiles: %s", replies[i]->str);
 		}
-		for (int i = 0; i < extra.ncmds && i < 512; i++)
+		for (int i = 0; replies && i < extra.ncmds; i++)
 			freeReplyObject(replies[i]);
+		free(replies);
 		resp_release(&extra);
 	}
 	a->last_sample_cpu_ms = thread_cpu_ms() - c0;
@@ -559,6 +649,7 @@ static void agent_free(struct agent *a)
 		profile_release(&a->hprof[r]);
 	backlog_release(&a->bl);
 	sampler_cache_release(&a->cache);
+	store_free(a->inval);
 	store_free(a->redis);
 	free(a->ntab);
 	pthread_mutex_destroy(&a->lock);

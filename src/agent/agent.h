@@ -106,6 +106,11 @@ struct agent {
 	uint64_t redis_connects_seen;
 	struct backlog bl;
 	struct log_complaint registry_complaint;
+	/* client-side tracking of the registry (publish_tracking_start) */
+	struct store *inval;   /* subscribed to __redis__:invalidate */
+	bool tracking;         /* the registry keys the agent reads are tracked */
+	bool tracking_refused; /* by this connection's server: not asked again */
+	bool reg_dirty;        /* the registry is to be read: it changed, or is not known */
 
 	uint64_t seq;
 	int64_t last_ts_ms;
@@ -138,6 +143,18 @@ int publish_register(struct agent *a);
  * without a live process (one round trip when any is needed). */
 int publish_registry_read(struct agent *a, redisReply *ids, bool full, struct vm_desc **out,
                           int *n);
+/* True when ids lists exactly the VMs watched now, in their order, none of
+ * them to be read again: publish_registry_read() would change nothing. */
+bool publish_registry_unchanged(struct agent *a, const redisReply *ids);
+/* Asks Redis (6+) to say when a key the agent reads changes, on a second
+ * connection; after it, the registry is read only when due. On a new
+ * connection, after publish_register(). -EIO when Redis cannot: the registry
+ * is then read every sample. */
+int publish_tracking_start(struct agent *a, int64_t now_ms);
+/* Whether this sample reads the registry: when a key of it changed (or when
+ * that cannot be known), every registry_every samples (full), and while a
+ * watched VM has no live process. */
+bool publish_registry_due(struct agent *a, bool full);
 int publish_build_tick(struct agent *a, struct pub_tick *t);
 void publish_enqueue(struct agent *a, struct pub_tick *t);
 /* One round trip per tick: sends the backlog's ticks (oldest first, in

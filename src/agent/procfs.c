@@ -595,6 +595,46 @@ out:
 	return rc;
 }
 
+int procfs_parse_pid_statm(const char *buf, size_t len, struct procfs_pid_statm *out)
+{
+	uint64_t v[7];
+	struct procfs_cur c = {buf, len, 0};
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (len == 0 || buf[len - 1] != '\n') {
+		rc = len > PROCFS_MAX_LINE ? -E2BIG : -EINVAL;
+		goto out;
+	}
+	c.n = len - 1;
+	if (c.n > PROCFS_MAX_LINE) {
+		rc = -E2BIG;
+		goto out;
+	}
+	for (unsigned i = 0; i < 7; i++) {
+		if (i > 0 && !cur_eat(&c, ' ')) {
+			rc = -EINVAL;
+			goto out;
+		}
+		rc = cur_u64(&c, &v[i]);
+		if (rc < 0)
+			goto out;
+	}
+	if (!cur_end(&c)) {
+		rc = -EINVAL;
+		goto out;
+	}
+	out->size = v[0];
+	out->resident = v[1];
+	out->shared = v[2];
+	out->text = v[3];
+	out->data = v[5];
+out:
+	if (rc < 0)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
 int procfs_parse_pid_io(const char *buf, size_t len, struct procfs_pid_io *out)
 {
 	const struct procfs_key keys[] = {

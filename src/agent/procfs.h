@@ -102,6 +102,16 @@ struct procfs_pid_status {
 };
 int procfs_parse_pid_status(const char *buf, size_t len, struct procfs_pid_status *out);
 
+/* /proc/<pid>/statm, in pages: "size resident shared text lib data dt", all
+ * seven required, one line ending in '\n' (lib and dt print 0 since Linux
+ * 2.6). resident is the VmRSS of status and the rss of stat, the cheapest of
+ * the three to read (the kernel prints seven numbers, takes no lock on the
+ * task). A kernel thread or a zombie prints all zeros. */
+struct procfs_pid_statm {
+	uint64_t size, resident, shared, text, data;
+};
+int procfs_parse_pid_statm(const char *buf, size_t len, struct procfs_pid_statm *out);
+
 /* /proc/<pid>/io. All seven fields are required. */
 struct procfs_pid_io {
 	uint64_t rchar, wchar, syscr, syscw, read_bytes, write_bytes, cancelled_write_bytes;

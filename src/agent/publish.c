@@ -6,12 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "agent/agent.h"
 #include "common/log.h"
 #include "common/util.h"
-
-static const char *const res_names[RES_N] = {"cpu", "mem", "net"};
 
 /* Registration touches five keys: one Lua script, so a reader never sees half
  * of it. A host an operator put into maintenance stays there. */
@@ -111,12 +110,10 @@ static void desc_from_reply(struct agent *a, const char *id, redisReply *r, stru
 		snprintf(d->guest_stats, sizeof(d->guest_stats), "%s", f[4]);
 }
 
-/* Does VM id need its vm_configs read again? (under lock) */
-static bool needs_config(struct agent *a, const char *id, bool full, struct vm_desc *known)
+/* Is a watched VM's vm_configs to be read again? */
+static bool stale_config(const struct vm_mon *m)
 {
-	struct vm_mon *m = agent_find_vm(a, id);
-
-	if (full || !m || !m->has_last)
+	if (!m->has_last)
 		return true;
 	switch (m->last.status) {
 	case VM_GONE:
@@ -124,9 +121,121 @@ static bool needs_config(struct agent *a, const char *id, bool full, struct vm_d
 	case VM_PROC_ERROR:
 		return true; /* perhaps restarted with a new pid */
 	default:
-		*known = m->d;
 		return false;
 	}
+}
+
+/* Does VM id, at position i of the registry, need its vm_configs read
+ * again? (under lock) */
+static bool needs_config(struct agent *a, const char *id, size_t i, bool full,
+                         struct vm_desc *known)
+{
+	/* the VMs are watched in the registry's order (see agent_apply_registry) */
+	struct vm_mon *m = i < (size_t)a->nvms && strcmp(a->vms[i]->d.id, id) == 0
+	                       ? a->vms[i]
+	                       : agent_find_vm(a, id);
+
+	if (full || !m || stale_config(m))
+		return true;
+	*known = m->d;
+	return false;
+}
+
+bool publish_registry_unchanged(struct agent *a, const redisReply *ids)
+{
+	bool same;
+
+	pthread_mutex_lock(&a->lock);
+	same = ids->type == REDIS_REPLY_ARRAY && ids->elements == (size_t)a->nvms;
+	for (size_t i = 0; same && i < ids->elements; i++) {
+		const redisReply *e = ids->element[i];
+		same = e->type == REDIS_REPLY_STRING && strcmp(e->str, a->vms[i]->d.id) == 0 &&
+		       !stale_config(a->vms[i]);
+	}
+	pthread_mutex_unlock(&a->lock);
+	return same;
+}
+
+/* --- the registry, read when it changed -------------------------------- */
+
+/* Client-side caching (Redis 6+, RESP2 redirect mode): the server remembers
+ * the keys the agent's connection reads (vms_in_host, vm_configs) and, when
+ * one changes, publishes its name on __redis__:invalidate to a second
+ * connection. NOLOOP leaves out the keys the agent writes itself. Between
+ * changes the registry is known, and the round trip that reads it every
+ * sample is saved; a change made before a sample is seen by that sample, as
+ * with a read. */
+static void tracking_off(struct agent *a, const char *why)
+{
+	if (a->tracking || a->inval)
+		log_info("redis: registry changes no longer tracked (%s): read every sample", why);
+	a->tracking = false;
+	a->reg_dirty = true;
+	store_free(a->inval);
+	a->inval = NULL;
+}
+
+int publish_tracking_start(struct agent *a, int64_t now_ms)
+{
+	redisReply *r = NULL;
+	long long id;
+	int rc = -EIO;
+
+	a->tracking = false;
+	a->reg_dirty = true;
+	if (a->tracking_refused)
+		return -EIO;
+	if (!a->inval && !(a->inval = store_new(&a->o.redis)))
+		return -ENOMEM;
+	if (!store_ensure(a->inval, now_ms))
+		goto out;
+	r = store_command(a->inval, "CLIENT ID");
+	if (!r || r->type != REDIS_REPLY_INTEGER)
+		goto out;
+	id = r->integer;
+	freeReplyObject(r);
+	r = store_command(a->inval, "SUBSCRIBE __redis__:invalidate");
+	if (!r || r->type != REDIS_REPLY_ARRAY)
+		goto out;
+	freeReplyObject(r);
+	r = store_command(a->redis, "CLIENT TRACKING on REDIRECT %lld NOLOOP", id);
+	if (r && r->type == REDIS_REPLY_STATUS) {
+		a->tracking = true;
+		rc = 0;
+	} else if (r && r->type == REDIS_REPLY_ERROR) {
+		/* Redis < 6, or an ACL without it: as before */
+		log_info("redis: no tracking of registry changes (%s): read every sample", r->str);
+		a->tracking_refused = true;
+	}
+out:
+	freeReplyObject(r);
+	if (rc < 0) {
+		store_free(a->inval);
+		a->inval = NULL;
+	}
+	return rc;
+}
+
+bool publish_registry_due(struct agent *a, bool full)
+{
+	char buf[4096];
+	bool stale = false;
+	ssize_t n;
+
+	if (a->tracking && a->inval && a->inval->c) {
+		/* any message is news of a change (a key, or all: FLUSHDB) */
+		while ((n = recv(a->inval->c->fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
+			a->reg_dirty = true;
+		if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+			tracking_off(a, n == 0 ? "connection closed" : strerror(errno));
+	}
+	if (!a->tracking || a->reg_dirty || full)
+		return true;
+	pthread_mutex_lock(&a->lock);
+	for (int i = 0; i < a->nvms && !stale; i++)
+		stale = stale_config(a->vms[i]);
+	pthread_mutex_unlock(&a->lock);
+	return stale;
 }
 
 int publish_registry_read(struct agent *a, redisReply *ids, bool full, struct vm_desc **out, int *n)
@@ -155,7 +264,7 @@ int publish_registry_read(struct agent *a, redisReply *ids, bool full, struct vm
 	for (size_t i = 0; i < ids->elements; i++)
 		need[i] = ids->element[i]->type == REDIS_REPLY_STRING &&
 		          util_valid_id(ids->element[i]->str) &&
-		          needs_config(a, ids->element[i]->str, full, &d[i]);
+		          needs_config(a, ids->element[i]->str, i, full, &d[i]);
 	pthread_mutex_unlock(&a->lock);
 	for (size_t i = 0; i < ids->elements; i++) {
 		const char *id = ids->element[i]->str;
@@ -202,26 +311,23 @@ out:
 
 /* --- the samples ------------------------------------------------------ */
 
-static int field(struct resp_buf *b, const char *name, double v, int dec)
-{
-	return resp_str(b, name) | resp_fixed(b, v, dec);
-}
-
-static int field_u64(struct resp_buf *b, const char *name, uint64_t v)
-{
-	return resp_str(b, name) | resp_u64(b, v);
-}
+/* A string literal as an argument, its length known at compile time. */
+#define LIT(b, lit) resp_arg(b, lit, sizeof(lit) - 1)
+/* name value: a number with dec decimals, or an integer */
+#define FIELD(b, lit, v, dec) (LIT(b, lit) | resp_fixed(b, v, dec))
+#define FIELD_U64(b, lit, v)  (LIT(b, lit) | resp_u64(b, v))
 
 /* XADD ts:<kind>:<id> MAXLEN ~ <n> <ts>-0 */
 static int record_begin(const struct agent *a, struct resp_buf *b, const char *kind, const char *id,
                         int64_t ts_ms)
 {
+	const char *key[] = {"ts:", kind, ":", id};
 	char id_s[32];
+	size_t n = resp_format_u64(id_s, ts_ms > 0 ? (uint64_t)ts_ms : 0);
 
-	snprintf(id_s, sizeof(id_s), "%lld-0", (long long)ts_ms);
-	return resp_begin(b) | resp_str(b, "XADD") | resp_fmt(b, "ts:%s:%s", kind, id) |
-	       resp_str(b, "MAXLEN") | resp_str(b, "~") |
-	       resp_u64(b, (uint64_t)a->o.stream_maxlen) | resp_str(b, id_s);
+	memcpy(id_s + n, "-0", 2);
+	return resp_begin(b) | LIT(b, "XADD") | resp_cat(b, key, 4) | LIT(b, "MAXLEN") |
+	       LIT(b, "~") | resp_u64(b, (uint64_t)a->o.stream_maxlen) | resp_arg(b, id_s, n + 2);
 }
 
 static int host_fields(const struct agent *a, struct resp_buf *b)
@@ -229,35 +335,35 @@ static int host_fields(const struct agent *a, struct resp_buf *b)
 	const struct host_sample *h = &a->hlast;
 	int rc = record_begin(a, b, "host", a->o.id, h->ts_ms);
 
-	rc |= field_u64(b, "seq", h->seq);
-	rc |= field_u64(b, "ts", (uint64_t)h->ts_ms);
+	rc |= FIELD_U64(b, "seq", h->seq);
+	rc |= FIELD_U64(b, "ts", (uint64_t)h->ts_ms);
 	if (h->valid_cpu) {
-		rc |= field(b, "cpu", h->cpu, 4);
-		rc |= field(b, "cpu_busy_cores", h->cpu_busy_cores, 3);
-		rc |= field(b, "cpu_iowait", h->cpu_iowait, 4);
-		rc |= field(b, "cpu_steal", h->cpu_steal, 4);
-		rc |= field(b, "cpu_irq", h->cpu_irq, 4);
-		rc |= field(b, "io_overhead", h->io_overhead, 4);
+		rc |= FIELD(b, "cpu", h->cpu, 4);
+		rc |= FIELD(b, "cpu_busy_cores", h->cpu_busy_cores, 3);
+		rc |= FIELD(b, "cpu_iowait", h->cpu_iowait, 4);
+		rc |= FIELD(b, "cpu_steal", h->cpu_steal, 4);
+		rc |= FIELD(b, "cpu_irq", h->cpu_irq, 4);
+		rc |= FIELD(b, "io_overhead", h->io_overhead, 4);
 	}
 	if (h->valid_mem) {
-		rc |= field(b, "mem", h->mem, 4);
-		rc |= field(b, "mem_used_mib", h->mem_used_mib, 1);
-		rc |= field(b, "mem_avail_mib", h->mem_avail_mib, 1);
-		rc |= field(b, "swap_used_mib", h->swap_used_mib, 1);
-		rc |= field(b, "swap_in_ps", h->swap_in_ps, 2);
-		rc |= field(b, "swap_out_ps", h->swap_out_ps, 2);
+		rc |= FIELD(b, "mem", h->mem, 4);
+		rc |= FIELD(b, "mem_used_mib", h->mem_used_mib, 1);
+		rc |= FIELD(b, "mem_avail_mib", h->mem_avail_mib, 1);
+		rc |= FIELD(b, "swap_used_mib", h->swap_used_mib, 1);
+		rc |= FIELD(b, "swap_in_ps", h->swap_in_ps, 2);
+		rc |= FIELD(b, "swap_out_ps", h->swap_out_ps, 2);
 	}
 	if (h->valid_net) {
-		rc |= field(b, "net", h->net, 4);
-		rc |= field(b, "net_rx_bps", h->net_rx_bps, 0);
-		rc |= field(b, "net_tx_bps", h->net_tx_bps, 0);
+		rc |= FIELD(b, "net", h->net, 4);
+		rc |= FIELD(b, "net_rx_bps", h->net_rx_bps, 0);
+		rc |= FIELD(b, "net_tx_bps", h->net_tx_bps, 0);
 	}
 	if (h->has_psi) {
-		rc |= field(b, "psi_cpu_some", h->psi_cpu_some, 2);
-		rc |= field(b, "psi_mem_some", h->psi_mem_some, 2);
-		rc |= field(b, "psi_mem_full", h->psi_mem_full, 2);
-		rc |= field(b, "psi_io_some", h->psi_io_some, 2);
-		rc |= field(b, "psi_io_full", h->psi_io_full, 2);
+		rc |= FIELD(b, "psi_cpu_some", h->psi_cpu_some, 2);
+		rc |= FIELD(b, "psi_mem_some", h->psi_mem_some, 2);
+		rc |= FIELD(b, "psi_mem_full", h->psi_mem_full, 2);
+		rc |= FIELD(b, "psi_io_some", h->psi_io_some, 2);
+		rc |= FIELD(b, "psi_io_full", h->psi_io_full, 2);
 	}
 	rc |= resp_end(b);
 	return rc ? -ENOMEM : 0;
@@ -268,44 +374,44 @@ static int vm_fields(const struct agent *a, const struct vm_mon *m, struct resp_
 	const struct vm_sample *s = &m->last;
 	int rc = record_begin(a, b, "vm", m->d.id, s->ts_ms);
 
-	rc |= field_u64(b, "seq", s->seq);
-	rc |= field_u64(b, "ts", (uint64_t)s->ts_ms);
-	rc |= resp_str(b, "status") | resp_str(b, vm_status_name(s->status));
+	rc |= FIELD_U64(b, "seq", s->seq);
+	rc |= FIELD_U64(b, "ts", (uint64_t)s->ts_ms);
+	rc |= LIT(b, "status") | resp_str(b, vm_status_name(s->status));
 	if (s->problem[0])
-		rc |= resp_str(b, "problem") | resp_str(b, s->problem);
+		rc |= LIT(b, "problem") | resp_str(b, s->problem);
 	if (s->valid_cpu) {
-		rc |= field(b, "cpu", s->cpu, 4);
-		rc |= field(b, "cpu_host", s->cpu_host, 4);
-		rc |= field(b, "cpu_io_overhead", s->cpu_io_overhead, 4);
+		rc |= FIELD(b, "cpu", s->cpu, 4);
+		rc |= FIELD(b, "cpu_host", s->cpu_host, 4);
+		rc |= FIELD(b, "cpu_io_overhead", s->cpu_io_overhead, 4);
 	}
 	if (s->valid_mem) {
-		rc |= field(b, "mem", s->mem, 4);
-		rc |= field(b, "rss_mib", s->rss_mib, 1);
-		rc |= field(b, "swap_mib", s->swap_mib, 1);
+		rc |= FIELD(b, "mem", s->mem, 4);
+		rc |= FIELD(b, "rss_mib", s->rss_mib, 1);
+		rc |= FIELD(b, "swap_mib", s->swap_mib, 1);
 		if (s->gray) {
-			rc |= field(b, "guest_used_mib", s->guest_used_mib, 1);
-			rc |= field(b, "guest_avail_mib", s->guest_avail_mib, 1);
-			rc |= field(b, "guest_swap_in_bps", s->guest_swap_in_bps, 0);
-			rc |= field(b, "guest_swap_out_bps", s->guest_swap_out_bps, 0);
-			rc |= field(b, "guest_majflt_ps", s->guest_majflt_ps, 2);
+			rc |= FIELD(b, "guest_used_mib", s->guest_used_mib, 1);
+			rc |= FIELD(b, "guest_avail_mib", s->guest_avail_mib, 1);
+			rc |= FIELD(b, "guest_swap_in_bps", s->guest_swap_in_bps, 0);
+			rc |= FIELD(b, "guest_swap_out_bps", s->guest_swap_out_bps, 0);
+			rc |= FIELD(b, "guest_majflt_ps", s->guest_majflt_ps, 2);
 		}
 	}
 	if (s->valid_net) {
-		rc |= field(b, "net", s->net, 4);
-		rc |= field(b, "rx_bps", s->rx_bps, 0);
-		rc |= field(b, "tx_bps", s->tx_bps, 0);
-		rc |= field(b, "rx_pps", s->rx_pps, 1);
-		rc |= field(b, "tx_pps", s->tx_pps, 1);
-		rc |= field(b, "rx_drop_ps", s->rx_drop_ps, 1);
-		rc |= field(b, "tx_drop_ps", s->tx_drop_ps, 1);
+		rc |= FIELD(b, "net", s->net, 4);
+		rc |= FIELD(b, "rx_bps", s->rx_bps, 0);
+		rc |= FIELD(b, "tx_bps", s->tx_bps, 0);
+		rc |= FIELD(b, "rx_pps", s->rx_pps, 1);
+		rc |= FIELD(b, "tx_pps", s->tx_pps, 1);
+		rc |= FIELD(b, "rx_drop_ps", s->rx_drop_ps, 1);
+		rc |= FIELD(b, "tx_drop_ps", s->tx_drop_ps, 1);
 	}
 	if (s->has_tap) {
-		rc |= field_u64(b, "tap_rx_bytes", s->tap.rx_bytes);
-		rc |= field_u64(b, "tap_tx_bytes", s->tap.tx_bytes);
+		rc |= FIELD_U64(b, "tap_rx_bytes", s->tap.rx_bytes);
+		rc |= FIELD_U64(b, "tap_tx_bytes", s->tap.tx_bytes);
 	}
 	if (s->valid_disk) {
-		rc |= field(b, "disk_rd_bps", s->disk_rd_bps, 0);
-		rc |= field(b, "disk_wr_bps", s->disk_wr_bps, 0);
+		rc |= FIELD(b, "disk_rd_bps", s->disk_rd_bps, 0);
+		rc |= FIELD(b, "disk_wr_bps", s->disk_wr_bps, 0);
 	}
 	rc |= resp_end(b);
 	return rc ? -ENOMEM : 0;
@@ -322,11 +428,13 @@ int publish_build_tick(struct agent *a, struct pub_tick *t)
 	int rc;
 
 	memset(t, 0, sizeof(*t));
-	rc = resp_begin(b) | resp_str(b, "MULTI") | resp_end(b);
+	/* about 700 bytes a VM: one allocation, no copies as it grows */
+	rc = resp_reserve(b, 1024 + 768 * (size_t)a->nvms);
+	rc |= resp_begin(b) | LIT(b, "MULTI") | resp_end(b);
 	rc |= host_fields(a, b);
 	for (int i = 0; i < a->nvms && !rc; i++)
 		rc |= vm_fields(a, a->vms[i], b);
-	rc |= resp_begin(b) | resp_str(b, "EXEC") | resp_end(b);
+	rc |= resp_begin(b) | LIT(b, "EXEC") | resp_end(b);
 	if (rc) {
 		pub_tick_release(t);
 		return -ENOMEM;
@@ -481,10 +589,19 @@ int publish_exchange(struct agent *a, const struct resp_buf *extra, redisReply *
 	}
 }
 
-static int summary_fields(struct resp_buf *b, const char *res, const struct profile_summary *s)
+static int summary_fields(struct resp_buf *b, enum le_res r, const struct profile_summary *s)
 {
-	static const char *const names[] = {"last", "mean",     "p50", "p95", "p99",  "peak",
-	                                    "max",  "forecast", "phi", "hot", "over", "n"};
+	/* the field names, "<res>_<figure>", without printf */
+#define SUMMARY_NAMES(res)                                                                         \
+	{                                                                                          \
+		res "_last", res "_mean", res "_p50", res "_p95", res "_p99", res "_peak",         \
+		    res "_max", res "_forecast", res "_phi", res "_hot", res "_over", res "_n",    \
+		    res "_hist"                                                                    \
+	}
+	static const char *const names[RES_N][13] = {[RES_CPU] = SUMMARY_NAMES("cpu"),
+	                                             [RES_MEM] = SUMMARY_NAMES("mem"),
+	                                             [RES_NET] = SUMMARY_NAMES("net")};
+#undef SUMMARY_NAMES
 	double v[] = {s->last,    s->mean,        s->p50,          s->p95,
 	              s->p99,     s->peak,        s->max,          s->ar1.forecast,
 	              s->ar1.phi, s->hot ? 1 : 0, (double)s->over, (double)s->n};
@@ -492,12 +609,14 @@ static int summary_fields(struct resp_buf *b, const char *res, const struct prof
 	size_t off = 0;
 	int rc = 0;
 
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		rc |= resp_fmt(b, "%s_%s", res, names[i]) | resp_fixed(b, v[i], i < 9 ? 4 : 0);
-	for (int i = 0; i < HIST_BINS; i++)
-		off += (size_t)snprintf(hist + off, sizeof(hist) - off, i ? ",%u" : "%u",
-		                        s->hist.bins[i]);
-	rc |= resp_fmt(b, "%s_hist", res) | resp_str(b, hist);
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		rc |= resp_str(b, names[r][i]) | resp_fixed(b, v[i], i < 9 ? 4 : 0);
+	for (int i = 0; i < HIST_BINS; i++) {
+		if (i)
+			hist[off++] = ',';
+		off += resp_format_u64(hist + off, s->hist.bins[i]);
+	}
+	rc |= resp_str(b, names[r][12]) | resp_arg(b, hist, off);
 	return rc ? -ENOMEM : 0;
 }
 
@@ -506,29 +625,35 @@ static int summary_fields(struct resp_buf *b, const char *res, const struct prof
  * as commands appended to b. */
 int publish_build_profiles(struct agent *a, bool full, struct resp_buf *b)
 {
+	const char *hkey[] = {"host_config:", a->o.id};
+	int64_t t = util_now_ms();
 	double *scratch = NULL;
-	int rc;
 	char now[32];
+	size_t nnow = resp_format_u64(now, t > 0 ? (uint64_t)t : 0);
+	int rc;
 
-	snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
-	rc = resp_begin(b) | resp_str(b, "HSET") | resp_fmt(b, "host_config:%s", a->o.id) |
-	     resp_str(b, "last_seen") | resp_str(b, now) | resp_end(b);
-	if (full)
+	rc = resp_begin(b) | LIT(b, "HSET") | resp_cat(b, hkey, 2) | LIT(b, "last_seen") |
+	     resp_arg(b, now, nnow) | resp_end(b);
+	if (full) {
 		scratch = malloc(sizeof(double) * (size_t)a->o.window);
+		/* about 1.3 KB a profile hash */
+		rc |= resp_reserve(b, 1536 * ((size_t)a->nvms + 1));
+	}
 	pthread_mutex_lock(&a->lock);
 	for (int i = -1; full && scratch && !rc && i < a->nvms; i++) {
+		const char *key[] = {i < 0 ? "profile:host:" : "profile:vm:",
+		                     i < 0 ? a->o.id : a->vms[i]->d.id};
 		struct profile_summary sum[RES_N];
+
 		agent_summarize(a, i < 0 ? a->hprof : a->vms[i]->prof, sum, scratch);
-		rc |= resp_begin(b) | resp_str(b, "HSET");
-		rc |= i < 0 ? resp_fmt(b, "profile:host:%s", a->o.id)
-		            : resp_fmt(b, "profile:vm:%s", a->vms[i]->d.id);
-		rc |= resp_str(b, "ts") | resp_str(b, now) | resp_str(b, "host_id") |
+		rc |= resp_begin(b) | LIT(b, "HSET") | resp_cat(b, key, 2);
+		rc |= LIT(b, "ts") | resp_arg(b, now, nnow) | LIT(b, "host_id") |
 		      resp_str(b, a->o.id);
 		if (i >= 0)
-			rc |= resp_str(b, "status") |
-			      resp_str(b, vm_status_name(a->vms[i]->last.status));
+			rc |=
+			    LIT(b, "status") | resp_str(b, vm_status_name(a->vms[i]->last.status));
 		for (int r = 0; r < RES_N; r++)
-			rc |= summary_fields(b, res_names[r], &sum[r]);
+			rc |= summary_fields(b, (enum le_res)r, &sum[r]);
 		rc |= resp_end(b);
 	}
 	pthread_mutex_unlock(&a->lock);

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "agent/rtnl.h"
 #include "common/util.h"
 
 #define HOST_BUF (256 * 1024)
@@ -28,6 +30,15 @@ static int64_t mono_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* src into dst[cap], cut to fit (snprintf("%s") without the printf) */
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+	size_t n = strnlen(src, cap - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
 }
 
 static void note(char *err, size_t cap, const char *fmt, const char *what, int rc)
@@ -55,6 +66,7 @@ static void close_fd(int *fd)
 static void pid_files_close(struct sampler_pid_files *f)
 {
 	close_fd(&f->fd_stat);
+	close_fd(&f->fd_statm);
 	close_fd(&f->fd_io);
 	close_fd(&f->fd_status);
 }
@@ -69,8 +81,10 @@ void sampler_cache_release(struct sampler_cache *c)
 		close_fd(&c->fd_psi[i]);
 	for (int i = 0; i < c->npids; i++)
 		pid_files_close(&c->pids[i]);
+	rtnl_free(c->nl);
 	free(c->pids);
 	free(c->buf);
+	free(c->seen);
 	sampler_cache_init(c);
 }
 
@@ -85,6 +99,14 @@ void sampler_cache_sweep(struct sampler_cache *c)
 		}
 	}
 	c->cursor = 0;
+}
+
+/* The kernel's own interfaces for what the files under root say: only when
+ * root is the live system, and only for a long-running reader (the cache
+ * keeps what they need). */
+static bool live(const struct sampler_opts *o)
+{
+	return o->cache && strcmp(o->root, "/") == 0;
 }
 
 /* The cache entry of pid (created when missing); NULL without a cache. The
@@ -119,7 +141,7 @@ static struct sampler_pid_files *pid_files(struct sampler_cache *c, int pid)
 		f = &c->pids[c->npids++];
 		memset(f, 0, sizeof(*f));
 		f->pid = pid;
-		f->fd_stat = f->fd_io = f->fd_status = -1;
+		f->fd_stat = f->fd_statm = f->fd_io = f->fd_status = -1;
 		c->cursor = c->npids;
 	}
 	f->used = true;
@@ -166,6 +188,20 @@ int sampler_read_netdev(const struct sampler_opts *o, struct netdev_entry *tab, 
 	size_t want = 64 * 1024, cap, len;
 	int rc;
 
+	if (live(o) && !o->cache->nl_off) {
+		struct sampler_cache *c = o->cache;
+		if (!c->nl)
+			c->nl = rtnl_new();
+		rc = c->nl ? rtnl_read(c->nl, tab, max) : -ENOMEM;
+		if (rc >= 0 || rc == -E2BIG) {
+			c->nl_fails = 0;
+			return rc;
+		}
+		/* no rtnetlink stats here (kernel < 4.7, a sandbox): the text */
+		if (++c->nl_fails >= 3)
+			c->nl_off = true;
+	}
+
 	/* grows for hosts with thousands of interfaces (about 120 bytes each) */
 	for (;;) {
 		char *buf = host_buf(o, want, &cap);
@@ -182,13 +218,50 @@ int sampler_read_netdev(const struct sampler_opts *o, struct netdev_entry *tab, 
 	}
 }
 
+/* The first want bytes of a kept descriptor's file, in one read (a file cut
+ * on purpose: its last, cut line is not parsed). */
+static int pread_head(int *fd, char *buf, size_t want, size_t *len)
+{
+	ssize_t n;
+
+	do
+		n = pread(*fd, buf, want, 0);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0) {
+		int rc = n < 0 ? -errno : -ENODATA;
+		close_fd(fd);
+		return rc;
+	}
+	*len = (size_t)n;
+	return 0;
+}
+
+/* How much of /proc/vmstat holds the counters procfs_parse_vmstat() reads:
+ * to the end of the last of their lines, plus 512 bytes for the numbers
+ * before them to grow; 0 (read all) when a line is not found. */
+static size_t vmstat_needed(const char *buf, size_t len, size_t max)
+{
+	static const char *const keys[] = {"\npswpin ", "\npswpout ", "\npgmajfault "};
+	size_t end = 0;
+
+	for (int i = 0; i < 3; i++) {
+		const char *k = memmem(buf, len, keys[i], strlen(keys[i]));
+		const char *nl = k ? memchr(k + 1, '\n', len - (size_t)(k + 1 - buf)) : NULL;
+		if (!nl)
+			return 0;
+		if ((size_t)(nl + 1 - buf) > end)
+			end = (size_t)(nl + 1 - buf);
+	}
+	return end + 512 < max ? end + 512 : 0;
+}
+
 void sampler_read_host(const struct sampler_opts *o, const struct netdev_entry *tab, int ntab,
                        struct host_raw *out)
 {
 	static const char *const psi_files[] = {"/proc/pressure/cpu", "/proc/pressure/memory",
 	                                        "/proc/pressure/io"};
 	struct sampler_cache *c = o->cache;
-	size_t len, cap;
+	size_t len, cap, want;
 	char *buf = host_buf(o, HOST_BUF, &cap);
 	int rc;
 
@@ -209,12 +282,28 @@ void sampler_read_host(const struct sampler_opts *o, const struct netdev_entry *
 	if (rc == 0)
 		rc = procfs_parse_meminfo(buf, len, &out->mem);
 	out->ok_mem = rc == 0;
+	if (c)
+		c->no_swap = rc == 0 && out->mem.swap_free >= out->mem.swap_total;
 	if (rc)
 		note(out->err, sizeof(out->err), "%s: %s", "/proc/meminfo", rc);
 
-	rc = read_at(o, c ? &c->fd_vmstat : NULL, "/proc/vmstat", buf, cap, &len);
+	/* vmstat prints line by line as it is read, and the three counters come
+	 * half way: read up to them, as far as the last full read put them
+	 * (with room for longer numbers); a read cut before one of them reads
+	 * the whole file again */
+	want = c && c->vmstat_len && c->fd_vmstat >= 0 ? c->vmstat_len : cap;
+	rc = want < cap ? pread_head(&c->fd_vmstat, buf, want, &len)
+	                : read_at(o, c ? &c->fd_vmstat : NULL, "/proc/vmstat", buf, cap, &len);
 	if (rc == 0)
 		rc = procfs_parse_vmstat(buf, len, &out->vmstat);
+	if (rc == -EINVAL && want < cap) {
+		rc = read_at(o, &c->fd_vmstat, "/proc/vmstat", buf, cap, &len);
+		if (rc == 0)
+			rc = procfs_parse_vmstat(buf, len, &out->vmstat);
+		want = cap;
+	}
+	if (rc == 0 && c && want == cap)
+		c->vmstat_len = vmstat_needed(buf, len, cap - 1);
 	out->ok_vmstat = rc == 0;
 	if (rc)
 		note(out->err, sizeof(out->err), "%s: %s", "/proc/vmstat", rc);
@@ -361,37 +450,110 @@ static bool all_digits(const char *s)
 	return true;
 }
 
+static int seen_cmp(const void *a, const void *b)
+{
+	const struct sampler_proc_seen *x = a, *y = b;
+
+	return (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+/* The VM pid a process serves from its comm "vhost-<pid>", 0 for any other
+ * process, -1 when its comm cannot be read (it has exited). */
+static int vhost_owner(int dirfd, const char *name)
+{
+	char rel[64], comm[64];
+	int64_t owner;
+	ssize_t n;
+	int fd;
+
+	snprintf(rel, sizeof(rel), "%s/comm", name);
+	fd = openat(dirfd, rel, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, comm, sizeof(comm) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	comm[n] = '\0';
+	comm[strcspn(comm, "\n")] = '\0';
+	if (strncmp(comm, "vhost-", 6) != 0 || !util_parse_i64(comm + 6, &owner) || owner <= 0 ||
+	    owner > INT32_MAX)
+		return 0;
+	return (int)owner;
+}
+
 void sampler_scan_vhost(const struct sampler_opts *o, struct vhost_map *map)
 {
-	char path[512], comm[64];
+	struct sampler_cache *c = o->cache;
+	struct sampler_proc_seen *now = NULL, *f;
+	int nnow = 0, capnow = 0;
+	bool sorted = true;
+	char path[512];
 	struct dirent *e;
-	size_t len;
 	DIR *d;
+	/* a process whose /proc directory has the inode number it had last time
+	 * is the same process: /proc numbers a directory afresh (get_next_ino)
+	 * each time it makes one, and drops a process's directory when the
+	 * process is reaped, so a new process under a reused pid shows a new
+	 * number (and one pushed out of the dentry cache is only read again).
+	 * Its comm, fixed when a vhost thread is made, needs no new read. */
+	bool reuse = c && c->nseen && c->scans % SAMPLER_VHOST_REREAD != 0;
 
 	map->n = 0;
+	if (c)
+		c->scans++;
 	if (util_fmt(path, sizeof(path), "%s/proc", strcmp(o->root, "/") ? o->root : "") < 0)
 		return;
 	d = opendir(path);
 	if (!d)
 		return;
-	while ((e = readdir(d)) && map->n < (int)(sizeof(map->e) / sizeof(map->e[0]))) {
-		int64_t owner, tid;
-		char rel[64];
+	while ((e = readdir(d))) {
+		struct sampler_proc_seen key;
+		int64_t pid;
+		int owner = -1;
 
-		if (!all_digits(e->d_name))
+		if (!all_digits(e->d_name) || !util_parse_i64(e->d_name, &pid) || pid > INT32_MAX)
 			continue;
-		snprintf(rel, sizeof(rel), "/proc/%s/comm", e->d_name);
-		if (util_read_file(o->root, rel, comm, sizeof(comm), &len) < 0)
+		key.pid = (int)pid;
+		key.ino = (uint64_t)e->d_ino;
+		if (reuse) {
+			f = bsearch(&key, c->seen, (size_t)c->nseen, sizeof(key), seen_cmp);
+			if (f && f->ino == key.ino)
+				owner = f->owner;
+		}
+		if (owner < 0)
+			owner = vhost_owner(dirfd(d), e->d_name);
+		if (owner < 0)
 			continue;
-		comm[strcspn(comm, "\n")] = '\0';
-		if (strncmp(comm, "vhost-", 6) != 0 || !util_parse_i64(comm + 6, &owner) ||
-		    !util_parse_i64(e->d_name, &tid))
+		key.owner = owner;
+		if (owner > 0 && map->n < (int)(sizeof(map->e) / sizeof(map->e[0]))) {
+			map->e[map->n].owner = owner;
+			map->e[map->n].tid = key.pid;
+			map->n++;
+		}
+		if (!c)
 			continue;
-		map->e[map->n].owner = (int)owner;
-		map->e[map->n].tid = (int)tid;
-		map->n++;
+		if (nnow == capnow) {
+			int cap = capnow ? capnow * 2 : 512;
+			struct sampler_proc_seen *nn = realloc(now, sizeof(*nn) * (size_t)cap);
+			if (!nn)
+				continue; /* only its comm is read again next time */
+			now = nn;
+			capnow = cap;
+		}
+		if (nnow && now[nnow - 1].pid > key.pid)
+			sorted = false;
+		now[nnow++] = key;
 	}
 	closedir(d);
+	if (!c)
+		return;
+	/* readdir gives /proc in pid order; another order is sorted here */
+	if (!sorted)
+		qsort(now, (size_t)nnow, sizeof(*now), seen_cmp);
+	free(c->seen);
+	c->seen = now;
+	c->nseen = nnow;
 }
 
 static int read_pid_file(const struct sampler_opts *o, int pid, const char *name, int *slot,
@@ -399,8 +561,94 @@ static int read_pid_file(const struct sampler_opts *o, int pid, const char *name
 {
 	char rel[64];
 
+	if (slot && *slot >= 0) /* open: no path needed */
+		return util_pread_file(slot, o->root, "", buf, cap, len);
 	snprintf(rel, sizeof(rel), "/proc/%d/%s", pid, name);
 	return read_at(o, slot, rel, buf, cap, len);
+}
+
+static uint64_t ticks_ns(uint64_t ticks, long hz)
+{
+	uint64_t h = hz > 0 ? (uint64_t)hz : 100;
+
+	return ticks / h * 1000000000u + ticks % h * 1000000000u / h;
+}
+
+/* ns in whole clock ticks, as /proc/<pid>/stat would round them */
+static uint64_t ns_ticks(uint64_t ns, long hz)
+{
+	uint64_t h = hz > 0 ? (uint64_t)hz : 100;
+
+	return ns / 1000000000u * h + ns % 1000000000u * h / 1000000000u;
+}
+
+/* CPU time, start time and RSS from /proc/<pid>/stat. */
+static int read_proc_stat(const struct sampler_opts *o, int pid, struct sampler_pid_files *pf,
+                          char *buf, size_t cap, struct vm_raw *out, const char **what)
+{
+	struct procfs_pid_stat st;
+	size_t len;
+	int rc;
+
+	*what = "stat";
+	rc = read_pid_file(o, pid, "stat", pf ? &pf->fd_stat : NULL, buf, cap, &len);
+	if (rc == 0)
+		rc = procfs_parse_pid_stat(buf, len, &st);
+	if (rc)
+		return rc;
+	out->cpu_ns = ticks_ns(st.utime + st.stime, o->hz);
+	out->starttime = st.starttime;
+	out->rss_pages = st.rss;
+	return 0;
+}
+
+/* The same from the live system at a fifth of the cost: stat prints 52
+ * fields and sums every thread's times for it; the process CPU clock sums
+ * the same run time (that stat's utime+stime are scaled to) with nothing to
+ * print, in ns, and statm prints 7 numbers. stat is read once per process,
+ * for its start time. statm stays open and is read last: a descriptor of
+ * /proc/<pid> belongs to that process, so a read that works means the pid
+ * was still its own when the clock was read. */
+static int read_proc_live(const struct sampler_opts *o, int pid, struct sampler_pid_files *pf,
+                          char *buf, size_t cap, struct vm_raw *out, const char **what)
+{
+	struct procfs_pid_statm sm;
+	struct procfs_pid_stat st;
+	struct timespec ts;
+	size_t len;
+	int rc;
+
+	if (pf->fd_statm < 0) {
+		/* met now: statm first, so the reads below are of its process */
+		*what = "statm";
+		rc = read_pid_file(o, pid, "statm", &pf->fd_statm, buf, cap, &len);
+		if (rc)
+			return rc;
+		*what = "stat";
+		rc = read_pid_file(o, pid, "stat", NULL, buf, cap, &len);
+		if (rc == 0)
+			rc = procfs_parse_pid_stat(buf, len, &st);
+		if (rc == 0 && clock_getcpuclockid(pid, &pf->clock) != 0)
+			rc = -ESRCH;
+		if (rc) {
+			close(pf->fd_statm);
+			pf->fd_statm = -1;
+			return rc;
+		}
+		pf->starttime = st.starttime;
+	}
+	*what = "statm";
+	if (clock_gettime(pf->clock, &ts) < 0)
+		return -ESRCH; /* EINVAL: no such process (any more) */
+	rc = read_pid_file(o, pid, "statm", &pf->fd_statm, buf, cap, &len);
+	if (rc == 0)
+		rc = procfs_parse_pid_statm(buf, len, &sm);
+	if (rc)
+		return rc;
+	out->cpu_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	out->starttime = pf->starttime;
+	out->rss_pages = sm.resident > INT64_MAX ? INT64_MAX : (int64_t)sm.resident;
+	return 0;
 }
 
 void sampler_read_vm(const struct sampler_opts *o, const struct vm_desc *d,
@@ -408,6 +656,7 @@ void sampler_read_vm(const struct sampler_opts *o, const struct vm_desc *d,
                      struct vm_raw *out)
 {
 	struct sampler_pid_files *pf;
+	const char *what = "stat";
 	char buf[PID_BUF];
 	size_t len;
 	int rc;
@@ -420,17 +669,22 @@ void sampler_read_vm(const struct sampler_opts *o, const struct vm_desc *d,
 		return;
 	}
 	pf = pid_files(o->cache, d->pid);
-	rc = read_pid_file(o, d->pid, "stat", pf ? &pf->fd_stat : NULL, buf, sizeof(buf), &len);
+	rc = pf && live(o) ? read_proc_live(o, d->pid, pf, buf, sizeof(buf), out, &what)
+	                   : read_proc_stat(o, d->pid, pf, buf, sizeof(buf), out, &what);
 	if (rc == -ENODATA)
 		rc = -ESRCH; /* a kept descriptor of an exited process reads empty */
-	if (rc == 0)
-		rc = procfs_parse_pid_stat(buf, len, &out->st);
 	out->rc_stat = rc;
 	if (rc) {
-		snprintf(out->err, sizeof(out->err), "/proc/%d/stat: %s", d->pid, strerror(-rc));
+		snprintf(out->err, sizeof(out->err), "/proc/%d/%s: %s", d->pid, what,
+		         strerror(-rc));
 		return;
 	}
-	if (!pf || !pf->has_status || pf->reads % SAMPLER_STATUS_EVERY == 0) {
+	if (pf && o->cache->no_swap) {
+		/* no swap slot is in use on the host, and a page swapped out
+		 * holds one: VmSwap is 0, and status, read for it, is not read
+		 * (RSS comes from stat or statm) */
+		pf->status.vm_swap_kib = 0;
+	} else if (!pf || !pf->has_status || pf->reads % SAMPLER_STATUS_EVERY == 0) {
 		rc = read_pid_file(o, d->pid, "status", pf ? &pf->fd_status : NULL, buf,
 		                   sizeof(buf), &len);
 		if (rc == 0)
@@ -441,11 +695,11 @@ void sampler_read_vm(const struct sampler_opts *o, const struct vm_desc *d,
 			pf->has_status = true;
 		}
 	} else {
-		/* VmSwap as last read; RSS fresh from stat */
+		/* VmSwap as last read; RSS fresh from stat or statm */
 		out->status = pf->status;
 		out->ok_status = true;
-		if (out->status.has_vm && out->st.rss >= 0)
-			out->status.vm_rss_kib = (uint64_t)out->st.rss * (uint64_t)o->page_kib;
+		if (out->status.has_vm && out->rss_pages >= 0)
+			out->status.vm_rss_kib = (uint64_t)out->rss_pages * (uint64_t)o->page_kib;
 	}
 	if (pf)
 		pf->reads++;
@@ -467,7 +721,12 @@ void sampler_read_vm(const struct sampler_opts *o, const struct vm_desc *d,
 	}
 
 	if (d->tap[0] && ntab >= 0) {
-		const struct netdev_entry *e = netdev_find(tab, ntab, d->tap);
+		const struct netdev_entry *e = NULL;
+		/* where the tap was last time: the table keeps its order */
+		if (pf && pf->tap_at < ntab && strcmp(tab[pf->tap_at].name, d->tap) == 0)
+			e = &tab[pf->tap_at];
+		else if ((e = netdev_find(tab, ntab, d->tap)) && pf)
+			pf->tap_at = (int)(e - tab);
 		if (e) {
 			out->ok_tap = true;
 			/* a tap's rx is what the guest sent; report from the guest's view */
@@ -521,9 +780,9 @@ static void vm_memory(const struct sampler_opts *o, const struct vm_desc *d,
 	if (cur->ok_status && cur->status.has_vm) {
 		out->rss_mib = (double)cur->status.vm_rss_kib / 1024.0;
 		out->swap_mib = (double)cur->status.vm_swap_kib / 1024.0;
-	} else if (cur->st.rss > 0) {
+	} else if (cur->rss_pages > 0) {
 		out->rss_mib =
-		    (double)cur->st.rss * (double)(o->page_kib ? o->page_kib : 4) / 1024.0;
+		    (double)cur->rss_pages * (double)(o->page_kib ? o->page_kib : 4) / 1024.0;
 	}
 	if (cur->ok_guest && cur->guest.available != BALLOON_NA) {
 		const struct balloon_stats *g = &cur->guest;
@@ -561,11 +820,11 @@ void sampler_vm_delta(const struct sampler_opts *o, const struct vm_desc *d,
 {
 	double dt = prev ? (double)(cur->mono_ns - prev->mono_ns) / 1e9 : 0;
 	double vcpus = d->vcpus > 0 ? d->vcpus : 1;
-	uint64_t dticks, a, b, c, e;
+	uint64_t dns, a, b, c, e;
 	bool reset = false;
 
 	memset(out, 0, sizeof(*out));
-	snprintf(out->problem, sizeof(out->problem), "%s", cur->err);
+	copy_str(out->problem, sizeof(out->problem), cur->err);
 	if (d->pid <= 0) {
 		out->status = VM_NO_PID;
 		return;
@@ -579,7 +838,7 @@ void sampler_vm_delta(const struct sampler_opts *o, const struct vm_desc *d,
 		out->status = VM_PROC_ERROR;
 		return;
 	}
-	if (prev && prev->rc_stat == 0 && prev->st.starttime != cur->st.starttime) {
+	if (prev && prev->rc_stat == 0 && prev->starttime != cur->starttime) {
 		out->status = VM_GONE;
 		snprintf(out->problem, sizeof(out->problem),
 		         "process %d exited and its pid was reused", d->pid);
@@ -591,7 +850,7 @@ void sampler_vm_delta(const struct sampler_opts *o, const struct vm_desc *d,
 	out->has_io = cur->ok_io;
 	out->disk_rd_bytes = cur->io.read_bytes;
 	out->disk_wr_bytes = cur->io.write_bytes;
-	out->cpu_ticks = cur->st.utime + cur->st.stime;
+	out->cpu_ticks = ns_ticks(cur->cpu_ns, o->hz);
 	for (int i = 0; i < cur->nvhost; i++)
 		out->cpu_ticks += cur->vhost[i].ticks;
 	if (!prev || prev->rc_stat != 0 || dt <= 0) {
@@ -600,12 +859,14 @@ void sampler_vm_delta(const struct sampler_opts *o, const struct vm_desc *d,
 	}
 
 	out->status = VM_OK;
-	if (delta(prev->st.utime + prev->st.stime, cur->st.utime + cur->st.stime, &dticks)) {
-		dticks += vhost_ticks_delta(prev, cur);
+	if (delta(prev->cpu_ns, cur->cpu_ns, &dns)) {
+		/* the process in ns, its vhost threads in clock ticks */
+		double cpu_s = (double)dns / 1e9 + (double)vhost_ticks_delta(prev, cur) /
+		                                       (double)(o->hz > 0 ? o->hz : 100);
 		out->valid_cpu = true;
 		out->vhost_threads = cur->nvhost;
-		out->cpu = (double)dticks / ((double)o->hz * dt * vcpus);
-		out->cpu_host = o->cpus > 0 ? (double)dticks / ((double)o->hz * dt * o->cpus) : 0;
+		out->cpu = cpu_s / (dt * vcpus);
+		out->cpu_host = o->cpus > 0 ? cpu_s / (dt * o->cpus) : 0;
 	} else {
 		reset = true;
 	}

@@ -11,10 +11,13 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "agent/balloon.h"
 #include "agent/netdev.h"
 #include "agent/procfs.h"
+
+struct rtnl;
 
 #define SAMPLER_MAX_NICS  16
 #define SAMPLER_MAX_VHOST 16
@@ -22,18 +25,36 @@
 
 enum io_overhead_mode { IO_OVERHEAD_SOFTIRQ, IO_OVERHEAD_UNEXPLAINED, IO_OVERHEAD_OFF };
 
-/* Descriptors kept open between samples (pread at 0 instead of open, read,
- * close: a third of the cost), and the last /proc/<pid>/status of each
- * process, which is costly to render and read only every
- * SAMPLER_STATUS_EVERY samples (VmSwap; RSS comes from stat each time). */
+/* What a long-running agent keeps between samples (sampler_opts.cache):
+ *
+ * - descriptors of /proc files, re-read with pread at 0 instead of open,
+ *   read, close (a third of the cost), and the last /proc/<pid>/status of
+ *   each process, costly to render and read only every SAMPLER_STATUS_EVERY
+ *   samples (VmSwap; RSS is fresh each time), and not at all while the host
+ *   has no swap in use (then every VmSwap is 0);
+ * - with root "/", the kernel's cheaper interfaces for the same figures: a
+ *   VM's CPU time from its process CPU clock (clock_gettime; /proc/<pid>/stat
+ *   only once, for the start time), its RSS from statm, and the interface
+ *   counters from rtnetlink (see netdev.h) instead of /proc/net/dev;
+ * - the last /proc scan for vhost threads (sampler_scan_vhost). */
 #define SAMPLER_STATUS_EVERY 10
+#define SAMPLER_VHOST_REREAD 30 /* every this many scans, every comm is read again */
 struct sampler_pid_files {
 	int pid;
-	int fd_stat, fd_io, fd_status;
+	int fd_stat, fd_statm, fd_io, fd_status;
+	clockid_t clock;    /* its CPU clock, with fd_statm (root "/") */
+	uint64_t starttime; /* read when fd_statm was opened */
+	int tap_at;         /* where its tap was in the last netdev table */
 	unsigned reads;
 	bool used; /* read during this sample */
 	bool has_status;
 	struct procfs_pid_status status;
+};
+/* A process the last vhost scan saw: its /proc directory's inode number and
+ * the VM pid it serves (0 when it is no vhost thread). */
+struct sampler_proc_seen {
+	int pid, owner;
+	uint64_t ino;
 };
 struct sampler_cache {
 	int fd_stat, fd_meminfo, fd_vmstat, fd_psi[3], fd_netdev;
@@ -41,6 +62,16 @@ struct sampler_cache {
 	size_t cap;
 	struct sampler_pid_files *pids;
 	int npids, cappids, cursor;
+	/* the last sampler_read_host() saw no swap in use: no process has
+	 * anything swapped out, and status (for VmSwap) need not be read */
+	bool no_swap;
+	size_t vmstat_len;              /* what of /proc/vmstat to read; 0: all of it */
+	struct sampler_proc_seen *seen; /* sorted by pid */
+	int nseen;
+	unsigned scans;
+	struct rtnl *nl; /* the interface counters, root "/" */
+	bool nl_off;     /* rtnetlink failed 3 times in a row: /proc/net/dev */
+	int nl_fails;
 };
 void sampler_cache_init(struct sampler_cache *c);
 void sampler_cache_release(struct sampler_cache *c);
@@ -106,8 +137,10 @@ struct vm_desc {
 
 struct vm_raw {
 	int64_t mono_ns;
-	int rc_stat; /* 0, -ENOENT (process gone), -EINVAL (garbled)... */
-	struct procfs_pid_stat st;
+	int rc_stat;        /* 0, -ENOENT or -ESRCH (process gone), -EINVAL (garbled)... */
+	uint64_t cpu_ns;    /* CPU time of the process: all its threads, live and exited */
+	uint64_t starttime; /* clock ticks after boot: a reused pid shows another */
+	int64_t rss_pages;
 	bool ok_status;
 	struct procfs_pid_status status;
 	bool ok_io;
@@ -171,7 +204,9 @@ void sampler_host_delta(const struct sampler_opts *o, const struct host_raw *pre
                         const struct host_raw *cur, struct host_sample *out);
 
 /* vhost worker threads: scans <root>/proc/<n>/comm for "vhost-<pid>" and
- * records, for each VM pid in pids[], the tids that serve it. */
+ * records the tids that serve each VM pid. With a cache, a process whose
+ * /proc directory keeps its inode number is not read again (its comm is
+ * kept), and every SAMPLER_VHOST_REREAD-th scan reads them all. */
 struct vhost_map {
 	int n;
 	struct {

@@ -20,6 +20,7 @@ union fuzz_out {
 	struct procfs_pid_stat ps;
 	struct procfs_pid_status st;
 	struct procfs_pid_io io;
+	struct procfs_pid_statm sm;
 	struct procfs_psi psi;
 	uint64_t u64;
 	int64_t i64;
@@ -61,6 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!memchr(o.st.name, '\0', sizeof(o.st.name)))
 		abort();
 	FUZZ(procfs_parse_pid_io, io);
+	FUZZ(procfs_parse_pid_statm, sm);
 	FUZZ(procfs_parse_pressure, psi);
 	FUZZ(procfs_parse_u64, u64);
 	FUZZ(procfs_parse_i64, i64);

@@ -22,10 +22,21 @@
 
 #include "agent/procfs.h"
 
-enum kind { K_STAT, K_MEMINFO, K_VMSTAT, K_PID_STAT, K_PID_STATUS, K_PID_IO, K_PSI, K_U64, K_I64 };
+enum kind {
+	K_STAT,
+	K_MEMINFO,
+	K_VMSTAT,
+	K_PID_STAT,
+	K_PID_STATUS,
+	K_PID_IO,
+	K_PSI,
+	K_U64,
+	K_I64,
+	K_PID_STATM
+};
 
 static const char *const kind_name[] = {"stat",   "meminfo",  "vmstat", "pid_stat", "pid_status",
-                                        "pid_io", "pressure", "u64",    "i64"};
+                                        "pid_io", "pressure", "u64",    "i64",      "pid_statm"};
 
 union any {
 	struct procfs_stat stat;
@@ -34,6 +45,7 @@ union any {
 	struct procfs_pid_stat ps;
 	struct procfs_pid_status st;
 	struct procfs_pid_io io;
+	struct procfs_pid_statm sm;
 	struct procfs_psi psi;
 	uint64_t u64;
 	int64_t i64;
@@ -91,6 +103,9 @@ static const struct procfs_case cases[] = {
     {R1 "proc/4242/io", K_PID_IO, 0, {.io = {1688131, 1052566, 1240, 33, 53248, 1060864, 0}}},
     {R1 "proc/77/stat", K_PID_STAT, 0, {.ps = {77, "vhost-4242", 'S', 2, 0, 0, 0, 0, 1, 30, 0, 0}}},
     {R1 "proc/77/status", K_PID_STATUS, 0, {.st = {"vhost-4242", 0, 0, 1, false}}},
+    /* resident 16236 pages of 4 KiB = VmRSS 64944 kB of its status */
+    {R1 "proc/4242/statm", K_PID_STATM, 0, {.sm = {109115, 16236, 1694, 1, 25233}}},
+    {R1 "proc/77/statm", K_PID_STATM, 0, {.sm = {0, 0, 0, 0, 0}}},
     {NET "eth0/statistics/rx_bytes", K_U64, 0, {.u64 = 24617075}},
     {NET "eth0/statistics/tx_bytes", K_U64, 0, {.u64 = 38057}},
     {NET "eth0/statistics/rx_packets", K_U64, 0, {.u64 = 650}},
@@ -117,6 +132,7 @@ static const struct procfs_case cases[] = {
     {MF "empty", K_PSI, -EINVAL, NONE},
     {MF "empty", K_U64, -EINVAL, NONE},
     {MF "empty", K_I64, -EINVAL, NONE},
+    {MF "empty", K_PID_STATM, -EINVAL, NONE},
 
     /* the wrong file for the parser */
     {R1 "proc/meminfo", K_PID_STAT, -EINVAL, NONE},
@@ -153,6 +169,13 @@ static const struct procfs_case cases[] = {
     {MF "pid_status_cut", K_PID_STATUS, -EINVAL, NONE},
     {MF "pid_io_cut", K_PID_IO, -EINVAL, NONE},
     {MF "pid_io_garbage", K_PID_IO, -EINVAL, NONE},
+    {MF "pid_statm_cut", K_PID_STATM, -EINVAL, NONE},
+    {MF "pid_statm_six", K_PID_STATM, -EINVAL, NONE},
+    {MF "pid_statm_eight", K_PID_STATM, -EINVAL, NONE},
+    {MF "pid_statm_two_spaces", K_PID_STATM, -EINVAL, NONE},
+    {MF "pid_statm_negative", K_PID_STATM, -EINVAL, NONE},
+    {MF "pid_statm_overflow", K_PID_STATM, -ERANGE, NONE},
+    {MF "pid_stat_long_line", K_PID_STATM, -E2BIG, NONE},
 
     /* /proc/meminfo */
     {MF "meminfo_old_kernel",
@@ -216,6 +239,7 @@ static size_t kind_size(enum kind k)
 	    sizeof(struct procfs_psi),
 	    sizeof(uint64_t),
 	    sizeof(int64_t),
+	    sizeof(struct procfs_pid_statm),
 	};
 	return size[k];
 }
@@ -241,6 +265,8 @@ static int parse(enum kind k, const char *buf, size_t len, union any *out)
 		return procfs_parse_u64(buf, len, &out->u64);
 	case K_I64:
 		return procfs_parse_i64(buf, len, &out->i64);
+	case K_PID_STATM:
+		return procfs_parse_pid_statm(buf, len, &out->sm);
 	}
 	return -1;
 }
@@ -362,6 +388,16 @@ static void check(enum kind k, const union any *gu, const union any *wu)
 	case K_I64:
 		assert_int_equal(gu->i64, wu->i64);
 		break;
+	case K_PID_STATM: {
+		const struct procfs_pid_statm *g = &gu->sm, *w = &wu->sm;
+
+		EQ(size);
+		EQ(resident);
+		EQ(shared);
+		EQ(text);
+		EQ(data);
+		break;
+	}
 	}
 }
 

@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -31,6 +32,9 @@ static const struct {
     {0.05, 1, "0.1"},
     {99.999, 2, "100.00"},
     {7, 9, "7.000000"},
+    /* past what 31 characters hold: cut, never past the buffer */
+    {1e300, 2, "1000000000000000052504760255204"},
+    {123456789012.5, 6, "123456789012.500000"},
 };
 
 static void test_fixed(void **state)
@@ -93,12 +97,49 @@ static void test_commands(void **state)
 	assert_null(b.data);
 }
 
+/* A key made of parts, without printf; numbers in decimal; a buffer sized
+ * ahead keeps its one allocation. */
+static void test_cat_u64_reserve(void **state)
+{
+	static const struct {
+		uint64_t v;
+		const char *want;
+	} nums[] = {{0, "0"},
+	            {7, "7"},
+	            {10, "10"},
+	            {1700000000123ull, "1700000000123"},
+	            {UINT64_MAX, "18446744073709551615"}};
+	const char *parts[] = {"ts:", "vm", ":", "web-1"};
+	const char *too_many[9] = {"a", "b", "c", "d", "e", "f", "g", "h", "i"};
+	struct resp_buf b = {0};
+	char buf[32];
+	char *data;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+		size_t n = resp_format_u64(buf, nums[i].v);
+		assert_int_equal(n, strlen(nums[i].want));
+		assert_memory_equal(buf, nums[i].want, n);
+	}
+	assert_int_equal(resp_reserve(&b, 100000), 0);
+	assert_true(b.cap >= 100000);
+	data = b.data;
+	assert_int_equal(
+	    resp_begin(&b) | resp_cat(&b, parts, 4) | resp_cat(&b, parts, 0) | resp_end(&b), 0);
+	assert_int_equal(b.len, 28);
+	assert_memory_equal(b.data, "*2\r\n$11\r\nts:vm:web-1\r\n$0\r\n\r\n", b.len);
+	assert_ptr_equal(b.data, data);
+	assert_int_equal(resp_cat(&b, too_many, 9), -EINVAL);
+	resp_release(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_fixed),
 	    cmocka_unit_test(test_fixed_matches_printf),
 	    cmocka_unit_test(test_commands),
+	    cmocka_unit_test(test_cat_u64_reserve),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,7 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent/sampler.h"
@@ -195,8 +199,10 @@ static void test_host_delta(void **state)
 /* ==== sampler_vm_delta ==== */
 
 /* Host: hz 100, 4 CPUs. VM: 2 vCPUs, 1 GiB, tap0. Over 2 s the process
- * spends 80 ticks, vhost thread 77 (in both readings) 40; thread 78 left and
- * 79 is new: neither counts. 120 ticks = 0.3 of 2 vCPUs, 0.15 of the host. */
+ * spends 0.8 s (80 ticks: 1200 -> 1280 ticks, in ns), vhost thread 77 (in
+ * both readings) 40 ticks; thread 78 left and 79 is new: neither counts.
+ * 120 ticks = 0.3 of 2 vCPUs, 0.15 of the host. */
+#define TICK INT64_C(10000000) /* ns, at hz 100 */
 static void vm_base(struct sampler_opts *o, struct vm_desc *d, struct vm_raw *p, struct vm_raw *c)
 {
 	memset(o, 0, sizeof(*o));
@@ -214,13 +220,10 @@ static void vm_base(struct sampler_opts *o, struct vm_desc *d, struct vm_raw *p,
 	memset(c, 0, sizeof(*c));
 	p->mono_ns = 10 * S;
 	c->mono_ns = 12 * S;
-	p->st.pid = c->st.pid = 4242;
-	p->st.starttime = c->st.starttime = 34165;
-	p->st.utime = 1000;
-	p->st.stime = 200;
-	c->st.utime = 1040;
-	c->st.stime = 240;
-	p->st.rss = c->st.rss = 1000;
+	p->starttime = c->starttime = 34165;
+	p->cpu_ns = 1200 * TICK;
+	c->cpu_ns = 1280 * TICK;
+	p->rss_pages = c->rss_pages = 1000;
 	p->ok_status = c->ok_status = true;
 	/* 512 MiB resident, 128 MiB swapped out */
 	p->status.vm_rss_kib = c->status.vm_rss_kib = 524288;
@@ -262,7 +265,7 @@ static void guest(struct vm_raw *r, uint64_t swap_in, uint64_t majflt)
 }
 
 VM_MUT(m_vm_none, (void)0)
-VM_MUT(m_pid_reused, c->st.starttime = 99999)
+VM_MUT(m_pid_reused, c->starttime = 99999)
 VM_MUT(m_gone, c->rc_stat = -ENOENT; strcpy(c->err, "/proc/4242/stat: No such file or directory"))
 VM_MUT(m_esrch, c->rc_stat = -ESRCH)
 VM_MUT(m_garbled, c->rc_stat = -EINVAL; strcpy(c->err, "/proc/4242/stat: Invalid argument"))
@@ -274,13 +277,16 @@ VM_MUT(m_tap_missing, c->ok_tap = false; memset(&c->tap, 0, sizeof(c->tap));
 VM_MUT(m_no_tap, d->tap[0] = '\0'; p->ok_tap = c->ok_tap = false;
        memset(&p->tap, 0, sizeof(p->tap)); memset(&c->tap, 0, sizeof(c->tap)))
 VM_MUT(m_tap_back, c->tap.tx_packets = 3) /* the tap was re-created */
-VM_MUT(m_cpu_back_vm, c->st.utime = 10)
+VM_MUT(m_cpu_back_vm, c->cpu_ns = (10 + 240) * TICK)
+/* the live clock counts ns: half a tick more is seen, and cpu_ticks rounds
+ * down as /proc/<pid>/stat would */
+VM_MUT(m_cpu_ns, c->cpu_ns += TICK / 2)
 VM_MUT(m_disk_back, c->io.write_bytes = 0)
 VM_MUT(m_no_io, c->ok_io = false; memset(&c->io, 0, sizeof(c->io)))
 VM_MUT(m_vcpus0, d->vcpus = 0)
 /* no status file: rss from stat, 65536 pages of 4 KiB = 256 MiB */
 VM_MUT(m_no_status, c->ok_status = false; memset(&c->status, 0, sizeof(c->status));
-       c->st.rss = 65536)
+       c->rss_pages = 65536)
 VM_MUT(m_no_mem_vm, d->mem_mib = 0)
 /* the guest refreshed its stats 2 s after the previous reading, like the host */
 VM_MUT(m_gray, guest(p, 4096000, 100); guest(c, 12288000, 120); c->guest.last_update += 2)
@@ -373,6 +379,7 @@ static const struct vm_case {
      false,
      {VM_BASE, .status = VM_DEGRADED, .problem = REWOUND, .vcpu = false, .cpu = 0, .cpu_host = 0,
       .vhost_threads = 0, .cpu_ticks = 10 + 240 + 1000 + 540}},
+    {"vm cpu time in ns", m_cpu_ns, false, {VM_BASE, .cpu = 120.5 / 400, .cpu_host = 120.5 / 800}},
     {"vm disk counter went back",
      m_disk_back,
      false,
@@ -664,10 +671,10 @@ static void test_read_vm_root1(void **state)
 	sampler_read_vm(&o, &d, &map, tab, n, &r);
 	assert_string_equal(r.err, "");
 	assert_int_equal(r.rc_stat, 0);
-	assert_string_equal(r.st.comm, "python3");
-	assert_int_equal(r.st.utime, 305);
-	assert_int_equal(r.st.stime, 9);
-	assert_int_equal(r.st.starttime, 34165);
+	/* utime 305 + stime 9 ticks at hz 100 */
+	assert_int_equal(r.cpu_ns, 3140000000u);
+	assert_int_equal(r.starttime, 34165);
+	assert_int_equal(r.rss_pages, 16165);
 	assert_true(r.ok_status);
 	assert_int_equal(r.status.vm_rss_kib, 64944);
 	assert_true(r.ok_io);
@@ -951,12 +958,338 @@ static void test_host_from_vms(void **state)
 	near(hs.cpu + hs.mem + hs.net, 0, "empty host", "vms");
 }
 
+/* ==== the kept state of a long-running agent (sampler_cache) ==== */
+
+/* The vhost scan remembers each process by the inode number of its /proc
+ * directory: the same number, the same process, its comm not read again (a
+ * kernel thread's comm does not change); a directory made anew is read
+ * again, and every SAMPLER_VHOST_REREAD-th scan reads all of them. */
+static void write_comm(const char *root, const char *dir, const char *comm)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/proc/%s", root, dir);
+	assert_int_equal(mkdir_p(path), 0);
+	snprintf(path, sizeof(path), "%s/proc/%s/comm", root, dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f, "%s\n", comm);
+	fclose(f);
+}
+
+static void test_scan_vhost_cached(void **state)
+{
+	char tmpl[] = "/tmp/le-vhost-XXXXXX", a[512], b[512];
+	char *root = mkdtemp(tmpl);
+	struct sampler_cache cache;
+	struct sampler_opts o;
+	struct vhost_map map;
+
+	assert_non_null(root);
+	write_comm(root, "100", "vhost-4242");
+	write_comm(root, "200", "qemu-system-x86");
+	write_comm(root, "300", "bash");
+	memset(&o, 0, sizeof(o));
+	snprintf(o.root, sizeof(o.root), "%s", root);
+	sampler_cache_init(&cache);
+	o.cache = &cache;
+	sampler_scan_vhost(&o, &map);
+	assert_int_equal(map.n, 1);
+	assert_int_equal(map.e[0].tid, 100);
+	assert_int_equal(map.e[0].owner, 4242);
+	assert_int_equal(cache.nseen, 3);
+
+	/* the same directories: the answers are kept, comm is not read */
+	write_comm(root, "300", "vhost-4242");
+	sampler_scan_vhost(&o, &map);
+	assert_int_equal(map.n, 1);
+	assert_int_equal(map.e[0].tid, 100);
+
+	/* pid 200 is a new process (a new directory: a new inode number),
+	 * 100 has gone */
+	write_comm(root, "200.new", "vhost-777");
+	snprintf(a, sizeof(a), "%s/proc/200", root);
+	snprintf(b, sizeof(b), "%s/proc/200.old", root);
+	assert_int_equal(rename(a, b), 0);
+	snprintf(b, sizeof(b), "%s/proc/200.new", root);
+	assert_int_equal(rename(b, a), 0);
+	snprintf(a, sizeof(a), "%s/proc/200.old", root);
+	rm_rf(a);
+	snprintf(a, sizeof(a), "%s/proc/100", root);
+	rm_rf(a);
+	sampler_scan_vhost(&o, &map);
+	assert_int_equal(map.n, 1);
+	assert_int_equal(map.e[0].tid, 200);
+	assert_int_equal(map.e[0].owner, 777);
+	assert_int_equal(cache.nseen, 2);
+
+	/* the SAMPLER_VHOST_REREAD-th scan reads every comm */
+	while (cache.scans % SAMPLER_VHOST_REREAD != 0) {
+		sampler_scan_vhost(&o, &map);
+		assert_int_equal(map.n, 1);
+	}
+	sampler_scan_vhost(&o, &map);
+	assert_int_equal(map.n, 2);
+	assert_int_equal(map.e[0].tid + map.e[1].tid, 500);
+
+	sampler_cache_release(&cache);
+	rm_rf(root);
+}
+
+/* A child that spends some CPU, then waits in pause() until killed. */
+static pid_t spinner(void)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct timespec t0, t;
+		/* a failed assertion leaves the test without killing it */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+		do
+			clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+		while ((t.tv_sec - t0.tv_sec) * 1000000000L + t.tv_nsec - t0.tv_nsec < 60000000L);
+		for (;;)
+			pause();
+	}
+	return pid;
+}
+
+static void wait_sleeping(pid_t pid)
+{
+	char path[64], buf[512];
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	for (int i = 0; i < 500; i++) {
+		FILE *f = fopen(path, "r");
+		size_t n;
+		assert_non_null(f);
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[n] = '\0';
+		if (strstr(buf, ") S "))
+			return;
+		usleep(10000);
+	}
+	fail_msg("pid %d did not go to sleep", (int)pid);
+}
+
+/* On the live system a cached reader takes CPU time from the process CPU
+ * clock and RSS from statm: the figures of /proc/<pid>/stat and status, the
+ * CPU time in ns rather than in whole ticks (stat rounds utime and stime
+ * down apart), RSS exactly status's VmRSS (stat's rss is a cheaper,
+ * approximate sum of the per-CPU counters on recent kernels). A process that
+ * exits reads as gone through the kept descriptor. */
+static void test_read_vm_live(void **state)
+{
+	struct sampler_cache cache;
+	struct sampler_opts o;
+	struct vm_desc d = {.id = "vm1", .mem_mib = 1024, .vcpus = 1};
+	struct vm_raw f, l1, l2;
+	struct vm_sample s;
+	pid_t pid = spinner();
+	int status;
+
+	memset(&o, 0, sizeof(o));
+	strcpy(o.root, "/");
+	o.cpus = 2;
+	o.hz = sysconf(_SC_CLK_TCK);
+	o.page_kib = sysconf(_SC_PAGESIZE) / 1024;
+	d.pid = (int)pid;
+	wait_sleeping(pid);
+	sampler_cache_init(&cache);
+
+	sampler_read_vm(&o, &d, NULL, NULL, -ENOENT, &f); /* no cache: stat */
+	o.cache = &cache;
+	sampler_read_vm(&o, &d, NULL, NULL, -ENOENT, &l1);
+	sampler_read_vm(&o, &d, NULL, NULL, -ENOENT, &l2);
+	assert_int_equal(f.rc_stat, 0);
+	assert_int_equal(l1.rc_stat, 0);
+	assert_int_equal(l2.rc_stat, 0);
+	assert_true(cache.npids == 1 && cache.pids[0].fd_statm >= 0);
+	/* 60 ms of CPU at least; stat's two round-downs lose under 2 ticks */
+	assert_true(l1.cpu_ns >= 60000000u);
+	assert_true(l1.cpu_ns >= f.cpu_ns);
+	assert_true(l1.cpu_ns < f.cpu_ns + 2u * 1000000000u / (uint64_t)o.hz);
+	assert_true(l2.cpu_ns == l1.cpu_ns);
+	assert_int_equal(l1.starttime, f.starttime);
+	assert_true(f.ok_status && l1.ok_status && l2.ok_status);
+	assert_int_equal((uint64_t)l1.rss_pages * (uint64_t)o.page_kib, f.status.vm_rss_kib);
+	assert_int_equal(l2.status.vm_rss_kib, f.status.vm_rss_kib);
+	assert_int_equal(l2.status.vm_swap_kib, f.status.vm_swap_kib);
+	sampler_vm_delta(&o, &d, &l1, &l2, &s);
+	assert_int_equal(s.status, VM_OK);
+	near(s.cpu, 0, "cpu of a sleeping process", "live");
+	assert_int_equal(s.cpu_ticks, l2.cpu_ns * (uint64_t)o.hz / 1000000000u);
+
+	/* it exits and is reaped: gone, through the kept descriptor */
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	sampler_read_vm(&o, &d, NULL, NULL, -ENOENT, &l1);
+	assert_true(l1.rc_stat == -ESRCH || l1.rc_stat == -ENOENT);
+	sampler_vm_delta(&o, &d, &l2, &l1, &s);
+	assert_int_equal(s.status, VM_GONE);
+	sampler_cache_sweep(&cache);
+	sampler_cache_release(&cache);
+}
+
+static const struct netdev_entry *by_name(const struct netdev_entry *t, int n, const char *name)
+{
+	const struct netdev_entry *e = netdev_find(t, n, name);
+
+	if (!e)
+		fail_msg("interface %s missing", name);
+	return e;
+}
+
+/* On the live system the interface counters come from rtnetlink: the same
+ * interfaces as /proc/net/dev, each counter between the file's before and
+ * after, read again and again. */
+static void test_read_netdev_live(void **state)
+{
+	struct netdev_entry *before = calloc(NETDEV_MAX_IFACES, sizeof(*before));
+	struct netdev_entry *nl = calloc(NETDEV_MAX_IFACES, sizeof(*nl));
+	struct netdev_entry *after = calloc(NETDEV_MAX_IFACES, sizeof(*after));
+	struct sampler_cache cache;
+	struct sampler_opts o;
+	int nb, nn, na;
+
+	assert_true(before && nl && after);
+	memset(&o, 0, sizeof(o));
+	strcpy(o.root, "/");
+	sampler_cache_init(&cache);
+	for (int round = 0; round < 3; round++) {
+		o.cache = NULL;
+		nb = sampler_read_netdev(&o, before, NETDEV_MAX_IFACES);
+		o.cache = &cache;
+		nn = sampler_read_netdev(&o, nl, NETDEV_MAX_IFACES);
+		o.cache = NULL;
+		na = sampler_read_netdev(&o, after, NETDEV_MAX_IFACES);
+		assert_true(nb > 0);
+		assert_int_equal(nn, nb);
+		assert_int_equal(na, nb);
+		assert_false(cache.nl_off);
+		assert_int_equal(cache.nl_fails, 0);
+		for (int i = 0; i < nn; i++) {
+			const struct netdev_entry *b = by_name(before, nb, nl[i].name);
+			const struct netdev_entry *a = by_name(after, na, nl[i].name);
+#define BETWEEN(f) assert_true(b->f <= nl[i].f && nl[i].f <= a->f)
+			BETWEEN(rx_bytes);
+			BETWEEN(rx_packets);
+			BETWEEN(rx_errs);
+			BETWEEN(rx_drop);
+			BETWEEN(tx_bytes);
+			BETWEEN(tx_packets);
+			BETWEEN(tx_errs);
+			BETWEEN(tx_drop);
+#undef BETWEEN
+			assert_true(nl[i].ifindex > 0);
+		}
+	}
+	/* a table too small is the file's answer too */
+	assert_int_equal(sampler_read_netdev(&o, nl, 0), -E2BIG);
+	o.cache = &cache;
+	assert_int_equal(sampler_read_netdev(&o, nl, 0), -E2BIG);
+	sampler_cache_release(&cache);
+	free(before);
+	free(nl);
+	free(after);
+}
+
+/* A cached reader keeps its descriptors, and reads status (for VmSwap)
+ * only while the host has swap in use: root1's meminfo has none. */
+static void test_read_vm_cached_root1(void **state)
+{
+	struct sampler_cache cache;
+	struct sampler_opts o;
+	struct vm_desc d = {.id = "vm1", .pid = 4242, .tap = "tap0", .mem_mib = 1024, .vcpus = 2};
+	struct netdev_entry tab[16];
+	struct host_raw h;
+	struct vm_raw r;
+	struct vm_sample s;
+	int n = tap_table(tab, 16);
+
+	root1_opts(&o);
+	o.page_kib = 4;
+	sampler_cache_init(&cache);
+	o.cache = &cache;
+	sampler_read_host(&o, tab, n, &h);
+	assert_true(h.ok_mem && h.mem.swap_total == 0);
+	assert_true(cache.no_swap);
+	sampler_read_vm(&o, &d, NULL, tab, n, &r);
+	assert_int_equal(r.rc_stat, 0);
+	assert_false(r.ok_status);
+	assert_int_equal(cache.pids[0].fd_status, -1);
+	assert_true(cache.pids[0].fd_stat >= 0 && cache.pids[0].fd_io >= 0);
+	assert_int_equal(cache.pids[0].tap_at, 2);
+	assert_true(r.ok_tap && r.ok_io);
+	sampler_vm_delta(&o, &d, NULL, &r, &s);
+	/* stat's 16165 pages of 4 KiB, nothing swapped */
+	near(s.rss_mib, 16165 * 4 / 1024.0, "rss_mib", "root1 no swap");
+	near(s.swap_mib, 0, "swap_mib", "root1 no swap");
+
+	/* swap in use: status is read at once (VmRSS 64944 kB), then every
+	 * SAMPLER_STATUS_EVERY reads; between, VmSwap as last read and RSS
+	 * from stat (16165 pages) */
+	cache.no_swap = false;
+	for (int i = 0, nstatus = 0; i < 2 * SAMPLER_STATUS_EVERY; i++) {
+		bool due = i == 0 || cache.pids[0].reads % SAMPLER_STATUS_EVERY == 0;
+		sampler_read_vm(&o, &d, NULL, tab, n, &r);
+		assert_true(r.ok_status);
+		assert_true(cache.pids[0].fd_status >= 0);
+		assert_int_equal(r.status.vm_rss_kib, due ? 64944 : 16165 * 4);
+		nstatus += due;
+		if (i == 2 * SAMPLER_STATUS_EVERY - 1)
+			assert_int_equal(nstatus, 3);
+	}
+	sampler_cache_sweep(&cache);
+	assert_int_equal(cache.npids, 1);
+	sampler_cache_sweep(&cache); /* not read since: closed */
+	assert_int_equal(cache.npids, 0);
+	sampler_cache_release(&cache);
+}
+
+/* A cached reader reads /proc/vmstat only up to the counters it needs (the
+ * kernel prints it as it is read), as far as a full read found them; a read
+ * that falls short of one reads all of it again. */
+static void test_read_host_cached_root1(void **state)
+{
+	struct sampler_cache cache;
+	struct sampler_opts o;
+	struct host_raw h;
+
+	root1_opts(&o);
+	o.nnics = 0;
+	sampler_cache_init(&cache);
+	o.cache = &cache;
+	sampler_read_host(&o, NULL, 0, &h);
+	assert_true(h.ok_vmstat);
+	assert_int_equal(h.vmstat.pgmajfault, 989);
+	/* root1's pgmajfault line ends at byte 1959; 512 more */
+	assert_int_equal(cache.vmstat_len, 1959 + 512);
+	memset(&h, 0, sizeof(h));
+	sampler_read_host(&o, NULL, 0, &h);
+	assert_true(h.ok_vmstat);
+	assert_int_equal(h.vmstat.pgmajfault, 989);
+
+	/* numbers that grew past the margin: cut before pgmajfault */
+	cache.vmstat_len = 1900; /* inside the pgmajfault line */
+	sampler_read_host(&o, NULL, 0, &h);
+	assert_true(h.ok_vmstat);
+	assert_int_equal(h.vmstat.pgmajfault, 989);
+	assert_int_equal(cache.vmstat_len, 1959 + 512);
+	assert_string_equal(h.err, "");
+	sampler_cache_release(&cache);
+}
+
 int main(void)
 {
 #define NH  (sizeof(host_cases) / sizeof(host_cases[0]))
 #define NV  (sizeof(vm_cases) / sizeof(vm_cases[0]))
 #define NIO (sizeof(io_cases) / sizeof(io_cases[0]))
-	static struct CMUnitTest tests[NH + NV + NIO + 16];
+	static struct CMUnitTest tests[NH + NV + NIO + 20];
 	static char io_names[NIO][64];
 	size_t i = 0;
 
@@ -981,5 +1314,10 @@ int main(void)
 	tests[i++] = (struct CMUnitTest)cmocka_unit_test(test_nic_speed_root1);
 	tests[i++] = (struct CMUnitTest)cmocka_unit_test(test_read_netdev_many);
 	tests[i++] = (struct CMUnitTest)cmocka_unit_test(test_host_from_vms);
+	tests[i++] = (struct CMUnitTest)cmocka_unit_test(test_scan_vhost_cached);
+	tests[i++] = (struct CMUnitTest)cmocka_unit_test(test_read_vm_cached_root1);
+	tests[i++] = (struct CMUnitTest)cmocka_unit_test(test_read_host_cached_root1);
+	tests[i++] = (struct CMUnitTest)cmocka_unit_test(test_read_vm_live);
+	tests[i++] = (struct CMUnitTest)cmocka_unit_test(test_read_netdev_live);
 	return _cmocka_run_group_tests("sampler", tests, i, NULL, NULL);
 }
