@@ -69,8 +69,8 @@ bool vmm_recover(struct vmm *v, struct vmm_vm *vm)
 			ended = true;
 		} else {
 			qmp_command(vm->q, "cont", NULL, NULL);
-			snprintf(url, sizeof(url), "http://%s/v1/incoming/%s", store_hget(m, "dst_api"),
-			         vm->s.id);
+			snprintf(url, sizeof(url), "http://%s/v1/incoming/%s",
+			         store_hget(m, "dst_api"), vm->s.id);
 			if (store_hget(m, "dst_api")[0])
 				httpc_json("DELETE", url, NULL, v->o.token, 15000, NULL, e,
 				           sizeof(e));
@@ -126,8 +126,8 @@ static int migration_move(struct vmm *v, struct vmm_vm *vm, const char *to, redi
 		rc = registry_move(v, vm, to, inc);
 	json_decref(inc);
 	if (rc == 0 && store_hget(m, "dst_api")[0]) {
-		snprintf(url, sizeof(url), "http://%s/v1/incoming/%s/done", store_hget(m, "dst_api"),
-		         vm->s.id);
+		snprintf(url, sizeof(url), "http://%s/v1/incoming/%s/done",
+		         store_hget(m, "dst_api"), vm->s.id);
 		httpc_json("POST", url, NULL, v->o.token, 10000, NULL, e, sizeof(e));
 	}
 	return rc;
