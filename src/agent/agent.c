@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/cfg_keys.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -65,19 +66,7 @@ const struct cfg_key agent_cfg_keys[] = {
      "hosts), `off`"},
     {"monitor", "vhost_scan_s", CFG_INT, "10", O(vhost_scan_s), 0, 1, 3600, NULL,
      "how often to look for new `vhost-<pid>` kernel threads, seconds"},
-    {"redis", "address", CFG_STR, "127.0.0.1:6379", S(redis.address), 0, 0, NULL,
-     "Redis as host:port or unix:/path/to/socket"},
-    {"redis", "user", CFG_STR, "", S(redis.user), 0, 0, NULL,
-     "ACL user (Redis 6+); empty = default user"},
-    {"redis", "password", CFG_STR, "", S(redis.password), 0, 0, NULL,
-     "password (AUTH); empty = none"},
-    {"redis", "password_file", CFG_STR, "", S(redis_password_file), 0, 0, NULL,
-     "file holding the password (overrides `password`)"},
-    {"redis", "db", CFG_INT, "0", O(redis.db), 0, 0, 1000, NULL, "database number"},
-    {"redis", "timeout_ms", CFG_INT, "500", O(redis.timeout_ms), 0, 10, 60000, NULL,
-     "connect and command timeout"},
-    {"redis", "backoff_max_ms", CFG_INT, "10000", O(redis.backoff_max_ms), 0, 100, 600000, NULL,
-     "longest wait between reconnect attempts (backoff starts at 250 ms and doubles)"},
+    CFG_REDIS_KEYS("500", "10000"),
     {"redis", "stream_maxlen", CFG_INT, "86400", O(stream_maxlen), 0, 10, 100000000, NULL,
      "entries kept per `ts:*` stream (XADD MAXLEN ~)"},
     {"redis", "backlog", CFG_INT, "600", O(backlog), 0, 1, 1000000, NULL,
@@ -94,17 +83,7 @@ const struct cfg_key agent_cfg_keys[] = {
      "longest time one tick spends sending backlog, so sampling keeps its pace"},
     {"profile", "window", CFG_INT, "300", O(window), 0, 5, 86400, NULL,
      "samples in a profile's window (percentiles, histogram, AR(1))"},
-    {"profile", "percentile", CFG_DOUBLE, "95", O(peak_pct), 0, 50, 100, NULL,
-     "the percentile taken as peak demand"},
-    {"profile", "cpu_threshold", CFG_DOUBLE, "0.75", O(threshold[RES_CPU]), 0, 0.01, 1, NULL,
-     "hotspot threshold for CPU (fraction of capacity)"},
-    {"profile", "mem_threshold", CFG_DOUBLE, "0.75", O(threshold[RES_MEM]), 0, 0.01, 1, NULL,
-     "hotspot threshold for memory"},
-    {"profile", "net_threshold", CFG_DOUBLE, "0.75", O(threshold[RES_NET]), 0, 0.01, 1, NULL,
-     "hotspot threshold for network"},
-    {"profile", "k", CFG_INT, "3", O(k), 0, 1, 1000, NULL, "hot when k of the last n samples..."},
-    {"profile", "n", CFG_INT, "5", O(n), 0, 1, 1000, NULL,
-     "...and the forecast exceed the threshold"},
+    CFG_PROFILE_RULE_KEYS,
     {"vm", "enabled", CFG_BOOL, "true", O(vm_enabled), 0, 0, 0, NULL,
      "run VMs on this host (the QEMU driver); false = monitoring only"},
     {"vm", "state_dir", CFG_STR, "/var/lib/loadease", S(vm.state_dir), 0, 0, NULL,
@@ -161,19 +140,6 @@ static void usage(FILE *f)
 	    "  -h, --help          this text\n");
 }
 
-static int read_secret(const char *path, char *dst, size_t cap, char *err, size_t errlen)
-{
-	size_t len;
-	int rc = util_read_file("/", path, dst, cap, &len);
-
-	if (rc < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(-rc));
-		return rc;
-	}
-	dst[strcspn(dst, "\r\n")] = '\0';
-	return 0;
-}
-
 static void first_ipv4(char *dst, size_t cap)
 {
 	struct ifaddrs *ifa, *i;
@@ -226,10 +192,11 @@ static int agent_resolve(struct agent *a, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	if (o->token_file[0] &&
-	    read_secret(o->token_file, o->token, sizeof(o->token), err, errlen) < 0)
+	    util_read_secret(o->token_file, o->token, sizeof(o->token), err, errlen) < 0)
 		return -EINVAL;
-	if (o->redis_password_file[0] && read_secret(o->redis_password_file, o->redis.password,
-	                                             sizeof(o->redis.password), err, errlen) < 0)
+	if (o->redis_password_file[0] &&
+	    util_read_secret(o->redis_password_file, o->redis.password, sizeof(o->redis.password),
+	                     err, errlen) < 0)
 		return -EINVAL;
 	if (!o->address[0])
 		first_ipv4(o->address, sizeof(o->address));

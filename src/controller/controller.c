@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/cfg_keys.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -67,30 +68,8 @@ const struct cfg_key ctl_cfg_keys[] = {
      "samples in each host's and VM's profile window (read from the `ts:*` streams)"},
     {"controller", "log_level", CFG_ENUM, "info", O(log_level), 0, 0, 0, log_levels,
      "log verbosity"},
-    {"redis", "address", CFG_STR, "127.0.0.1:6379", S(redis.address), 0, 0, NULL,
-     "Redis as host:port or unix:/path/to/socket"},
-    {"redis", "user", CFG_STR, "", S(redis.user), 0, 0, NULL,
-     "ACL user (Redis 6+); empty = default user"},
-    {"redis", "password", CFG_STR, "", S(redis.password), 0, 0, NULL,
-     "password (AUTH); empty = none"},
-    {"redis", "password_file", CFG_STR, "", S(redis_password_file), 0, 0, NULL,
-     "file holding the password (overrides `password`)"},
-    {"redis", "db", CFG_INT, "0", O(redis.db), 0, 0, 1000, NULL, "database number"},
-    {"redis", "timeout_ms", CFG_INT, "2000", O(redis.timeout_ms), 0, 10, 60000, NULL,
-     "connect and command timeout"},
-    {"redis", "backoff_max_ms", CFG_INT, "5000", O(redis.backoff_max_ms), 0, 100, 600000, NULL,
-     "longest wait between reconnect attempts"},
-    {"profile", "percentile", CFG_DOUBLE, "95", O(peak_pct), 0, 50, 100, NULL,
-     "the percentile taken as peak demand"},
-    {"profile", "cpu_threshold", CFG_DOUBLE, "0.75", O(threshold[RES_CPU]), 0, 0.01, 1, NULL,
-     "hotspot threshold for CPU (fraction of capacity)"},
-    {"profile", "mem_threshold", CFG_DOUBLE, "0.75", O(threshold[RES_MEM]), 0, 0.01, 1, NULL,
-     "hotspot threshold for memory"},
-    {"profile", "net_threshold", CFG_DOUBLE, "0.75", O(threshold[RES_NET]), 0, 0.01, 1, NULL,
-     "hotspot threshold for network"},
-    {"profile", "k", CFG_INT, "3", O(k), 0, 1, 1000, NULL, "hot when k of the last n samples..."},
-    {"profile", "n", CFG_INT, "5", O(n), 0, 1, 1000, NULL,
-     "...and the forecast exceed the threshold"},
+    CFG_REDIS_KEYS("2000", "5000"),
+    CFG_PROFILE_RULE_KEYS,
     {"balance", "max_per_round", CFG_INT, "4", O(max_per_round), 0, 0, 10000, NULL,
      "migrations started per round, cluster-wide"},
     {"balance", "max_per_host", CFG_INT, "2", O(max_per_host), 0, 1, 1000, NULL,

@@ -1,0 +1,92 @@
+/* cfg_keys.h - configuration keys the agent and the controller share: the
+ * Redis connection and the hotspot rule. Each expands to rows of a struct
+ * cfg_key table and uses the includer's O(field) (offsetof) and S(field)
+ * (offsetof, sizeof) macros for its options struct, which must have
+ * `struct store_opts redis`, `char redis_password_file[]`, `double peak_pct`,
+ * `double threshold[RES_N]` and `long long k, n`. */
+#ifndef LE_COMMON_CFG_KEYS_H
+#define LE_COMMON_CFG_KEYS_H
+
+/* timeout_def, backoff_def: the program's defaults, as strings (ms) */
+#define CFG_REDIS_KEYS(timeout_def, backoff_def)                                                   \
+	{"redis",                                                                                  \
+	 "address",                                                                                \
+	 CFG_STR,                                                                                  \
+	 "127.0.0.1:6379",                                                                         \
+	 S(redis.address),                                                                         \
+	 0,                                                                                        \
+	 0,                                                                                        \
+	 NULL,                                                                                     \
+	 "Redis as host:port or unix:/path/to/socket"},                                            \
+	    {"redis", "user",        CFG_STR,                                                      \
+	     "",      S(redis.user), 0,                                                            \
+	     0,       NULL,          "ACL user (Redis 6+); empty = default user"},                 \
+	    {"redis",                                                                              \
+	     "password",                                                                           \
+	     CFG_STR,                                                                              \
+	     "",                                                                                   \
+	     S(redis.password),                                                                    \
+	     0,                                                                                    \
+	     0,                                                                                    \
+	     NULL,                                                                                 \
+	     "password (AUTH); empty = none"},                                                     \
+	    {"redis",                                                                              \
+	     "password_file",                                                                      \
+	     CFG_STR,                                                                              \
+	     "",                                                                                   \
+	     S(redis_password_file),                                                               \
+	     0,                                                                                    \
+	     0,                                                                                    \
+	     NULL,                                                                                 \
+	     "file holding the password (overrides `password`)"},                                  \
+	    {"redis", "db", CFG_INT, "0", O(redis.db), 0, 0, 1000, NULL, "database number"},       \
+	    {"redis", "timeout_ms", CFG_INT, timeout_def, O(redis.timeout_ms),                     \
+	     0,       10,           60000,   NULL,        "connect and command timeout"},          \
+	{                                                                                          \
+		"redis", "backoff_max_ms", CFG_INT, backoff_def, O(redis.backoff_max_ms), 0, 100,  \
+		    600000, NULL,                                                                  \
+		    "longest wait between reconnect attempts (backoff starts at 250 ms and "       \
+		    "doubles)"                                                                     \
+	}
+
+#define CFG_PROFILE_RULE_KEYS                                                                      \
+	{"profile", "percentile", CFG_DOUBLE, "95", O(peak_pct),                                   \
+	 0,         50,           100,        NULL, "the percentile taken as peak demand"},        \
+	    {"profile",                                                                            \
+	     "cpu_threshold",                                                                      \
+	     CFG_DOUBLE,                                                                           \
+	     "0.75",                                                                               \
+	     O(threshold[RES_CPU]),                                                                \
+	     0,                                                                                    \
+	     0.01,                                                                                 \
+	     1,                                                                                    \
+	     NULL,                                                                                 \
+	     "hotspot threshold for CPU (fraction of capacity)"},                                  \
+	    {"profile",                                                                            \
+	     "mem_threshold",                                                                      \
+	     CFG_DOUBLE,                                                                           \
+	     "0.75",                                                                               \
+	     O(threshold[RES_MEM]),                                                                \
+	     0,                                                                                    \
+	     0.01,                                                                                 \
+	     1,                                                                                    \
+	     NULL,                                                                                 \
+	     "hotspot threshold for memory"},                                                      \
+	    {"profile",                                                                            \
+	     "net_threshold",                                                                      \
+	     CFG_DOUBLE,                                                                           \
+	     "0.75",                                                                               \
+	     O(threshold[RES_NET]),                                                                \
+	     0,                                                                                    \
+	     0.01,                                                                                 \
+	     1,                                                                                    \
+	     NULL,                                                                                 \
+	     "hotspot threshold for network"},                                                     \
+	    {"profile", "k", CFG_INT, "3",  O(k),                                                  \
+	     0,         1,   1000,    NULL, "hot when k of the last n samples..."},                \
+	{                                                                                          \
+		"profile", "n", CFG_INT, "5", O(n), 0, 1, 1000, NULL,                              \
+		    "...and the forecast exceed the threshold"                                     \
+	}
+
+#endif
