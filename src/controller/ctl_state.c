@@ -200,6 +200,14 @@ static const char *key(char *buf, size_t cap, const char *prefix, const char *id
 	return buf;
 }
 
+/* A host or VM id from a set member: NULL when it is not a valid id. */
+static const char *reply_id(const redisReply *e)
+{
+	return e->type == REDIS_REPLY_STRING && util_valid_id(e->str) && strlen(e->str) < CTL_ID_MAX
+	           ? e->str
+	           : NULL;
+}
+
 /* The stream read of one key: the newest `window` entries the first time,
  * then what came after the last entry read. */
 static int append_ts(struct store *s, const char *kind, const char *id, const char *last,
@@ -249,29 +257,25 @@ static int read_all(struct ctl *c, struct rd *rd)
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < ids->elements; i++) {
-		const char *id = ids->element[i]->str;
-		if (ids->element[i]->type != REDIS_REPLY_STRING || !util_valid_id(id) ||
-		    strlen(id) >= CTL_ID_MAX)
-			continue;
-		snprintf(rd->h[rd->nh++].id, CTL_ID_MAX, "%s", id);
+		const char *id = reply_id(ids->element[i]);
+		if (id)
+			snprintf(rd->h[rd->nh++].id, CTL_ID_MAX, "%s", id);
 	}
 	freeReplyObject(ids);
 
+	/* the lock only for the streams' last ids: appending is no I/O */
+	pthread_mutex_lock(&c->lock);
 	for (int i = 0; i < rd->nh && !rc; i++) {
 		const char *id = rd->h[i].id;
-		char last[32], k[128];
-		pthread_mutex_lock(&c->lock);
-		{
-			struct ctl_host *h = ctl_host_find(c, id);
-			snprintf(last, sizeof(last), "%s", h ? h->last_id : "");
-		}
-		pthread_mutex_unlock(&c->lock);
+		struct ctl_host *h = ctl_host_find(c, id);
+		char k[128];
 		rc |= app(s, 2, "HGETALL", key(k, sizeof(k), "host_config:", id));
 		rc |= app(s, 2, "SMEMBERS", key(k, sizeof(k), "vms_in_host:", id));
 		rc |= app(s, 2, "GET", key(k, sizeof(k), "vmm_proxy_addr:", id));
 		rc |= app(s, 3, "HGET", "host_id_to_ip", id);
-		rc |= append_ts(s, "host", id, last, c->o.window);
+		rc |= append_ts(s, "host", id, h ? h->last_id : "", c->o.window);
 	}
+	pthread_mutex_unlock(&c->lock);
 	for (int i = 0; i < rd->nh && !rc; i++)
 		rc |= take(s, &rd->h[i].cfg) | take(s, &rd->h[i].vms) | take(s, &rd->h[i].api) |
 		      take(s, &rd->h[i].ip) | take(s, &rd->h[i].ts);
@@ -283,9 +287,8 @@ static int read_all(struct ctl *c, struct rd *rd)
 		if (!m || m->type != REDIS_REPLY_ARRAY)
 			continue;
 		for (size_t j = 0; j < m->elements; j++) {
-			const char *vid = m->element[j]->str;
-			if (m->element[j]->type != REDIS_REPLY_STRING || !util_valid_id(vid) ||
-			    strlen(vid) >= CTL_ID_MAX)
+			const char *vid = reply_id(m->element[j]);
+			if (!vid)
 				continue;
 			if (ctl_grow((void **)&rd->v, &rd->capv, rd->nv, sizeof(*rd->v)) < 0)
 				return -ENOMEM;
@@ -295,19 +298,16 @@ static int read_all(struct ctl *c, struct rd *rd)
 			rd->nv++;
 		}
 	}
+	pthread_mutex_lock(&c->lock);
 	for (int i = 0; i < rd->nv && !rc; i++) {
 		const char *id = rd->v[i].id;
-		char last[32], k[128];
-		pthread_mutex_lock(&c->lock);
-		{
-			struct ctl_vm *v = ctl_vm_find(c, id);
-			snprintf(last, sizeof(last), "%s", v ? v->last_id : "");
-		}
-		pthread_mutex_unlock(&c->lock);
+		struct ctl_vm *v = ctl_vm_find(c, id);
+		char k[128];
 		rc |= app(s, 2, "HGETALL", key(k, sizeof(k), "vm_configs:", id));
 		rc |= app(s, 2, "HGETALL", key(k, sizeof(k), "migration:", id));
-		rc |= append_ts(s, "vm", id, last, c->o.window);
+		rc |= append_ts(s, "vm", id, v ? v->last_id : "", c->o.window);
 	}
+	pthread_mutex_unlock(&c->lock);
 	for (int i = 0; i < rd->nv && !rc; i++)
 		rc |= take(s, &rd->v[i].cfg) | take(s, &rd->v[i].mig) | take(s, &rd->v[i].ts);
 	return rc ? -EIO : 0;
