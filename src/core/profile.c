@@ -56,22 +56,34 @@ void profile_clear(struct profile *p)
 int profile_push(struct profile *p, double u)
 {
 	double old;
-
-	size_t n, i;
+	size_t n, i, j;
 
 	if (!isfinite(u))
 		return -EINVAL;
 	n = ring_len(&p->win);
+	if (n == p->win.cap && ring_get(&p->win, 0) == u) {
+		/* u replaces an equal value (a steady series): the sorted
+		 * copy and the histogram stay as they are */
+		ring_push(&p->win, u, &old);
+		return 0;
+	}
+	j = lower_bound(p->sorted, n, u); /* where u goes among the n kept */
 	if (ring_push(&p->win, u, &old)) {
 		hist_remove(&p->hist, old);
-		/* the evicted value is in sorted[]: it was pushed bit-identical */
+		/* the evicted value is in sorted[]: it was pushed bit-identical.
+		 * One move of what lies between it and u's place (nothing when a
+		 * steady series pushes what it evicts) */
 		i = lower_bound(p->sorted, n, old);
-		memmove(&p->sorted[i], &p->sorted[i + 1], (n - i - 1) * sizeof(double));
-		n--;
+		if (j <= i) {
+			memmove(&p->sorted[j + 1], &p->sorted[j], (i - j) * sizeof(double));
+		} else {
+			memmove(&p->sorted[i], &p->sorted[i + 1], (j - 1 - i) * sizeof(double));
+			j--;
+		}
+	} else {
+		memmove(&p->sorted[j + 1], &p->sorted[j], (n - j) * sizeof(double));
 	}
-	i = lower_bound(p->sorted, n, u);
-	memmove(&p->sorted[i + 1], &p->sorted[i], (n - i) * sizeof(double));
-	p->sorted[i] = u;
+	p->sorted[j] = u;
 	hist_add(&p->hist, u);
 	return 0;
 }
@@ -122,8 +134,9 @@ void profile_summarize(const struct profile *p, const struct hotspot_rule *rule,
 	out->min = p->sorted[0];
 	out->max = p->sorted[n - 1];
 	/* time order (scratch) for the fit and the k-of-n rule; value order
-	 * (sorted, kept by profile_push) for the percentiles */
-	stats_ar1_fit(scratch, n, &out->ar1);
+	 * (sorted, kept by profile_push) for the percentiles: the window is
+	 * constant when its least and greatest are equal */
+	stats_ar1_fit_mean(scratch, n, out->mean, out->min == out->max, &out->ar1);
 	out->hot = profile_rule_hot(scratch, n, out->ar1.forecast, rule, &out->over);
 	out->p50 = stats_percentile_sorted(p->sorted, n, 50.0);
 	out->p95 = stats_percentile_sorted(p->sorted, n, 95.0);

@@ -69,12 +69,16 @@ double ring_last(const struct ring *r)
 
 size_t ring_copy_last(const struct ring *r, double *out, size_t n)
 {
-	size_t skip, i;
+	size_t start, first;
 
 	if (n > r->len)
 		n = r->len;
-	skip = r->len - n;
-	for (i = 0; i < n; i++)
-		out[i] = ring_get(r, skip + i);
+	if (n == 0)
+		return 0;
+	/* the n newest, oldest first: up to two runs of the buffer */
+	start = (r->head + r->cap - n) % r->cap;
+	first = r->cap - start < n ? r->cap - start : n;
+	memcpy(out, &r->buf[start], first * sizeof(double));
+	memcpy(out + first, r->buf, (n - first) * sizeof(double));
 	return n;
 }

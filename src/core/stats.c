@@ -48,19 +48,24 @@ double stats_percentile_sorted(const double *sorted, size_t n, double p)
 	return sorted[i] + (h - lo) * (sorted[i + 1] - sorted[i]);
 }
 
-static bool stats_constant(const double *x, size_t n)
-{
-	size_t i;
-
-	for (i = 1; i < n; i++)
-		if (x[i] != x[0])
-			return false;
-	return true;
-}
-
 void stats_ar1_fit(const double *x, size_t n, struct stats_ar1 *out)
 {
-	double m, num = 0.0, den = 0.0, phi = 0.0;
+	double sum = 0.0;
+	bool constant = true;
+	size_t t;
+
+	/* one pass for the mean (summed in order, as stats_mean) and whether
+	 * the series is constant */
+	for (t = 0; t < n; t++) {
+		sum += x[t];
+		constant = constant && x[t] == x[0];
+	}
+	stats_ar1_fit_mean(x, n, n ? sum / (double)n : 0.0, constant, out);
+}
+
+void stats_ar1_fit_mean(const double *x, size_t n, double m, bool constant, struct stats_ar1 *out)
+{
+	double num = 0.0, den = 0.0, phi = 0.0;
 	size_t t;
 
 	out->mean = 0.0;
@@ -70,12 +75,11 @@ void stats_ar1_fit(const double *x, size_t n, struct stats_ar1 *out)
 		return;
 	/* A constant series has zero variance, but its computed mean may be off
 	 * by an ulp, which would turn rounding noise into a phi. */
-	if (stats_constant(x, n)) {
+	if (constant) {
 		out->mean = x[0];
 		out->forecast = x[0];
 		return;
 	}
-	m = stats_mean(x, n);
 	for (t = 0; t < n; t++) {
 		double d = x[t] - m;
 

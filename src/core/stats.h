@@ -5,6 +5,7 @@
 #ifndef LE_CORE_STATS_H
 #define LE_CORE_STATS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Mean of x[0..n); 0 when n == 0. */
@@ -28,5 +29,9 @@ struct stats_ar1 {
 	double forecast;
 };
 void stats_ar1_fit(const double *x, size_t n, struct stats_ar1 *out);
+/* The same with the series' mean (stats_mean(x, n)) and whether every x[i]
+ * equals x[0] already known: one pass over x instead of three. */
+void stats_ar1_fit_mean(const double *x, size_t n, double mean, bool constant,
+                        struct stats_ar1 *out);
 
 #endif

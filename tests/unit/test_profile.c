@@ -149,6 +149,9 @@ static const struct copy_case {
     {"not wrapped, more than held", 5, 3, {1, 2, 3}, 4, 3, {1, 2, 3}},
     {"empty", 4, 0, {0}, 3, 0, {0}},
     {"wrap at buffer end", 4, 6, {1, 2, 3, 4, 5, 6}, 4, 4, {3, 4, 5, 6}},
+    {"newest only, wrapped", 4, 6, {1, 2, 3, 4, 5, 6}, 1, 1, {6}},
+    {"two across the wrap", 4, 5, {1, 2, 3, 4, 5}, 2, 2, {4, 5}},
+    {"full, not wrapped", 4, 4, {1, 2, 3, 4}, 4, 4, {1, 2, 3, 4}},
 };
 
 static void test_ring_copy_last(void **state)
@@ -755,6 +758,7 @@ static void test_profile_sorted_matches_sort(void **state)
 			n = profile_len(&p);
 			ring_copy_last(&p.win, ref, n);
 			stats_sort(ref, n);
+			assert_memory_equal(p.sorted, ref, n * sizeof(double));
 			profile_summarize(&p, &rule, 90.0, scratch, &s);
 			assert_true(s.min == ref[0]);
 			assert_true(s.max == ref[n - 1]);
