@@ -19,6 +19,10 @@
 #include "core/profile.h"
 
 enum host_usage { HOST_USAGE_PROC, HOST_USAGE_VMS };
+/* with client tracking, the full registry re-read comes this many times
+ * more rarely than redis.registry_every */
+#define AGENT_REGISTRY_TRACKED_FACTOR 30
+enum task_reader_mode { TASK_READER_AUTO, TASK_READER_ON, TASK_READER_OFF };
 
 struct agent_opts {
 	char id[65];
@@ -35,6 +39,7 @@ struct agent_opts {
 	int io_mode;
 	int usage; /* enum host_usage */
 	long long vhost_scan_s;
+	int bpf; /* enum task_reader_mode */
 	struct store_opts redis;
 	char redis_password_file[256];
 	long long stream_maxlen;
@@ -116,7 +121,11 @@ struct agent {
 	int64_t last_ts_ms;
 	int64_t last_sample_mono_ms;
 	uint64_t samples, published_ticks, duplicate_entries;
+	/* sent, replies not read yet (publish_collect) */
+	struct pub_tick *inflight;
+	int ninflight, inflight_extra;
 	double last_sample_cpu_ms; /* CPU the agent spent on the last tick */
+	bool reader_bpf; /* the BPF task reader serves this sample (copied under the lock) */
 
 	struct httpd *http;
 	struct vmm *vmm; /* NULL when vm.enabled is false */
@@ -157,11 +166,17 @@ int publish_tracking_start(struct agent *a, int64_t now_ms);
 bool publish_registry_due(struct agent *a, bool full);
 int publish_build_tick(struct agent *a, struct pub_tick *t);
 void publish_enqueue(struct agent *a, struct pub_tick *t);
-/* One round trip per tick: sends the backlog's ticks (oldest first, in
- * batches, within redis.flush_budget_ms) and then the commands of extra, and
- * reads every reply; extra's replies go to extra_replies (caller frees).
- * -EIO when the connection failed: unconfirmed ticks stay queued. */
-int publish_exchange(struct agent *a, const struct resp_buf *extra, redisReply **extra_replies);
+/* Sends the backlog's ticks (oldest first, in batches, within
+ * redis.flush_budget_ms) and then the commands of extra. Replies: those of
+ * an earlier batch are read at once; those of the last batch and of extra
+ * are read now unless defer, else by the next exchange or publish_collect()
+ * (the sampling loop then never waits on Redis: by the next sample they have
+ * come). A tick leaves the agent when its reply says Redis has it. -EIO when
+ * the connection failed: unconfirmed ticks go back to the backlog, first. */
+int publish_exchange(struct agent *a, const struct resp_buf *extra, bool defer);
+/* Reads the replies the last exchange left in flight (extra's errors are
+ * logged) before anything else uses the connection. -EIO as above. */
+int publish_collect(struct agent *a);
 int publish_build_profiles(struct agent *a, bool full, struct resp_buf *b);
 int publish_mark_down(struct agent *a);
 void pub_tick_release(struct pub_tick *t);

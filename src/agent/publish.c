@@ -546,14 +546,45 @@ static int tick_replies(struct agent *a, const struct pub_tick *t)
 
 #define BATCH 32
 
-int publish_exchange(struct agent *a, const struct resp_buf *extra, redisReply **extra_replies)
+static int extra_replies(struct agent *a, int n)
+{
+	for (int i = 0; i < n; i++) {
+		redisReply *r = store_reply(a->redis);
+		if (!r)
+			return -EIO;
+		if (r->type == REDIS_REPLY_ERROR)
+			log_warn("redis: writing profiles: %s", r->str);
+		freeReplyObject(r);
+	}
+	return 0;
+}
+
+int publish_collect(struct agent *a)
+{
+	int done = 0, n = a->ninflight, extra = a->inflight_extra;
+
+	a->ninflight = a->inflight_extra = 0;
+	for (; done < n; done++) {
+		if (tick_replies(a, &a->inflight[done]) < 0) {
+			backlog_return(a, a->inflight + done, n - done);
+			return -EIO;
+		}
+		pub_tick_release(&a->inflight[done]);
+		a->published_ticks++;
+	}
+	return extra_replies(a, extra);
+}
+
+int publish_exchange(struct agent *a, const struct resp_buf *extra, bool defer)
 {
 	int64_t deadline = util_mono_ms() + a->o.flush_budget_ms;
 	struct pub_tick batch[BATCH];
 	int sent = 0;
 
-	for (int i = 0; i < extra->ncmds; i++)
-		extra_replies[i] = NULL;
+	if (!a->inflight && !(a->inflight = calloc(BATCH, sizeof(*a->inflight))))
+		return -ENOMEM;
+	if (publish_collect(a) < 0)
+		return -EIO;
 	for (;;) {
 		int n = 0, done = 0;
 		bool last;
@@ -565,6 +596,18 @@ int publish_exchange(struct agent *a, const struct resp_buf *extra, redisReply *
 				goto fail;
 		if (last && extra->ncmds && store_append_raw(a->redis, extra->data, extra->len) < 0)
 			goto fail;
+		if (last && defer) {
+			if (store_flush(a->redis) < 0)
+				goto fail;
+			memcpy(a->inflight, batch, sizeof(*batch) * (size_t)n);
+			a->ninflight = n;
+			a->inflight_extra = extra->ncmds;
+			sent += n;
+			if (sent > 1)
+				log_info("redis: sent %d buffered samples, %d still queued", sent,
+				         a->bl.len);
+			return 0;
+		}
 		for (; done < n; done++) {
 			if (tick_replies(a, &batch[done]) < 0)
 				goto fail;
@@ -574,11 +617,8 @@ int publish_exchange(struct agent *a, const struct resp_buf *extra, redisReply *
 		sent += n;
 		if (!last)
 			continue;
-		for (int i = 0; i < extra->ncmds; i++) {
-			extra_replies[i] = store_reply(a->redis);
-			if (!extra_replies[i])
-				return -EIO;
-		}
+		if (extra_replies(a, extra->ncmds) < 0)
+			return -EIO;
 		if (sent > 1)
 			log_info("redis: sent %d buffered samples, %d still queued", sent,
 			         a->bl.len);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "agent/rtnl.h"
+#include "common/log.h"
 #include "common/util.h"
 
 #define HOST_BUF (256 * 1024)
@@ -63,8 +64,11 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
-static void pid_files_close(struct sampler_pid_files *f)
+static void pid_files_close(struct sampler_cache *c, struct sampler_pid_files *f)
 {
+	if (f->ti_slot >= 0 && c->ti)
+		taskiter_unwatch(c->ti, f->pid, f->ti_slot);
+	f->ti_slot = -1;
 	close_fd(&f->fd_stat);
 	close_fd(&f->fd_statm);
 	close_fd(&f->fd_io);
@@ -80,7 +84,8 @@ void sampler_cache_release(struct sampler_cache *c)
 	for (int i = 0; i < 3; i++)
 		close_fd(&c->fd_psi[i]);
 	for (int i = 0; i < c->npids; i++)
-		pid_files_close(&c->pids[i]);
+		pid_files_close(c, &c->pids[i]);
+	taskiter_free(c->ti);
 	rtnl_free(c->nl);
 	free(c->pids);
 	free(c->buf);
@@ -92,7 +97,7 @@ void sampler_cache_sweep(struct sampler_cache *c)
 {
 	for (int i = 0; i < c->npids;) {
 		if (!c->pids[i].used) {
-			pid_files_close(&c->pids[i]);
+			pid_files_close(c, &c->pids[i]);
 			c->pids[i] = c->pids[--c->npids];
 		} else {
 			c->pids[i++].used = false;
@@ -142,6 +147,7 @@ static struct sampler_pid_files *pid_files(struct sampler_cache *c, int pid)
 		memset(f, 0, sizeof(*f));
 		f->pid = pid;
 		f->fd_stat = f->fd_statm = f->fd_io = f->fd_status = -1;
+		f->ti_slot = -1;
 		c->cursor = c->npids;
 	}
 	f->used = true;
@@ -308,6 +314,14 @@ void sampler_read_host(const struct sampler_opts *o, const struct netdev_entry *
 	if (rc)
 		note(out->err, sizeof(out->err), "%s: %s", "/proc/vmstat", rc);
 
+	if (live(o) && c->psi_ok && out->mono_ns - c->psi_at_ns < SAMPLER_PSI_PERIOD_NS) {
+		/* the kernel refreshes the averages every 2 s: as last read */
+		out->has_psi = true;
+		out->psi_cpu = c->psi[0];
+		out->psi_mem = c->psi[1];
+		out->psi_io = c->psi[2];
+		goto psi_done;
+	}
 	out->has_psi = true;
 	for (int i = 0; i < 3; i++) {
 		struct procfs_psi *dst = i == 0   ? &out->psi_cpu
@@ -323,6 +337,14 @@ void sampler_read_host(const struct sampler_opts *o, const struct netdev_entry *
 			out->has_psi = false;
 		}
 	}
+	if (live(o)) {
+		c->psi_ok = out->has_psi;
+		c->psi_at_ns = out->mono_ns;
+		c->psi[0] = out->psi_cpu;
+		c->psi[1] = out->psi_mem;
+		c->psi[2] = out->psi_io;
+	}
+psi_done:
 	host_buf_done(o, buf);
 
 	out->ok_nics = ntab >= 0;
@@ -567,6 +589,116 @@ static int read_pid_file(const struct sampler_opts *o, int pid, const char *name
 	return read_at(o, slot, rel, buf, cap, len);
 }
 
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* What the pass saves: the CPU clock and io of every watched process. */
+static uint64_t time_proc_reads(const struct sampler_opts *o, int *n)
+{
+	struct sampler_cache *c = o->cache;
+	struct procfs_pid_io io;
+	struct timespec ts;
+	char buf[1024];
+	uint64_t t0 = thread_cpu_ns();
+	size_t len;
+
+	*n = 0;
+	for (int i = 0; i < c->npids; i++) {
+		struct sampler_pid_files *pf = &c->pids[i];
+		if (pf->fd_statm < 0 || pf->ti_slot < 0)
+			continue;
+		(*n)++;
+		if (clock_gettime(pf->clock, &ts) == 0 &&
+		    read_pid_file(o, pf->pid, "io", &pf->fd_io, buf, sizeof(buf), &len) == 0)
+			procfs_parse_pid_io(buf, len, &io);
+	}
+	return thread_cpu_ns() - t0;
+}
+
+static int watched(const struct sampler_cache *c)
+{
+	int n = 0;
+
+	for (int i = 0; i < c->npids; i++)
+		n += c->pids[i].fd_statm >= 0 && c->pids[i].ti_slot >= 0;
+	return n;
+}
+
+static void reader_decide(struct sampler_cache *c, int n)
+{
+	bool use = c->ti_cost_pass < c->ti_cost_proc;
+
+	if (use != c->ti_use || c->ti_decisions == 0)
+		log_info("VM CPU time and I/O: %s (a BPF pass %.0f us, the /proc reads of %d "
+		         "process(es) %.0f us)",
+		         use ? "the BPF pass" : "/proc", (double)c->ti_cost_pass / 1000.0, n,
+		         (double)c->ti_cost_proc / 1000.0);
+	c->ti_use = use;
+	c->ti_decisions++;
+	c->ti_since = 0;
+	c->ti_nwatch = n;
+}
+
+void sampler_read_tasks(const struct sampler_opts *o)
+{
+	struct sampler_cache *c = o->cache;
+	uint64_t t0 = 0, pass = 0;
+	int rc = 0, n;
+
+	if (!c || !c->ti)
+		return;
+	c->ti_ok = false;
+	if (!c->ti_forced && c->ti_calib == 0) {
+		n = watched(c);
+		if (n == 0) {
+			/* nothing to read: no passes (VMs that come are timed) */
+			c->ti_use = false;
+			c->ti_nwatch = 0;
+		} else if (c->ti_decisions == 0 || c->ti_since >= SAMPLER_READER_RECHECK ||
+		           abs(n - c->ti_nwatch) > (c->ti_nwatch / 4 > 2 ? c->ti_nwatch / 4 : 2)) {
+			c->ti_calib = SAMPLER_READER_ROUND;
+			c->ti_cost_pass = c->ti_cost_proc = UINT64_MAX;
+		}
+	}
+	c->ti_since++;
+	if (c->ti_forced || c->ti_use || c->ti_calib) {
+		if (c->ti_calib)
+			t0 = thread_cpu_ns();
+		rc = taskiter_run(c->ti);
+		if (c->ti_calib)
+			pass = thread_cpu_ns() - t0;
+		c->ti_ok = rc == 0;
+		c->ti_fails = rc ? c->ti_fails + 1 : 0;
+	}
+	if (c->ti_fails >= 3) {
+		log_warn(
+		    "the BPF task reader failed 3 times in a row (%s): VMs are read from /proc "
+		    "from now on",
+		    strerror(-rc));
+		for (int i = 0; i < c->npids; i++)
+			c->pids[i].ti_slot = -1; /* the map goes with the reader */
+		taskiter_free(c->ti);
+		c->ti = NULL;
+		c->ti_ok = false;
+		c->ti_calib = 0;
+		return;
+	}
+	if (c->ti_calib && rc == 0) {
+		uint64_t proc = time_proc_reads(o, &n);
+		if (pass < c->ti_cost_pass)
+			c->ti_cost_pass = pass;
+		if (proc < c->ti_cost_proc)
+			c->ti_cost_proc = proc;
+		if (--c->ti_calib == 0)
+			reader_decide(c, n);
+	}
+}
+
 static uint64_t ticks_ns(uint64_t ticks, long hz)
 {
 	uint64_t h = hz > 0 ? (uint64_t)hz : 100;
@@ -606,15 +738,20 @@ static int read_proc_stat(const struct sampler_opts *o, int pid, struct sampler_
  * fields and sums every thread's times for it; the process CPU clock sums
  * the same run time (that stat's utime+stime are scaled to) with nothing to
  * print, in ns, and statm prints 7 numbers. stat is read once per process,
- * for its start time. statm stays open and is read last: a descriptor of
- * /proc/<pid> belongs to that process, so a read that works means the pid
- * was still its own when the clock was read. */
+ * for its start time. With the task reader, its pass of this sample gives the
+ * run time and the I/O counters (out->ok_io) instead of the clock and the io
+ * file. statm stays open and is read last: a descriptor of /proc/<pid>
+ * belongs to that process, so a read that works means the pid was still its
+ * own when the clock was read or the pass made. */
 static int read_proc_live(const struct sampler_opts *o, int pid, struct sampler_pid_files *pf,
                           char *buf, size_t cap, struct vm_raw *out, const char **what)
 {
+	struct sampler_cache *c = o->cache;
+	const struct taskiter_acc *acc = NULL;
 	struct procfs_pid_statm sm;
 	struct procfs_pid_stat st;
 	struct timespec ts;
+	uint64_t cpu_ns;
 	size_t len;
 	int rc;
 
@@ -636,16 +773,47 @@ static int read_proc_live(const struct sampler_opts *o, int pid, struct sampler_
 			return rc;
 		}
 		pf->starttime = st.starttime;
+		pf->cpu_ns = 0;
+		/* in the task reader's passes from the next sample on */
+		if (c->ti && pf->ti_slot < 0)
+			pf->ti_slot = taskiter_watch(c->ti, pid);
+	} else if (c->ti && c->ti_ok && pf->ti_slot >= 0) {
+		acc = taskiter_get(c->ti, pf->ti_slot);
+		/* found, leader and all (else: the clock says what became of it) */
+		if (acc && !(acc->threads && (acc->flags & TASKITER_HAS_LEADER)))
+			acc = NULL;
 	}
 	*what = "statm";
-	if (clock_gettime(pf->clock, &ts) < 0)
+	if (acc) {
+		cpu_ns = acc->runtime_ns;
+		if (acc->flags & TASKITER_HAS_BYTES) {
+			out->io.rchar = acc->rchar;
+			out->io.wchar = acc->wchar;
+			out->io.syscr = acc->syscr;
+			out->io.syscw = acc->syscw;
+			out->io.read_bytes = acc->read_bytes;
+			out->io.write_bytes = acc->write_bytes;
+			out->io.cancelled_write_bytes = acc->cancelled_write_bytes;
+			out->ok_io = true;
+		}
+	} else if (clock_gettime(pf->clock, &ts) < 0) {
 		return -ESRCH; /* EINVAL: no such process (any more) */
+	} else {
+		cpu_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	}
 	rc = read_pid_file(o, pid, "statm", &pf->fd_statm, buf, cap, &len);
 	if (rc == 0)
 		rc = procfs_parse_pid_statm(buf, len, &sm);
-	if (rc)
+	if (rc) {
+		out->ok_io = false;
 		return rc;
-	out->cpu_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	}
+	/* the clock adds the slice a thread is running now, the pass does not:
+	 * a sample read the other way than the last must not go back */
+	if (cpu_ns < pf->cpu_ns)
+		cpu_ns = pf->cpu_ns;
+	pf->cpu_ns = cpu_ns;
+	out->cpu_ns = cpu_ns;
 	out->starttime = pf->starttime;
 	out->rss_pages = sm.resident > INT64_MAX ? INT64_MAX : (int64_t)sm.resident;
 	return 0;
@@ -703,10 +871,12 @@ void sampler_read_vm(const struct sampler_opts *o, const struct vm_desc *d,
 	}
 	if (pf)
 		pf->reads++;
-	rc = read_pid_file(o, d->pid, "io", pf ? &pf->fd_io : NULL, buf, sizeof(buf), &len);
-	if (rc == 0)
-		rc = procfs_parse_pid_io(buf, len, &out->io);
-	out->ok_io = rc == 0;
+	if (!out->ok_io) { /* not from the task reader */
+		rc = read_pid_file(o, d->pid, "io", pf ? &pf->fd_io : NULL, buf, sizeof(buf), &len);
+		if (rc == 0)
+			rc = procfs_parse_pid_io(buf, len, &out->io);
+		out->ok_io = rc == 0;
+	}
 
 	for (int i = 0; vh && i < vh->n && out->nvhost < SAMPLER_MAX_VHOST; i++) {
 		struct procfs_pid_stat ts;

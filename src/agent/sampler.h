@@ -16,6 +16,7 @@
 #include "agent/balloon.h"
 #include "agent/netdev.h"
 #include "agent/procfs.h"
+#include "agent/taskiter.h"
 
 struct rtnl;
 
@@ -49,6 +50,8 @@ struct sampler_pid_files {
 	bool used; /* read during this sample */
 	bool has_status;
 	struct procfs_pid_status status;
+	int ti_slot;     /* its slot in the task reader, or -1 */
+	uint64_t cpu_ns; /* the highest CPU time read (readers may differ by a slice) */
 };
 /* A process the last vhost scan saw: its /proc directory's inode number and
  * the VM pid it serves (0 when it is no vhost thread). */
@@ -56,6 +59,7 @@ struct sampler_proc_seen {
 	int pid, owner;
 	uint64_t ino;
 };
+#define SAMPLER_PSI_PERIOD_NS INT64_C(2000000000) /* the kernel's PSI_FREQ */
 struct sampler_cache {
 	int fd_stat, fd_meminfo, fd_vmstat, fd_psi[3], fd_netdev;
 	char *buf; /* host file buffer, grows */
@@ -70,13 +74,47 @@ struct sampler_cache {
 	int nseen;
 	unsigned scans;
 	struct rtnl *nl; /* the interface counters, root "/" */
-	bool nl_off;     /* rtnetlink failed 3 times in a row: /proc/net/dev */
+	/* the pressure averages as last read (root "/"): the kernel computes
+	 * them every 2 s, so they are read again only SAMPLER_PSI_PERIOD_NS
+	 * after */
+	bool psi_ok;
+	int64_t psi_at_ns;
+	struct procfs_psi psi[3];
+	bool nl_off; /* rtnetlink failed 3 times in a row: /proc/net/dev */
 	int nl_fails;
+	/* the BPF task reader (root "/"; the owner opens it): CPU time and I/O
+	 * counters of every watched process in one pass per sample. Its cost
+	 * grows with the host's tasks, the /proc reads' with its VMs: unless
+	 * forced, both are timed now and then (sampler_read_tasks) and the
+	 * cheaper one is used */
+	struct taskiter *ti;
+	bool ti_forced; /* monitor.bpf = on: always the pass, no timing */
+	bool ti_use;    /* the pass is the cheaper (as last timed) */
+	bool ti_ok;     /* this sample's VMs come from its pass */
+	int ti_fails;
+	int ti_calib;          /* timed samples left in this round; 0: none under way */
+	unsigned ti_since;     /* samples since the last decision */
+	int ti_nwatch;         /* watched processes at the last decision */
+	uint64_t ti_cost_pass; /* the round's cheapest pass, ns of thread CPU */
+	uint64_t ti_cost_proc; /* the round's cheapest /proc reads of the same VMs */
+	unsigned ti_decisions; /* rounds decided */
 };
 void sampler_cache_init(struct sampler_cache *c);
 void sampler_cache_release(struct sampler_cache *c);
 /* Closes the descriptors of processes not read since the last sweep. */
 void sampler_cache_sweep(struct sampler_cache *c);
+/* The task reader's pass for this sample, before the VMs are read (a
+ * no-op without one). Unless forced, the pass and the /proc reads it saves
+ * (the CPU clock and io of every watched process) are both timed in
+ * SAMPLER_READER_ROUND samples in a row, every SAMPLER_READER_RECHECK
+ * samples and when the number of watched processes changed by a quarter;
+ * the cheaper is used until the next round, and a change is logged. After
+ * 3 failed passes in a row the reader is closed, saying why, and the VMs
+ * are read from /proc. */
+#define SAMPLER_READER_ROUND   3
+#define SAMPLER_READER_RECHECK 300
+struct sampler_opts;
+void sampler_read_tasks(const struct sampler_opts *o);
 
 struct sampler_opts {
 	char root[256];

@@ -216,6 +216,21 @@ int store_append_raw(struct store *s, const char *buf, size_t len)
 	return 0;
 }
 
+int store_flush(struct store *s)
+{
+	int done = 0;
+
+	if (!s->c)
+		return -ENOTCONN;
+	while (!done) {
+		if (redisBufferWrite(s->c, &done) != REDIS_OK) {
+			check_reply(s, NULL);
+			return -EIO;
+		}
+	}
+	return 0;
+}
+
 redisReply *store_reply(struct store *s)
 {
 	void *r = NULL;

@@ -64,6 +64,9 @@ int store_append(struct store *s, int argc, const char **argv, const size_t *len
 redisReply *store_reply(struct store *s);
 /* Appends commands already in the protocol (see resp.h). */
 int store_append_raw(struct store *s, const char *buf, size_t len);
+/* Writes what was appended, without waiting for a reply. -EIO (and the
+ * connection dropped) when the write fails. */
+int store_flush(struct store *s);
 
 /* A growable argv for commands with many fields. */
 struct store_args {

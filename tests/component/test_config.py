@@ -89,6 +89,15 @@ def test_config_missing_file_and_bad_option(tmp_path):
     assert p.returncode == 2 and "'-c'" in p.stderr, p.stderr
 
 
+def test_bpf_on_needs_the_live_kernel():
+    # the BPF task reader reads the running kernel, not a fixture tree
+    p = run_agent("-s", f"agent.root={FIXTURE_ROOT}", "-s", "monitor.bpf=on", "--check")
+    assert p.returncode == 2 and "monitor.bpf = on" in p.stderr and "agent.root = /" in p.stderr, \
+        p.stderr
+    p = run_agent("-s", "monitor.bpf=sometimes", "--check")
+    assert p.returncode == 2 and "monitor.bpf" in p.stderr, p.stderr
+
+
 def test_config_check_ok_and_doc(tmp_path):
     cfg = tmp_path / "agent.ini"
     cfg.write_text("; a comment\n[agent]\nid = good-host_1\ninterval_ms = 500\n"

@@ -1,8 +1,10 @@
 """What the agent measures of a VM process: CPU against known loads, the tap's
 byte counters to the byte, a VM that exits, a VM whose tap is missing."""
+import os
 import signal
 import time
 
+import pytest
 
 from conftest import (median, metric, parse_prometheus, register_vm, stream, wait_for)
 
@@ -11,7 +13,12 @@ def cpu_samples(r, vm_id):
     return [f for _, f in stream(r, f"ts:vm:{vm_id}") if "cpu" in f]
 
 
-def test_vm_cpu_matches_known_load(redis_server, agent_factory, fakevm_factory, netns):
+@pytest.mark.parametrize("reader", ["bpf", "proc"])
+def test_vm_cpu_matches_known_load(redis_server, agent_factory, fakevm_factory, netns, reader):
+    """Either way of reading VM CPU time (monitor.bpf: one BPF task iterator
+    pass for all VMs, or each VM's CPU clock from /proc) gives the load."""
+    if reader == "bpf" and not os.path.exists("/sys/kernel/btf/vmlinux"):
+        pytest.skip("the kernel has no BTF (/sys/kernel/btf/vmlinux): no BPF task reader")
     r = redis_server.client()
     host_cpus = 2
     # A: 1 thread at 30 % of one CPU, 1 vCPU -> 0.30 of its vCPUs
@@ -20,7 +27,9 @@ def test_vm_cpu_matches_known_load(redis_server, agent_factory, fakevm_factory, 
     vm_a = fakevm_factory(threads=1, cpu=30)
     vm_b = fakevm_factory(threads=2, cpu=20)
     agent = agent_factory(redis_server, settings={"agent.interval_ms": 400,
-                                                  "host.cpu": host_cpus})
+                                                  "host.cpu": host_cpus,
+                                                  "monitor.bpf": "on" if reader == "bpf"
+                                                  else "off"})
     register_vm(r, agent.id, "vm-cpu-a", vm_a.pid, mem=256, cpu=1)
     register_vm(r, agent.id, "vm-cpu-b", vm_b.pid, mem=256, cpu=2)
     want = {"vm-cpu-a": (0.30, 1, 0.30 / host_cpus), "vm-cpu-b": (0.20, 2, 0.40 / host_cpus)}
@@ -40,6 +49,7 @@ def test_vm_cpu_matches_known_load(redis_server, agent_factory, fakevm_factory, 
         # the API reports the same figures
         cur = agent.vm(vm_id)["current"]
         assert abs(cur["cpu"] - share) <= 0.15 and cur["cpu_host"] <= 1.0, cur
+    assert agent.get_json("/healthz")[1]["task_reader"] == reader
 
 
 FRAMES, FRAME_SIZE = 1234, 987  # 1 217 958 bytes: above 1e6, not a round number
