@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -20,9 +22,7 @@
 #include "common/util.h"
 
 struct taskiter {
-	struct bpf_object *obj;
-	struct bpf_link *link;
-	int fd_watched;
+	int fd_link, fd_watched, fd_wbits, fd_accs;
 	__u64 *wbits; /* the wbits map, mapped */
 	size_t wbitslen;
 	struct taskiter_acc *accs; /* the accs map, mapped */
@@ -81,13 +81,133 @@ static int host_pid_ns(char *err, size_t cap)
 	return 0;
 }
 
-int taskiter_open(struct taskiter **out, char *err, size_t cap)
+/* The kernel objects the reader uses, as descriptors. */
+enum { FD_LINK, FD_WATCHED, FD_WBITS, FD_ACCS, NFDS };
+
+/* Loads and attaches the program (libbpf), and finds its maps: fds[] are
+ * the object's own descriptors, valid while obj lives. */
+static int load(struct bpf_object **obj, struct bpf_link **link, int fds[NFDS], char *err,
+                size_t cap)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "taskiter");
+	static const char *const maps[] = {"watched", "wbits", "accs"};
 	struct bpf_program *prog;
-	struct bpf_map *map;
-	struct taskiter *t;
 	int rc;
+
+	libbpf_set_print(libbpf_log);
+	*obj = bpf_object__open_mem(taskiter_bpf_o, taskiter_bpf_o_len, &opts);
+	if (!*obj) {
+		rc = -errno;
+		snprintf(err, cap, "the BPF object does not open: %s", strerror(-rc));
+		return rc;
+	}
+	rc = bpf_object__load(*obj);
+	if (rc) {
+		snprintf(err, cap,
+		         "the BPF program does not load: %s (it needs CAP_BPF and CAP_PERFMON or "
+		         "root, and Linux 5.8 or later with BTF in /sys/kernel/btf/vmlinux)",
+		         strerror(-rc));
+		return rc;
+	}
+	prog = bpf_object__find_program_by_name(*obj, "taskiter_sum");
+	*link = prog ? bpf_program__attach_iter(prog, NULL) : NULL;
+	if (!*link) {
+		rc = prog ? -errno : -ENOENT;
+		snprintf(err, cap, "the task iterator does not attach: %s", strerror(-rc));
+		return rc;
+	}
+	fds[FD_LINK] = bpf_link__fd(*link);
+	for (int i = 0; i < 3; i++) {
+		fds[FD_WATCHED + i] = bpf_object__find_map_fd_by_name(*obj, maps[i]);
+		if (fds[FD_WATCHED + i] < 0) {
+			snprintf(err, cap, "the BPF object lacks its map %s", maps[i]);
+			return -ENOENT;
+		}
+	}
+	return 0;
+}
+
+/* What the loading child says: rc and err; on success the descriptors
+ * come along (SCM_RIGHTS). */
+struct load_reply {
+	int rc;
+	char err[256];
+};
+
+/* libbpf reads the kernel's whole BTF to relocate the program (about 10 MiB
+ * on a recent kernel, freed after): done in a child that hands the
+ * descriptors over and exits, the agent's own memory never grows by it. */
+static int load_in_child(int fds[NFDS], char *err, size_t cap)
+{
+	char ctl[CMSG_SPACE(sizeof(int) * NFDS)];
+	struct load_reply rep = {.rc = -EIO};
+	struct iovec iov = {.iov_base = &rep, .iov_len = sizeof(rep)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	struct cmsghdr *cm;
+	int sv[2], status;
+	ssize_t n;
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		snprintf(err, cap, "socketpair: %s", strerror(errno));
+		return -errno;
+	}
+	pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(sv[0]);
+		close(sv[1]);
+		snprintf(err, cap, "fork: %s", strerror(e));
+		return -e;
+	}
+	if (pid == 0) {
+		struct bpf_object *obj = NULL;
+		struct bpf_link *link = NULL;
+		int cfds[NFDS];
+		close(sv[0]);
+		rep.rc = load(&obj, &link, cfds, rep.err, sizeof(rep.err));
+		if (rep.rc == 0) {
+			memset(ctl, 0, sizeof(ctl));
+			mh.msg_control = ctl;
+			mh.msg_controllen = sizeof(ctl);
+			cm = CMSG_FIRSTHDR(&mh);
+			cm->cmsg_level = SOL_SOCKET;
+			cm->cmsg_type = SCM_RIGHTS;
+			cm->cmsg_len = CMSG_LEN(sizeof(int) * NFDS);
+			memcpy(CMSG_DATA(cm), cfds, sizeof(cfds));
+		}
+		_exit(sendmsg(sv[1], &mh, 0) < 0 ? 1 : 0);
+	}
+	close(sv[1]);
+	mh.msg_control = ctl;
+	mh.msg_controllen = sizeof(ctl);
+	do
+		n = recvmsg(sv[0], &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	close(sv[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (n != (ssize_t)sizeof(rep)) {
+		snprintf(err, cap, "the BPF loader process ended without an answer");
+		return -EIO;
+	}
+	if (rep.rc) {
+		snprintf(err, cap, "%s", rep.err);
+		return rep.rc < 0 ? rep.rc : -EINVAL;
+	}
+	cm = CMSG_FIRSTHDR(&mh);
+	if (!cm || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int) * NFDS)) {
+		snprintf(err, cap, "the BPF loader process sent no descriptors");
+		return -EIO;
+	}
+	memcpy(fds, CMSG_DATA(cm), sizeof(int) * NFDS);
+	return 0;
+}
+
+int taskiter_open(struct taskiter **out, char *err, size_t cap)
+{
+	int fds[NFDS], rc;
+	struct taskiter *t;
 
 	*out = NULL;
 	err[0] = '\0';
@@ -99,51 +219,25 @@ int taskiter_open(struct taskiter **out, char *err, size_t cap)
 		snprintf(err, cap, "out of memory");
 		return -ENOMEM;
 	}
-	t->fd_watched = -1;
+	t->fd_link = t->fd_watched = t->fd_wbits = t->fd_accs = -1;
 	t->accs = MAP_FAILED;
 	t->wbits = MAP_FAILED;
-	libbpf_set_print(libbpf_log);
-	t->obj = bpf_object__open_mem(taskiter_bpf_o, taskiter_bpf_o_len, &opts);
-	if (!t->obj) {
-		rc = -errno;
-		snprintf(err, cap, "the BPF object does not open: %s", strerror(-rc));
+	rc = load_in_child(fds, err, cap);
+	if (rc)
 		goto fail;
-	}
-	rc = bpf_object__load(t->obj);
-	if (rc) {
-		snprintf(err, cap,
-		         "the BPF program does not load: %s (it needs CAP_BPF and CAP_PERFMON or "
-		         "root, and Linux 5.8 or later with BTF in /sys/kernel/btf/vmlinux)",
-		         strerror(-rc));
-		goto fail;
-	}
-	prog = bpf_object__find_program_by_name(t->obj, "taskiter_sum");
-	t->link = prog ? bpf_program__attach_iter(prog, NULL) : NULL;
-	if (!t->link) {
-		rc = prog ? -errno : -ENOENT;
-		snprintf(err, cap, "the task iterator does not attach: %s", strerror(-rc));
-		goto fail;
-	}
-	t->fd_watched = bpf_object__find_map_fd_by_name(t->obj, "watched");
-	map = bpf_object__find_map_by_name(t->obj, "accs");
-	if (t->fd_watched < 0 || !map) {
-		rc = -ENOENT;
-		snprintf(err, cap, "the BPF object lacks its maps");
-		goto fail;
-	}
+	t->fd_link = fds[FD_LINK];
+	t->fd_watched = fds[FD_WATCHED];
+	t->fd_wbits = fds[FD_WBITS];
+	t->fd_accs = fds[FD_ACCS];
 	t->wbitslen = TASKITER_PID_LIMIT / 8;
-	map = bpf_object__find_map_by_name(t->obj, "wbits");
-	t->wbits =
-	    map ? mmap(NULL, t->wbitslen, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(map), 0)
-	        : MAP_FAILED;
+	t->wbits = mmap(NULL, t->wbitslen, PROT_READ | PROT_WRITE, MAP_SHARED, t->fd_wbits, 0);
 	if (t->wbits == MAP_FAILED) {
-		rc = map ? -errno : -ENOENT;
+		rc = -errno;
 		snprintf(err, cap, "the watched-process bitmap does not map: %s", strerror(-rc));
 		goto fail;
 	}
-	map = bpf_object__find_map_by_name(t->obj, "accs");
 	t->maplen = sizeof(struct taskiter_acc) * TASKITER_MAX;
-	t->accs = mmap(NULL, t->maplen, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(map), 0);
+	t->accs = mmap(NULL, t->maplen, PROT_READ | PROT_WRITE, MAP_SHARED, t->fd_accs, 0);
 	if (t->accs == MAP_FAILED) {
 		rc = -errno;
 		snprintf(err, cap, "the sums map does not map: %s", strerror(-rc));
@@ -170,8 +264,11 @@ void taskiter_free(struct taskiter *t)
 		munmap(t->accs, t->maplen);
 	if (t->wbits != MAP_FAILED)
 		munmap(t->wbits, t->wbitslen);
-	bpf_link__destroy(t->link);
-	bpf_object__close(t->obj);
+	int fds[] = {t->fd_link, t->fd_watched, t->fd_wbits, t->fd_accs};
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
 	free(t);
 }
 
@@ -222,7 +319,7 @@ int taskiter_run(struct taskiter *t)
 	int fd, rc = -EAGAIN;
 
 	memset(t->accs, 0, sizeof(*t->accs) * (size_t)t->hi);
-	fd = bpf_iter_create(bpf_link__fd(t->link));
+	fd = bpf_iter_create(t->fd_link);
 	if (fd < 0)
 		return -errno;
 	/* the program writes nothing: one read makes the whole pass (the
