@@ -207,6 +207,10 @@ char *metrics_render(struct agent *a, size_t *len)
 
 	family(&b, "loadease_agent_samples_total", "counter", "Sampling ticks since start.");
 	host_val(&b, "loadease_agent_samples_total", (double)a->samples);
+	family(&b, "loadease_agent_task_reader_bpf", "gauge",
+	       "1 when the last sample read VM CPU time and I/O in one BPF task iterator pass, "
+	       "0 when from /proc.");
+	host_val(&b, "loadease_agent_task_reader_bpf", a->reader_bpf);
 	family(&b, "loadease_agent_redis_up", "gauge", "1 when connected to Redis.");
 	host_val(&b, "loadease_agent_redis_up", a->redis_up);
 	family(&b, "loadease_agent_backlog_samples", "gauge", "Samples waiting for Redis.");

@@ -50,6 +50,9 @@ def test_vm_cpu_matches_known_load(redis_server, agent_factory, fakevm_factory, 
         cur = agent.vm(vm_id)["current"]
         assert abs(cur["cpu"] - share) <= 0.15 and cur["cpu_host"] <= 1.0, cur
     assert agent.get_json("/healthz")[1]["task_reader"] == reader
+    _, samples = parse_prometheus(agent.metrics())
+    assert metric(samples, "loadease_agent_task_reader_bpf", host=agent.id) == \
+        (1 if reader == "bpf" else 0)
 
 
 FRAMES, FRAME_SIZE = 1234, 987  # 1 217 958 bytes: above 1e6, not a round number
