@@ -405,6 +405,19 @@ static void vm_push(struct vm_mon *m)
 		profile_push(&m->prof[RES_NET], s->net);
 }
 
+/* Whether the kernel runs CPUs without a local tick (nohz_full=): their
+ * list in cpus, else false. */
+static bool nohz_full_cpus(char *cpus, size_t cap)
+{
+	size_t len;
+
+	if (util_read_file("/", "/sys/devices/system/cpu/nohz_full", cpus, cap, &len) < 0)
+		return false;
+	while (len && (cpus[len - 1] == '\n' || cpus[len - 1] == ' '))
+		cpus[--len] = '\0';
+	return len > 0 && strcmp(cpus, "(null)") != 0;
+}
+
 /* The BPF task reader, as monitor.bpf says. -1: it is `on` and cannot be. */
 static int agent_open_task_reader(struct agent *a)
 {
@@ -415,6 +428,13 @@ static int agent_open_task_reader(struct agent *a)
 		return 0;
 	if (strcmp(a->so.root, "/") != 0)
 		return 0; /* fixtures: /proc (monitor.bpf = on was refused as a config error) */
+	if (a->o.bpf == TASK_READER_AUTO && nohz_full_cpus(err, sizeof(err))) {
+		/* their threads' run time reaches the kernel's sums once a second */
+		log_info("VM CPU time and I/O: from /proc (the BPF task reader would trail the CPU "
+		         "clock on the nohz_full CPUs %s by up to a second)",
+		         err);
+		return 0;
+	}
 	rc = taskiter_open(&a->cache.ti, err, sizeof(err));
 	if (rc == 0) {
 		a->cache.ti_forced = a->o.bpf == TASK_READER_ON;

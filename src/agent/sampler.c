@@ -659,7 +659,8 @@ void sampler_read_tasks(const struct sampler_opts *o)
 			/* nothing to read: no passes (VMs that come are timed) */
 			c->ti_use = false;
 			c->ti_nwatch = 0;
-		} else if (c->ti_decisions == 0 || c->ti_since >= SAMPLER_READER_RECHECK ||
+		} else if (c->ti_decisions == 0 || c->ti_nwatch == 0 ||
+		           c->ti_since >= SAMPLER_READER_RECHECK ||
 		           abs(n - c->ti_nwatch) > (c->ti_nwatch / 4 > 2 ? c->ti_nwatch / 4 : 2)) {
 			c->ti_calib = SAMPLER_READER_ROUND;
 			c->ti_cost_pass = c->ti_cost_proc = UINT64_MAX;
@@ -672,7 +673,10 @@ void sampler_read_tasks(const struct sampler_opts *o)
 		rc = taskiter_run(c->ti);
 		if (c->ti_calib)
 			pass = thread_cpu_ns() - t0;
-		c->ti_ok = rc == 0;
+		c->ti_mono_ns = mono_ns();
+		/* a timed pass serves the VMs only when it is the reader in use:
+		 * no switching back and forth while both are timed */
+		c->ti_ok = rc == 0 && (c->ti_forced || c->ti_use);
 		c->ti_fails = rc ? c->ti_fails + 1 : 0;
 	}
 	if (c->ti_fails >= 3) {
@@ -734,6 +738,19 @@ static int read_proc_stat(const struct sampler_opts *o, int pid, struct sampler_
 	return 0;
 }
 
+/* Whether an I/O counter of the pass is below what was last read of pf. */
+static bool pass_went_back(const struct taskiter_acc *a, const struct sampler_pid_files *pf)
+{
+	const struct procfs_pid_io *io = &pf->io;
+
+	if (!pf->has_io || !(a->flags & TASKITER_HAS_BYTES))
+		return false;
+	return a->rchar < io->rchar || a->wchar < io->wchar || a->syscr < io->syscr ||
+	       a->syscw < io->syscw || a->read_bytes < io->read_bytes ||
+	       a->write_bytes < io->write_bytes ||
+	       a->cancelled_write_bytes < io->cancelled_write_bytes;
+}
+
 /* The same from the live system at a fifth of the cost: stat prints 52
  * fields and sums every thread's times for it; the process CPU clock sums
  * the same run time (that stat's utime+stime are scaled to) with nothing to
@@ -774,17 +791,24 @@ static int read_proc_live(const struct sampler_opts *o, int pid, struct sampler_
 		}
 		pf->starttime = st.starttime;
 		pf->cpu_ns = 0;
+		pf->has_io = false;
 		/* in the task reader's passes from the next sample on */
 		if (c->ti && pf->ti_slot < 0)
 			pf->ti_slot = taskiter_watch(c->ti, pid);
 	} else if (c->ti && c->ti_ok && pf->ti_slot >= 0) {
 		acc = taskiter_get(c->ti, pf->ti_slot);
-		/* found, leader and all (else: the clock says what became of it) */
-		if (acc && !(acc->threads && (acc->flags & TASKITER_HAS_LEADER)))
+		/* found, leader and all (else: the clock says what became of it),
+		 * and no counter lower than last read: the pass takes no lock, so a
+		 * thread that exits while it runs can be missed (its counts moved to
+		 * the process's totals after those were read); /proc then */
+		if (acc && (!(acc->threads && (acc->flags & TASKITER_HAS_LEADER)) ||
+		            acc->runtime_ns < pf->cpu_ns || pass_went_back(acc, pf)))
 			acc = NULL;
 	}
 	*what = "statm";
 	if (acc) {
+		out->mono_ns =
+		    c->ti_mono_ns; /* the counters' time: rates over the pass's interval */
 		cpu_ns = acc->runtime_ns;
 		if (acc->flags & TASKITER_HAS_BYTES) {
 			out->io.rchar = acc->rchar;
@@ -876,6 +900,10 @@ void sampler_read_vm(const struct sampler_opts *o, const struct vm_desc *d,
 		if (rc == 0)
 			rc = procfs_parse_pid_io(buf, len, &out->io);
 		out->ok_io = rc == 0;
+	}
+	if (pf && out->ok_io) {
+		pf->io = out->io;
+		pf->has_io = true;
 	}
 
 	for (int i = 0; vh && i < vh->n && out->nvhost < SAMPLER_MAX_VHOST; i++) {

@@ -52,6 +52,8 @@ struct sampler_pid_files {
 	struct procfs_pid_status status;
 	int ti_slot;     /* its slot in the task reader, or -1 */
 	uint64_t cpu_ns; /* the highest CPU time read (readers may differ by a slice) */
+	bool has_io;
+	struct procfs_pid_io io; /* its I/O counters as last read */
 };
 /* A process the last vhost scan saw: its /proc directory's inode number and
  * the VM pid it serves (0 when it is no vhost thread). */
@@ -88,9 +90,10 @@ struct sampler_cache {
 	 * forced, both are timed now and then (sampler_read_tasks) and the
 	 * cheaper one is used */
 	struct taskiter *ti;
-	bool ti_forced; /* monitor.bpf = on: always the pass, no timing */
-	bool ti_use;    /* the pass is the cheaper (as last timed) */
-	bool ti_ok;     /* this sample's VMs come from its pass */
+	bool ti_forced;     /* monitor.bpf = on: always the pass, no timing */
+	bool ti_use;        /* the pass is the cheaper (as last timed) */
+	bool ti_ok;         /* this sample's VMs come from its pass */
+	int64_t ti_mono_ns; /* when the last pass ran (CLOCK_MONOTONIC) */
 	int ti_fails;
 	int ti_calib;          /* timed samples left in this round; 0: none under way */
 	unsigned ti_since;     /* samples since the last decision */

@@ -7,9 +7,14 @@
  *   struct's sum_sched_runtime (its exited threads), as the process CPU
  *   clock (thread_group_cputime) does; the slice a thread is running right
  *   now is not in it yet (the clock adds it), so a reading may trail the
- *   clock by up to a scheduler tick per running thread;
+ *   clock by up to a scheduler tick per running thread, and by up to a
+ *   second on nohz_full CPUs (their tick is remote, once a second: the agent
+ *   does not choose the pass there);
  * - I/O: every live thread's ioac plus the signal struct's (exited
  *   threads), as /proc/<pid>/io (do_io_accounting) does.
+ * The pass takes no lock: a thread that exits while it runs may be missed
+ * (its counts reach the process's totals after those were read); the agent
+ * reads a process whose counters went back from /proc for that sample.
  *
  * Compiled with clang -target bpf; the kernel types are declared with only
  * the fields read, and libbpf relocates them against the running kernel's

@@ -196,7 +196,19 @@ static int load_in_child(int fds[NFDS], char *err, size_t cap)
 		return rep.rc < 0 ? rep.rc : -EINVAL;
 	}
 	cm = CMSG_FIRSTHDR(&mh);
-	if (!cm || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int) * NFDS)) {
+	if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+	    cm->cmsg_len != CMSG_LEN(sizeof(int) * NFDS)) {
+		/* whatever came is closed */
+		for (; cm; cm = CMSG_NXTHDR(&mh, cm)) {
+			if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+				continue;
+			for (size_t i = 0; (i + 1) * sizeof(int) <= cm->cmsg_len - CMSG_LEN(0);
+			     i++) {
+				int fd;
+				memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(fd));
+				close(fd);
+			}
+		}
 		snprintf(err, cap, "the BPF loader process sent no descriptors");
 		return -EIO;
 	}

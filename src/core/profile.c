@@ -20,6 +20,12 @@ static size_t lower_bound(const double *sorted, size_t n, double v)
 	return lo;
 }
 
+/* a == b to the bit (0.0 and -0.0 differ: sorted[] keeps what was pushed) */
+static bool same_bits(double a, double b)
+{
+	return memcmp(&a, &b, sizeof(a)) == 0;
+}
+
 int profile_init(struct profile *p, size_t window)
 {
 	int rc;
@@ -61,7 +67,7 @@ int profile_push(struct profile *p, double u)
 	if (!isfinite(u))
 		return -EINVAL;
 	n = ring_len(&p->win);
-	if (n == p->win.cap && ring_get(&p->win, 0) == u) {
+	if (n == p->win.cap && same_bits(ring_get(&p->win, 0), u)) {
 		/* u replaces an equal value (a steady series): the sorted
 		 * copy and the histogram stay as they are */
 		ring_push(&p->win, u, &old);

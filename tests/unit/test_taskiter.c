@@ -299,8 +299,26 @@ static void test_sampler_reads_through_it(void **state)
 	assert_memory_equal(&r2.io, &io, sizeof(io));
 	assert_memory_equal(&r2.io, &r1.io, sizeof(io));
 	assert_int_equal(r2.rss_pages, r1.rss_pages);
+	/* its counters are as of the pass: rates over the pass's interval */
+	assert_int_equal(r2.mono_ns, cache.ti_mono_ns);
 	sampler_vm_delta(&o, &d, &r1, &r2, &s);
 	assert_int_equal(s.status, VM_OK);
+	sampler_cache_sweep(&cache);
+
+	/* a pass whose counters are below the last reading (a thread that
+	 * exited while it ran was missed): that sample comes from /proc */
+	cache.pids[0].io.rchar = UINT64_MAX;
+	sampler_read_tasks(&o);
+	sampler_read_vm(&o, &d, NULL, NULL, -ENOENT, &r1);
+	assert_int_equal(r1.rc_stat, 0);
+	assert_true(r1.mono_ns > cache.ti_mono_ns); /* read after the pass, by the clock */
+	assert_int_equal(r1.cpu_ns, clock_of(pid));
+	assert_memory_equal(&r1.io, &io, sizeof(io));
+	sampler_cache_sweep(&cache);
+	sampler_read_tasks(&o); /* and the next from the pass again */
+	sampler_read_vm(&o, &d, NULL, NULL, -ENOENT, &r2);
+	assert_int_equal(r2.mono_ns, cache.ti_mono_ns);
+	assert_memory_equal(&r2.io, &io, sizeof(io));
 	sampler_cache_sweep(&cache);
 
 	reap(pid);
@@ -351,7 +369,8 @@ static void test_auto_times_both(void **state)
 	for (s = 0; s < SAMPLER_READER_ROUND; s++) {
 		assert_int_equal(cache.ti_decisions, 0);
 		sample(&o, d, N1, r);
-		assert_true(cache.ti_ok); /* a timed sample uses its pass */
+		/* timed, but the VMs are read the way in use (/proc until decided) */
+		assert_false(cache.ti_ok);
 	}
 	assert_int_equal(cache.ti_decisions, 1);
 	assert_int_equal(cache.ti_nwatch, N1);
@@ -372,10 +391,13 @@ static void test_auto_times_both(void **state)
 	}
 	assert_int_equal(cache.ti_decisions, 1);
 
-	/* twice the VMs: timed again */
+	/* twice the VMs: timed again, read the way decided meanwhile */
 	sample(&o, d, N2, r);
-	for (s = 0; s < SAMPLER_READER_ROUND; s++)
+	for (s = 0; s < SAMPLER_READER_ROUND; s++) {
+		bool use = cache.ti_use;
 		sample(&o, d, N2, r);
+		assert_int_equal(cache.ti_ok, use);
+	}
 	assert_int_equal(cache.ti_decisions, 2);
 	assert_int_equal(cache.ti_nwatch, N2);
 	for (int i = 0; i < N2; i++) {
