@@ -187,6 +187,9 @@ int ctl_grow(void **arr, int *cap, int n, size_t elem);
 struct ctl_host *ctl_host_find(struct ctl *c, const char *id);
 struct ctl_vm *ctl_vm_find(struct ctl *c, const char *id);
 int ctl_host_index(const struct ctl *c, const char *id);
+/* Index of a host / VM in a model built by ctl_refresh(), or -1. */
+int ctl_model_host(const struct cluster *m, const char *id);
+int ctl_model_vm(const struct cluster *m, const char *id);
 /* One round's reads and the model and plan. Under no lock: it takes it. */
 int ctl_refresh(struct ctl *c);
 void ctl_state_free(struct ctl *c);

@@ -455,15 +455,6 @@ static void api_events(struct ctl *c, const struct httpd_req *req, struct httpd_
 
 /* --- mutations ------------------------------------------------------------ */
 
-/* The model's host index of id, or -1 (under the lock). */
-static int model_host(struct ctl *c, const char *id)
-{
-	for (int i = 0; i < c->model.nhosts; i++)
-		if (strcmp(c->model.hosts[i].id, id) == 0)
-			return i;
-	return -1;
-}
-
 /* 503 not_leader naming the leader (and its address when known). */
 static bool require_leader(struct ctl *c, struct httpd_resp *resp)
 {
@@ -543,7 +534,7 @@ static void api_maintenance(struct ctl *c, const struct httpd_req *req, const ch
 	pthread_mutex_lock(&c->lock);
 	{
 		struct ctl_host *h = ctl_host_find(c, id);
-		int mi = model_host(c, id);
+		int mi = ctl_model_host(&c->model, id);
 		if (h) {
 			snprintf(h->state, sizeof(h->state), "%s", st);
 			h->down_by_us = false;
@@ -563,14 +554,6 @@ static void api_maintenance(struct ctl *c, const struct httpd_req *req, const ch
 out:
 	freeReplyObject(r);
 	json_decref(body);
-}
-
-static int model_vm(struct ctl *c, const char *id)
-{
-	for (int i = 0; i < c->model.nvms; i++)
-		if (strcmp(c->model.vms[i].id, id) == 0)
-			return i;
-	return -1;
 }
 
 /* Why host hi cannot take the VM, as text ("" when it can). */
@@ -602,7 +585,7 @@ static void vm_from_spec(struct ctl *c, json_t *spec, struct cl_vm *v, int *pins
 	v->demand[RES_MEM] = v->mem_mib;
 	v->demand[RES_NET] = 0;
 	for (int i = 0; i < c->nvms && (g || ag); i++) {
-		int mi = model_vm(c, c->vms[i]->id);
+		int mi = ctl_model_vm(&c->model, c->vms[i]->id);
 		if (mi < 0)
 			continue;
 		if (g && !strcmp(c->vms[i]->group, g))
@@ -616,7 +599,8 @@ static void vm_from_spec(struct ctl *c, json_t *spec, struct cl_vm *v, int *pins
 		v->pin = pins;
 		json_array_foreach(pin, i, e)
 		{
-			int hi = json_is_string(e) ? model_host(c, json_string_value(e)) : -1;
+			int hi = json_is_string(e) ? ctl_model_host(&c->model, json_string_value(e))
+			                           : -1;
 			if (hi >= 0 && v->npin < maxpins)
 				pins[v->npin++] = hi;
 		}
@@ -693,7 +677,7 @@ static void api_provision(struct ctl *c, const struct httpd_req *req, struct htt
 		goto out;
 	}
 	if (want) {
-		hi = model_host(c, want);
+		hi = ctl_model_host(&c->model, want);
 		if (hi < 0) {
 			pthread_mutex_unlock(&c->lock);
 			pthread_mutex_unlock(&c->prov_lock);
@@ -852,19 +836,19 @@ static void api_migrate(struct ctl *c, const struct httpd_req *req, const char *
 	if (!require_leader(c, resp))
 		goto out;
 	pthread_mutex_lock(&c->lock);
-	vi = model_vm(c, id);
+	vi = ctl_model_vm(&c->model, id);
 	if (vi < 0) {
 		pthread_mutex_unlock(&c->lock);
 		httpd_resp_error(resp, 404, "not_found", "no vm %s", id);
 		goto out;
 	}
 	from = c->model.vms[vi].host;
-	if (to && model_host(c, to) < 0) {
+	if (to && ctl_model_host(&c->model, to) < 0) {
 		pthread_mutex_unlock(&c->lock);
 		httpd_resp_error(resp, 404, "not_found", "no host %s", to);
 		goto out;
 	}
-	if (to && model_host(c, to) == from) {
+	if (to && ctl_model_host(&c->model, to) == from) {
 		pthread_mutex_unlock(&c->lock);
 		httpd_resp_error(resp, 409, "same_host", "vm %s runs on %s already", id, to);
 		goto out;
@@ -921,7 +905,7 @@ static void api_migrate(struct ctl *c, const struct httpd_req *req, const char *
 			}
 			to = c->model.hosts[bi].id;
 		} else {
-			int ti = model_host(c, to);
+			int ti = ctl_model_host(&c->model, to);
 			enum place_block b = pr.block[ti];
 			bool soft = b == PLACE_THRESHOLD || b == PLACE_OVERCOMMIT;
 			if (b != PLACE_OK && !(force && soft)) {

@@ -30,7 +30,7 @@ static double num(const char *s, double lo, double hi, double def)
 	return v;
 }
 
-/* --- lookup: arrays of pointers kept sorted by id ---------------------- */
+/* --- lookup: arrays kept sorted by id ---------------------------------- */
 
 /* Hosts and VMs start with their id: one lookup and one constructor serve
  * both arrays (of pointers, kept sorted by id). */
@@ -39,12 +39,16 @@ static int cmp_entity(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static int entity_index(void *const *arr, int n, const char *id)
+/* Index of id among n elements of size stride from base, sorted by the id
+ * each begins with (through a pointer when deref), or -1. */
+static int sorted_index(const void *base, int n, size_t stride, bool deref, const char *id)
 {
 	int lo = 0, hi = n - 1;
 
 	while (lo <= hi) {
-		int mid = (lo + hi) / 2, d = strcmp((const char *)arr[mid], id);
+		int mid = (lo + hi) / 2;
+		const char *e = (const char *)base + (size_t)mid * stride;
+		int d = strcmp(deref ? *(const char *const *)e : e, id);
 		if (d == 0)
 			return mid;
 		if (d < 0)
@@ -53,6 +57,23 @@ static int entity_index(void *const *arr, int n, const char *id)
 			hi = mid - 1;
 	}
 	return -1;
+}
+
+static int entity_index(void *const *arr, int n, const char *id)
+{
+	return sorted_index(arr, n, sizeof(*arr), true, id);
+}
+
+/* The model's hosts are the controller's, in order; its VMs the
+ * controller's with a known host: both sorted by id. */
+int ctl_model_host(const struct cluster *m, const char *id)
+{
+	return sorted_index(m->hosts, m->nhosts, sizeof(*m->hosts), false, id);
+}
+
+int ctl_model_vm(const struct cluster *m, const char *id)
+{
+	return sorted_index(m->vms, m->nvms, sizeof(*m->vms), false, id);
 }
 
 int ctl_grow(void **arr, int *cap, int n, size_t elem)
@@ -514,22 +535,6 @@ static int intern(char (*names)[CTL_ID_MAX], int *n, int cap, const char *s)
 	return (*n)++;
 }
 
-static int model_vm_index(const struct cluster *m, const char *id)
-{
-	int lo = 0, hi = m->nvms - 1;
-
-	while (lo <= hi) {
-		int mid = (lo + hi) / 2, d = strcmp(m->vms[mid].id, id);
-		if (d == 0)
-			return mid;
-		if (d < 0)
-			lo = mid + 1;
-		else
-			hi = mid - 1;
-	}
-	return -1;
-}
-
 static void shift(struct cluster *m, int vi, int from, int to)
 {
 	for (int r = 0; r < RES_N; r++) {
@@ -570,7 +575,7 @@ static void project_moves(struct ctl *c)
 					dst = c->migs[k]->to;
 				}
 		}
-		if (!dst || !dst[0] || (vi = model_vm_index(m, v->id)) < 0)
+		if (!dst || !dst[0] || (vi = ctl_model_vm(m, v->id)) < 0)
 			continue;
 		from = ctl_host_index(c, src && src[0] ? src : v->host);
 		to = ctl_host_index(c, dst);
@@ -584,7 +589,7 @@ static void project_moves(struct ctl *c)
 	}
 	for (int i = 0; i < c->nsettles; i++) {
 		struct ctl_settle *x = &c->settles[i];
-		int vi = model_vm_index(m, x->vm);
+		int vi = ctl_model_vm(m, x->vm);
 		if (x->until_ms <= now)
 			continue;
 		c->settles[j++] = *x;
