@@ -290,7 +290,22 @@ def netns():
 # --------------------------------------------------------------------------- agent
 
 
-class Agent:
+class Daemon:
+    """A loadease process the tests started: `proc` (None before start) and
+    its `log_path`."""
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+
+class Agent(Daemon):
     """`loadease agent` running inside a namespace; HTTP API on ns.ip:port."""
 
     def __init__(self, ns, workdir, host_id, redis_address, port, settings):
@@ -344,15 +359,6 @@ class Agent:
         st, _ = self.get_json("/healthz")
         return st == 200
 
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def log(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
 
     # HTTP (http.client: no proxy from the environment is ever used)
     def http(self, method, path, headers=None, body=None, timeout=5):
@@ -621,6 +627,26 @@ GUEST_DIR = os.environ.get("LOADEASE_GUEST_DIR") or os.path.join(REPO, "build", 
 _guest_image = []
 
 
+def _cluster_module():
+    """tests/cluster.py (the namespace-cluster harness)."""
+    if os.path.join(REPO, "tests") not in sys.path:
+        sys.path.insert(0, os.path.join(REPO, "tests"))
+    import cluster
+    return cluster
+
+
+def cluster_guest_image():
+    """guest_image() for tests that run guests on a namespace cluster; skips
+    where the cluster or QEMU cannot run."""
+    lecluster = _cluster_module()
+    reason = lecluster.unavailable(BIN)
+    if reason:
+        pytest.skip(reason)
+    if not shutil.which(lecluster.QEMU):
+        pytest.skip(f"{lecluster.QEMU} is not installed (scripts/install-deps installs it)")
+    return guest_image()
+
+
 def guest_image():
     """(kernel, initrd) built by scripts/guest-image into GUEST_DIR, once per
     test run (the script itself reuses an up-to-date image)."""
@@ -666,8 +692,7 @@ def running_cluster(n, images_dir, token, settings=None, prefix="le-ct-cluster-"
     """A started tests/cluster.py Cluster of n hosts; on the way out it is
     closed, and an agent's bad exit, a sanitizer report or a teardown error
     fails the test (logs are kept then, or with LE_CT_KEEP=1)."""
-    sys.path.insert(0, os.path.join(REPO, "tests"))
-    import cluster as lecluster
+    lecluster = _cluster_module()
     workdir = tempfile.mkdtemp(prefix=prefix)
     c = lecluster.Cluster(n, workdir, BIN, token, images_dir=images_dir, settings=settings)
     try:
@@ -732,7 +757,7 @@ class Registry:
 
 
 
-class Controller:
+class Controller(Daemon):
     """`loadease controller` in the root namespace, its API on ip:port (port
     from free_tcp_port()); the config is written from `settings`
     ({'section.key': value}, overriding the test defaults below)."""
@@ -783,15 +808,6 @@ class Controller:
         wait_for(healthy, timeout, "controller /healthz 200")
         return self
 
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def log(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
 
     def http(self, method, path, body=None, token=True, timeout=30, raw=False):
         """(status, JSON or text). token: True = the controller's token,

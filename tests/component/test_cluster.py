@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from conftest import BIN, REPO, guest_image, running_cluster, wait_for
+from conftest import BIN, REPO, cluster_guest_image, running_cluster, wait_for
 
 sys.path.insert(0, os.path.join(REPO, "tests"))
 import cluster as lecluster  # noqa: E402
@@ -39,19 +39,10 @@ def _need_cluster():
         pytest.skip(reason)
 
 
-def _need_qemu():
-    if not shutil.which(lecluster.QEMU):
-        pytest.skip(f"{lecluster.QEMU} is not installed (scripts/install-deps installs it)")
-
-
 @pytest.fixture(scope="module")
 def image():
     """(kernel, initrd) from scripts/guest-image, built once."""
-    _need_cluster()
-    _need_qemu()
-    kernel, initrd = guest_image()
-    paths = {"KERNEL": kernel, "INITRD": initrd}
-    return paths["KERNEL"], paths["INITRD"]
+    return cluster_guest_image()
 
 
 @pytest.fixture

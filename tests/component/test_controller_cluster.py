@@ -18,19 +18,13 @@ Needs root, `ip netns`, /dev/net/tun, redis-server and qemu-system-x86_64;
 skipped with the reason otherwise.
 """
 import os
-import shutil
-import signal
-import sys
 import threading
 import time
 
 import pytest
 
-from conftest import BIN, REPO, Controller, guest_image, running_cluster, wait_for
+from conftest import Controller, cluster_guest_image, running_cluster, wait_for
 from test_migration import port_cmd, qemus, status
-
-sys.path.insert(0, os.path.join(REPO, "tests"))
-import cluster as lecluster  # noqa: E402
 
 TOKEN = "controller-cluster-token"
 K, N, INTERVAL, ROUND, WINDOW = 3, 5, 0.5, 0.5, 10
@@ -38,12 +32,7 @@ K, N, INTERVAL, ROUND, WINDOW = 3, 5, 0.5, 0.5, 10
 
 @pytest.fixture(scope="module")
 def image():
-    reason = lecluster.unavailable(BIN)
-    if reason:
-        pytest.skip(reason)
-    if not shutil.which(lecluster.QEMU):
-        pytest.skip(f"{lecluster.QEMU} is not installed")
-    return guest_image()
+    return cluster_guest_image()
 
 
 class Loop:

@@ -38,7 +38,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import sys
@@ -47,7 +46,7 @@ import time
 
 import pytest
 
-from conftest import BIN, REPO, guest_image, running_cluster, wait_for
+from conftest import REPO, cluster_guest_image, running_cluster, wait_for
 
 sys.path.insert(0, os.path.join(REPO, "tests"))
 import cluster as lecluster  # noqa: E402
@@ -63,14 +62,7 @@ SLOW_MBIT = 8  # vm.migrate_bandwidth_mbit of the throttled cluster: 1 MB/s
 @pytest.fixture(scope="module")
 def image():
     """(kernel, initrd) from scripts/guest-image, built once."""
-    reason = lecluster.unavailable(BIN)
-    if reason:
-        pytest.skip(reason)
-    if not shutil.which(lecluster.QEMU):
-        pytest.skip(f"{lecluster.QEMU} is not installed (scripts/install-deps installs it)")
-    kernel, initrd = guest_image()
-    paths = {"KERNEL": kernel, "INITRD": initrd}
-    return paths["KERNEL"], paths["INITRD"]
+    return cluster_guest_image()
 
 
 

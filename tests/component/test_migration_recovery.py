@@ -5,18 +5,13 @@ of the VM runs, on the host the registry names, and the guest never stopped.
 Needs root, network namespaces and QEMU (skipped with the reason otherwise)."""
 import json
 import os
-import shutil
 import socket
 import subprocess
-import sys
 import threading
 
 import pytest
 
-from conftest import BIN, GUEST_DIR, REPO, guest_image, running_cluster, wait_for
-
-sys.path.insert(0, os.path.join(REPO, "tests"))
-import cluster as lecluster  # noqa: E402
+from conftest import GUEST_DIR, cluster_guest_image, running_cluster, wait_for
 
 
 
@@ -39,12 +34,7 @@ def qemu_pids(vm):
 
 @pytest.fixture
 def cluster2():
-    reason = lecluster.unavailable(BIN)
-    if reason:
-        pytest.skip(reason)
-    if not shutil.which(lecluster.QEMU):
-        pytest.skip(f"{lecluster.QEMU} is not installed")
-    guest_image()
+    cluster_guest_image()
     # 64 Mbit/s: a 128 MiB guest takes seconds to move, time to kill the agent
     with running_cluster(2, GUEST_DIR, "migrec-token", {"vm.migrate_bandwidth_mbit": 64},
                          "le-ct-migrec-") as c:
