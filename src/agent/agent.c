@@ -19,7 +19,7 @@
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const io_modes[] = {"softirq", "unexplained", "off", NULL};
-static const char *const accels[] = {"kvm", "tcg", NULL};
+static const char *const domain_types[] = {"kvm", "qemu", NULL};
 static const char *const usages[] = {"proc", "vms", NULL};
 static const char *const bpf_modes[] = {"auto", "on", "off", NULL};
 
@@ -92,34 +92,51 @@ const struct cfg_key agent_cfg_keys[] = {
      "samples in a profile's window (percentiles, histogram, AR(1))"},
     CFG_PROFILE_RULE_KEYS,
     {"vm", "enabled", CFG_BOOL, "true", O(vm_enabled), 0, 0, 0, NULL,
-     "run VMs on this host (the QEMU driver); false = monitoring only"},
+     "manage this host's VMs through libvirt; false = monitoring only (VMs registered by hand, "
+     "and the controller never migrates to or from this host)"},
+    {"vm", "libvirt_uri", CFG_STR, "qemu:///system", S(vm.uri), 0, 0, NULL,
+     "this host's libvirt; every running domain of it is watched, whoever started it"},
+    {"vm", "peer_uri", CFG_STR, "", S(vm.peer_uri), 0, 0, NULL,
+     "where other hosts reach this libvirt for migrations, published as host_config "
+     "`libvirt_uri`; empty = `qemu+tls://<agent.address>/system`"},
+    {"vm", "domain_type", CFG_ENUM, "kvm", O(vm_domain_type), 0, 0, 0, domain_types,
+     "domain type of the VMs LoadEase defines: `kvm` in production; `qemu` (TCG) where KVM "
+     "cannot run guests (nested, CI)"},
+    {"vm", "emulator", CFG_STR, "", S(vm.dx.emulator), 0, 0, NULL,
+     "QEMU binary of the VMs LoadEase defines; empty = libvirt's default"},
+    {"vm", "pid_dir", CFG_STR, "/run/libvirt/qemu", S(vm.pid_dir), 0, 0, NULL,
+     "where libvirt writes each QEMU's pid file (`<name>.pid`)"},
     {"vm", "state_dir", CFG_STR, "/var/lib/loadease", S(vm.state_dir), 0, 0, NULL,
-     "where each VM's QMP socket, serial socket, log and spec live (`<dir>/vms/<id>/`)"},
+     "where the agent keeps each VM's guest statistics (`<dir>/vms/<id>/`)"},
     {"vm", "images_dir", CFG_STR, "/var/lib/loadease/images", S(vm.images_dir), 0, 0, NULL,
      "kernels, initrds and disks must be inside it (shared storage, same path on every host)"},
-    {"vm", "qemu", CFG_STR, "/usr/bin/qemu-system-x86_64", S(vm.qemu), 0, 0, NULL,
-     "the QEMU binary"},
-    {"vm", "accel", CFG_ENUM, "kvm", O(vm.accel), 0, 0, 0, accels,
-     "accelerator: `kvm` in production; `tcg` where KVM cannot run guests (nested, CI)"},
-    {"vm", "machine", CFG_STR, "q35", S(vm.machine), 0, 0, NULL, "QEMU machine type"},
+    {"vm", "machine", CFG_STR, "q35", S(vm.dx.machine), 0, 0, NULL, "QEMU machine type"},
     {"vm", "bridge", CFG_STR, "br0", S(vm.bridge), 0, 0, NULL,
-     "bridge the VMs' taps join unless a VM names another"},
+     "bridge the VMs' interfaces join unless a VM names another"},
     {"vm", "max_vcpus", CFG_INT, "64", O(vm_max_vcpus), 0, 1, 1024, NULL,
      "largest vCPU count a VM may ask for"},
     {"vm", "max_mem_mib", CFG_INT, "1048576", O(vm_max_mem_mib), 0, 64, 16777216, NULL,
      "largest memory a VM may ask for, MiB"},
     {"vm", "boot_timeout_ms", CFG_INT, "30000", O(vm_boot_timeout_ms), 0, 1000, 600000, NULL,
-     "how long QEMU may take to answer on QMP after start"},
+     "how long a started domain may take to write its QEMU pid file"},
     {"vm", "shutdown_timeout_ms", CFG_INT, "10000", O(vm_shutdown_timeout_ms), 0, 0, 600000, NULL,
-     "ACPI power-down grace before QEMU is told to quit"},
+     "ACPI shutdown grace before a deleted VM is destroyed"},
     {"vm", "migrate_bandwidth_mbit", CFG_INT, "0", O(vm_mig_bw), 0, 0, 1000000, NULL,
-     "live-migration bandwidth cap, Mbit/s (0 = QEMU's own default)"},
+     "live-migration bandwidth cap, Mbit/s (0 = no cap)"},
     {"vm", "migrate_downtime_ms", CFG_INT, "300", O(vm_mig_downtime), 0, 1, 60000, NULL,
-     "the longest pause a live migration may cause (QEMU downtime-limit)"},
+     "the longest pause a live migration may cause"},
     {"vm", "migrate_timeout_ms", CFG_INT, "300000", O(vm_mig_timeout), 0, 1000, 3600000, NULL,
      "a migration not done by then is cancelled; the VM stays where it was"},
+    {"vm", "migrate_tls", CFG_BOOL, "false", O(vm.migrate_tls), 0, 0, 0, NULL,
+     "encrypt the migration stream (libvirt's VIR_MIGRATE_TLS; needs libvirt's TLS "
+     "certificates on both hosts)"},
     {"vm", "stats_poll_ms", CFG_INT, "2000", O(vm_poll_ms), 0, 200, 60000, NULL,
-     "how often balloon statistics are fetched over QMP (gray-box memory)"},
+     "how often balloon statistics are read from libvirt, for every VM in one call"},
+    {"vm", "reconcile_s", CFG_INT, "10", O(vm_reconcile_s), 0, 1, 3600, NULL,
+     "the registry is checked against libvirt at least this often (domain events make it "
+     "follow at once; this is the safety net, and how a Redis that lost its data is healed)"},
+    {"vm", "peer_timeout_ms", CFG_INT, "3000", O(vm_peer_timeout_ms), 0, 100, 60000, NULL,
+     "how long to wait for another host's libvirt to answer"},
     CFG_END,
 };
 
@@ -244,16 +261,24 @@ static int agent_resolve(struct agent *a, char *err, size_t errlen)
 		so->net_mbit = 1000;
 	snprintf(o->vm.host_id, sizeof(o->vm.host_id), "%s", o->id);
 	o->vm.redis = o->redis;
+	snprintf(o->vm.dx.domain_type, sizeof(o->vm.dx.domain_type), "%s",
+	         domain_types[o->vm_domain_type]);
+	o->vm.dx.balloon_period_s = (int)((o->vm_poll_ms + 999) / 1000);
 	o->vm.max_vcpus = (int)o->vm_max_vcpus;
 	o->vm.max_mem_mib = (int)o->vm_max_mem_mib;
 	o->vm.boot_timeout_ms = (int)o->vm_boot_timeout_ms;
 	o->vm.shutdown_timeout_ms = (int)o->vm_shutdown_timeout_ms;
-	o->vm.qmp_timeout_ms = 5000;
 	o->vm.migrate_bandwidth_mbit = (int)o->vm_mig_bw;
 	o->vm.migrate_downtime_ms = (int)o->vm_mig_downtime;
 	o->vm.migrate_timeout_ms = (int)o->vm_mig_timeout;
-	snprintf(o->vm.token, sizeof(o->vm.token), "%s", o->token);
-	snprintf(o->vm.address, sizeof(o->vm.address), "%s", o->address);
+	o->vm.stats_poll_ms = (int)o->vm_poll_ms;
+	o->vm.reconcile_ms = (int)o->vm_reconcile_s * 1000;
+	o->vm.peer_timeout_ms = (int)o->vm_peer_timeout_ms;
+	if (!o->vm.peer_uri[0] && util_fmt(o->vm.peer_uri, sizeof(o->vm.peer_uri),
+	                                   "qemu+tls://%s/system", o->address) < 0) {
+		snprintf(err, errlen, "vm.peer_uri: agent.address too long");
+		return -EINVAL;
+	}
 	for (int r = 0; r < RES_N; r++) {
 		a->rule[r].threshold = o->threshold[r];
 		a->rule[r].k = (unsigned)o->k;
@@ -645,30 +670,10 @@ static void agent_tick(struct agent *a)
 	a->last_sample_cpu_ms = thread_cpu_ms() - c0;
 }
 
-/* Fetches balloon statistics apart from the sampling loop, so a slow QMP
- * never delays a sample. */
-static void *poller_main(void *arg)
-{
-	struct agent *a = arg;
-
-	log_info("vm driver: %d running VMs adopted", vmm_adopt(a->vmm));
-	while (!a->stop) {
-		int64_t next = util_mono_ms() + a->o.vm_poll_ms;
-		vmm_poll(a->vmm);
-		while (!a->stop && util_mono_ms() < next) {
-			struct timespec ts = {0, 50 * 1000000};
-			nanosleep(&ts, NULL);
-		}
-	}
-	return NULL;
-}
-
 static void agent_free(struct agent *a)
 {
 	httpd_free(a->http);
-	if (a->poller_started)
-		pthread_join(a->poller, NULL);
-	vmm_free(a->vmm);
+	virt_free(a->virt);
 	for (int i = 0; i < a->nvms; i++)
 		vm_mon_free(a->vms[i]);
 	free(a->vms);
@@ -736,6 +741,18 @@ int agent_main(int argc, char **argv)
 		printf("configuration ok: host %s, %g cores, %.0f MiB, %.0f Mbit/s, %d NIC(s)\n",
 		       a->o.id, a->so.cpus, a->so.mem_mib, a->so.net_mbit, a->so.nnics);
 		rc = 0;
+		if (a->o.vm_enabled) {
+			int n = -1;
+			if (virt_probe(a->o.vm.uri, &n, err, sizeof(err)) < 0) {
+				fprintf(stderr,
+				        "loadease agent: %s (vm.enabled = false only monitors)\n",
+				        err);
+				rc = 1;
+			} else {
+				printf("libvirt at %s: reachable, %d running domain(s)\n",
+				       a->o.vm.uri, n);
+			}
+		}
 		goto out;
 	}
 	for (int r = 0; r < RES_N; r++) {
@@ -777,17 +794,15 @@ int agent_main(int argc, char **argv)
 		         httpd_port(a->http));
 	if (a->o.vm_enabled) {
 		snprintf(a->o.vm.api_addr, sizeof(a->o.vm.api_addr), "%s", a->o.advertise);
-		a->vmm = vmm_new(&a->o.vm, err, sizeof(err));
-		if (!a->vmm) {
+		a->virt = virt_new(&a->o.vm, err, sizeof(err));
+		if (!a->virt) {
 			fprintf(stderr,
-			        "loadease agent: VM driver: %s (set vm.enabled = false to only "
+			        "loadease agent: VM layer: %s (set vm.enabled = false to only "
 			        "monitor)\n",
 			        err);
 			rc = 2;
 			goto out;
 		}
-		/* adoption runs first thing in the poller thread: settling a migration
-		 * a restart interrupted may take long, and must not delay sampling */
 	}
 	the_agent = a;
 	signal(SIGINT, on_signal);
@@ -798,13 +813,19 @@ int agent_main(int argc, char **argv)
 	         a->o.id, a->so.cpus, a->so.mem_mib, a->so.net_mbit, a->o.listen, a->o.advertise,
 	         a->o.redis.address, a->o.interval_ms);
 
-	if (a->vmm) {
+	if (a->virt) {
+		/* its threads (libvirt's event loop, the reconcile worker) leave the
+		 * signals to this one */
 		sigset_t set, old;
 		sigemptyset(&set);
 		sigaddset(&set, SIGINT);
 		sigaddset(&set, SIGTERM);
 		pthread_sigmask(SIG_BLOCK, &set, &old);
-		a->poller_started = pthread_create(&a->poller, NULL, poller_main, a) == 0;
+		if (virt_start(a->virt, err, sizeof(err)) < 0) {
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+			fprintf(stderr, "loadease agent: VM layer: %s\n", err);
+			goto out;
+		}
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &next);

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "agent/sampler.h"
-#include "agent/vmm.h"
+#include "agent/virt.h"
 #include "common/config.h"
 #include "common/httpd.h"
 #include "common/resp.h"
@@ -53,9 +53,10 @@ struct agent_opts {
 	double threshold[RES_N];
 	long long k, n;
 	bool vm_enabled;
-	struct vmm_opts vm;
+	struct virt_opts vm;
+	int vm_domain_type; /* enum: kvm, qemu */
 	long long vm_boot_timeout_ms, vm_shutdown_timeout_ms, vm_max_vcpus, vm_max_mem_mib;
-	long long vm_poll_ms;
+	long long vm_poll_ms, vm_reconcile_s, vm_peer_timeout_ms;
 	long long vm_mig_bw, vm_mig_downtime, vm_mig_timeout;
 };
 
@@ -128,9 +129,7 @@ struct agent {
 	bool reader_bpf; /* the BPF task reader serves this sample (copied under the lock) */
 
 	struct httpd *http;
-	struct vmm *vmm; /* NULL when vm.enabled is false */
-	pthread_t poller;
-	bool poller_started;
+	struct virt *virt; /* the VM layer; NULL when vm.enabled is false */
 	volatile sig_atomic_t stop;
 };
 

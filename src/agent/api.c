@@ -146,7 +146,7 @@ static json_t *vm_json(const struct agent *a, struct vm_mon *m)
 
 static bool driver_ready(struct agent *a, struct httpd_resp *resp)
 {
-	if (a->vmm)
+	if (a->virt)
 		return true;
 	httpd_resp_error(resp, 503, "vm_driver_disabled",
 	                 "host %s runs no VMs (vm.enabled = false in its configuration)", a->o.id);
@@ -166,15 +166,18 @@ static void api_create_vm(struct agent *a, const struct httpd_req *req, struct h
 	body = httpd_body_json(req, resp);
 	if (!body)
 		return;
-	if (vmm_spec_from_json(&a->o.vm, body, &spec, err, sizeof(err)) < 0) {
+	struct vmspec_limits lim = {a->o.vm.images_dir, a->o.vm.bridge, a->o.vm.max_vcpus,
+	                            a->o.vm.max_mem_mib};
+	if (vmspec_from_json(&lim, body, &spec, err, sizeof(err)) < 0) {
 		json_decref(body);
 		httpd_resp_error(resp, 400, "bad_request", "create vm: %s", err);
 		return;
 	}
 	json_decref(body);
-	if (vmm_create(a->vmm, &spec, &out, &http, err, sizeof(err)) < 0) {
+	if (virt_create(a->virt, &spec, &out, &http, err, sizeof(err)) < 0) {
 		httpd_resp_error(resp, http,
-		                 http == 409   ? "vm_exists"
+		                 http == 400   ? "bad_request" /* domxml_build refused it */
+		                 : http == 409 ? "vm_exists"
 		                 : http == 503 ? "unavailable"
 		                               : "launch_failed",
 		                 "%s", err);
@@ -195,7 +198,7 @@ static void api_delete_vm(struct agent *a, const char *id, struct httpd_resp *re
 		httpd_resp_error(resp, 400, "bad_request", "'%.64s' is not a vm id", id);
 		return;
 	}
-	if (vmm_delete(a->vmm, id, &http, err, sizeof(err)) < 0) {
+	if (virt_delete(a->virt, id, &http, err, sizeof(err)) < 0) {
 		httpd_resp_error(resp, http, http == 404 ? "vm_not_found" : "conflict", "%s", err);
 		return;
 	}
@@ -223,7 +226,7 @@ static void api_migrate_vm(struct agent *a, const struct httpd_req *req, const c
 		                 "migrate: the body is {\"to\": \"<host id>\"} and nothing else");
 		return;
 	}
-	if (vmm_migrate(a->vmm, id, json_string_value(to), &out, &http, err, sizeof(err)) < 0) {
+	if (virt_migrate(a->virt, id, json_string_value(to), &out, &http, err, sizeof(err)) < 0) {
 		json_decref(body);
 		httpd_resp_error(resp, http,
 		                 http == 404   ? "not_found"
@@ -237,46 +240,6 @@ static void api_migrate_vm(struct agent *a, const struct httpd_req *req, const c
 	json_decref(body);
 	agent_forget_vm(a, id); /* it runs elsewhere now */
 	httpd_resp_json(resp, 200, out);
-}
-
-/* The destination side of a migration: POST /v1/incoming (start, waiting),
- * POST /v1/incoming/<id>/done (it runs here now), DELETE /v1/incoming/<id>. */
-static void api_incoming(struct agent *a, const struct httpd_req *req, int n, const char **seg,
-                         struct httpd_resp *resp)
-{
-	char err[600] = "";
-	int http = 500;
-
-	if (!driver_ready(a, resp))
-		return;
-	if (n == 2 && strcmp(req->method, "POST") == 0) {
-		json_t *body = httpd_body_json(req, resp), *out = NULL;
-		if (!body)
-			return;
-		if (vmm_incoming(a->vmm, body, &out, &http, err, sizeof(err)) < 0)
-			httpd_resp_error(
-			    resp, http, http == 400 ? "bad_request" : "incoming_failed", "%s", err);
-		else
-			httpd_resp_json(resp, 201, out);
-		json_decref(body);
-		return;
-	}
-	if ((n == 4 && strcmp(seg[3], "done") == 0 && strcmp(req->method, "POST") == 0) ||
-	    (n == 3 && strcmp(req->method, "DELETE") == 0)) {
-		if (!util_valid_id(seg[2])) {
-			httpd_resp_error(resp, 400, "bad_request", "'%.64s' is not a vm id",
-			                 seg[2]);
-			return;
-		}
-		if (vmm_incoming_end(a->vmm, seg[2], n == 4, &http, err, sizeof(err)) < 0)
-			httpd_resp_error(resp, http, "not_found", "%s", err);
-		else
-			httpd_resp_json(resp, 200,
-			                json_pack("{s:s,s:s}", "vm", seg[2], "result",
-			                          n == 4 ? "running" : "aborted"));
-		return;
-	}
-	httpd_resp_error(resp, 404, "not_found", "no such endpoint: %s %s", req->method, req->path);
 }
 
 void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
@@ -296,15 +259,18 @@ void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 	n = httpd_split_path(req->path, buf, sizeof(buf), seg, 4);
 	if (n == 1 && strcmp(seg[0], "healthz") == 0) {
 		int64_t age;
+		/* asked before the monitor's lock: the VM layer has its own */
+		bool lv = a->virt && virt_connected(a->virt);
 		pthread_mutex_lock(&a->lock);
 		age = a->samples ? util_mono_ms() - a->last_sample_mono_ms : -1;
 		httpd_resp_json(
 		    resp, age >= 0 && age < 3 * a->o.interval_ms + 2000 ? 200 : 503,
-		    json_pack("{s:s,s:s,s:b,s:I,s:i,s:s}", "status",
+		    json_pack("{s:s,s:s,s:b,s:I,s:i,s:s,s:s}", "status",
 		              age >= 0 && age < 3 * a->o.interval_ms + 2000 ? "ok" : "stalled",
 		              "host", a->o.id, "redis", a->redis_up, "last_sample_age_ms",
 		              (json_int_t)age, "backlog", a->bl.len, "task_reader",
-		              a->reader_bpf ? "bpf" : "proc"));
+		              a->reader_bpf ? "bpf" : "proc", "libvirt",
+		              a->virt ? (lv ? "connected" : "unreachable") : "disabled"));
 		pthread_mutex_unlock(&a->lock);
 		return;
 	}
@@ -335,10 +301,6 @@ void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 		api_migrate_vm(a, req, seg[2], resp);
 		return;
 	}
-	if (n >= 2 && strcmp(seg[1], "incoming") == 0 && httpd_is_mutating(req)) {
-		api_incoming(a, req, n, seg, resp);
-		return;
-	}
 	if (strcmp(req->method, "GET") != 0) {
 		httpd_resp_error(resp, 405, "method_not_allowed", "%s is not allowed on %s",
 		                 req->method, req->path);
@@ -346,8 +308,8 @@ void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 	}
 	/* the driver's view first: it may be busy launching, and the monitor's
 	 * lock must not wait for it */
-	json_t *drv = n == 3 && strcmp(seg[1], "vms") == 0 && a->vmm && util_valid_id(seg[2])
-	                  ? vmm_get(a->vmm, seg[2])
+	json_t *drv = n == 3 && strcmp(seg[1], "vms") == 0 && a->virt && util_valid_id(seg[2])
+	                  ? virt_get(a->virt, seg[2])
 	                  : NULL;
 	pthread_mutex_lock(&a->lock);
 	if (n == 2 && strcmp(seg[1], "host") == 0) {

@@ -13,14 +13,17 @@
 #include "common/util.h"
 
 /* Registration touches five keys: one Lua script, so a reader never sees half
- * of it. A host an operator put into maintenance stays there. */
+ * of it. A host an operator put into maintenance stays there. vm_enabled 0
+ * marks a host that only monitors (never a migration source or target);
+ * libvirt_uri is where other hosts' libvirt reaches this one's. */
 static const char register_lua[] =
     "redis.call('SADD', 'host_ids', ARGV[1])\n"
     "redis.call('HSET', 'host_id_to_ip', ARGV[1], ARGV[2])\n"
     "local st = redis.call('HGET', KEYS[1], 'state')\n"
     "if st ~= 'maintenance' then st = 'up' end\n"
     "redis.call('HSET', KEYS[1], 'mem', ARGV[3], 'cpu', ARGV[4], 'net', ARGV[5],\n"
-    "  'name', ARGV[1], 'state', st, 'last_seen', ARGV[6], 'ip', ARGV[2])\n"
+    "  'name', ARGV[1], 'state', st, 'last_seen', ARGV[6], 'ip', ARGV[2],\n"
+    "  'vm_enabled', ARGV[8], 'libvirt_uri', ARGV[9])\n"
     "redis.call('SET', KEYS[2], ARGV[7])\n"
     "redis.call('SET', KEYS[3], ARGV[7])\n"
     "return st\n";
@@ -53,8 +56,9 @@ int publish_register(struct agent *a)
 	snprintf(cpu, sizeof(cpu), "%g", a->so.cpus);
 	snprintf(net, sizeof(net), "%.0f", a->so.net_mbit);
 	snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
-	r = store_command(a->redis, "EVAL %s 3 %s %s %s %s %s %s %s %s %s %s", register_lua, k1, k2,
-	                  k3, a->o.id, a->o.address, mem, cpu, net, now, a->o.advertise);
+	r = store_command(a->redis, "EVAL %s 3 %s %s %s %s %s %s %s %s %s %s %s %s", register_lua,
+	                  k1, k2, k3, a->o.id, a->o.address, mem, cpu, net, now, a->o.advertise,
+	                  a->o.vm_enabled ? "1" : "0", a->o.vm_enabled ? a->o.vm.peer_uri : "");
 	if (!r)
 		return -EIO;
 	if (r->type == REDIS_REPLY_ERROR) {
@@ -554,6 +558,12 @@ static int extra_replies(struct agent *a, int n)
 			return -EIO;
 		if (r->type == REDIS_REPLY_ERROR)
 			log_warn("redis: writing profiles: %s", r->str);
+		/* the heartbeat created last_seen: host_config was gone (Redis lost
+		 * its data); register again at the next sample */
+		if (i == 0 && r->type == REDIS_REPLY_INTEGER && r->integer == 1 && a->registered) {
+			log_warn("redis: host_config:%s was gone; registering again", a->o.id);
+			a->registered = false;
+		}
 		freeReplyObject(r);
 	}
 	return 0;

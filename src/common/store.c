@@ -127,6 +127,9 @@ bool store_ensure(struct store *s, int64_t now_ms)
 		set_err(s, c ? c->err : REDIS_ERR_OOM, c ? c->errstr : "out of memory");
 		goto fail;
 	}
+	/* the handshake too: a server that accepts but never answers (frozen,
+	 * SIGSTOPped) must not hold the caller */
+	redisSetTimeout(c, tv);
 	if (handshake(s, c) < 0) {
 		redisFree(c);
 		log_complain(&s->down, now_ms, LOG_LVL_ERROR,
@@ -135,7 +138,6 @@ bool store_ensure(struct store *s, int64_t now_ms)
 		             s->o.address, s->errstr);
 		goto backoff;
 	}
-	redisSetTimeout(c, tv);
 	/* no child (a daemonized QEMU) may inherit the connection */
 	fcntl(c->fd, F_SETFD, FD_CLOEXEC);
 	s->c = c;

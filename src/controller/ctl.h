@@ -62,7 +62,8 @@ struct ctl_host {
 	char api[128]; /* vmm_proxy_addr */
 	char state[16];
 	bool excluded;
-	bool down_by_us; /* we set it down: we set it up when it reports again */
+	bool monitor_only; /* vm_enabled 0: no libvirt, never a migration source or target */
+	bool down_by_us;   /* we set it down: we set it up when it reports again */
 	double cap[RES_N];
 	int64_t last_seen;
 	struct profile prof[RES_N];

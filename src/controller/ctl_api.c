@@ -42,9 +42,9 @@ static json_t *host_json(struct ctl *c, const struct ctl_host *h, bool full)
 	for (int i = 0; i < c->nvms; i++)
 		if (strcmp(c->vms[i]->host, h->id) == 0)
 			json_array_append_new(vms, json_string(c->vms[i]->id));
-	j = json_pack("{s:s,s:s,s:s,s:b,s:I,s:f,s:o,s:o,s:o,s:o,s:o,s:b,s:f,s:o,s:i,s:I}", "id",
-	              h->id, "ip", h->ip, "state", h->state, "excluded", h->excluded, "last_seen",
-	              (json_int_t)h->last_seen, "age_s",
+	j = json_pack("{s:s,s:s,s:s,s:b,s:b,s:I,s:f,s:o,s:o,s:o,s:o,s:o,s:b,s:f,s:o,s:i,s:I}", "id",
+	              h->id, "ip", h->ip, "state", h->state, "excluded", h->excluded, "vm_enabled",
+	              !h->monitor_only, "last_seen", (json_int_t)h->last_seen, "age_s",
 	              h->last_seen ? (double)(now - h->last_seen) / 1000.0 : -1.0, "cap",
 	              res_obj(h->cap, NULL), "util", res_obj(h->last, h->has_last), "peak",
 	              res_obj(peak, NULL), "forecast", res_obj(fc, NULL), "hot", hotj, "hotspot",
@@ -852,6 +852,19 @@ static void api_migrate(struct ctl *c, const struct httpd_req *req, const char *
 		pthread_mutex_unlock(&c->lock);
 		httpd_resp_error(resp, 409, "same_host", "vm %s runs on %s already", id, to);
 		goto out;
+	}
+	for (int i = 0; i < c->nhosts; i++) {
+		const struct ctl_host *h = c->hosts[i];
+		bool is_src = strcmp(h->id, c->model.hosts[from].id) == 0;
+		if (h->monitor_only && (is_src || (to && strcmp(h->id, to) == 0))) {
+			pthread_mutex_unlock(&c->lock);
+			httpd_resp_error(
+			    resp, 409, "blocked",
+			    "host %s only monitors (vm.enabled = false): it cannot %s a "
+			    "migration",
+			    h->id, is_src ? "be the source of" : "take");
+			goto out;
+		}
 	}
 	{
 		/* the target must pass placement as if the VM were new there (its own

@@ -380,6 +380,7 @@ static void apply_host(struct ctl *c, struct ctl_host *h, const struct rd_host *
 	         !strcmp(st, "up") || !strcmp(st, "down") || !strcmp(st, "maintenance") ? st
 	                                                                                : "down");
 	h->excluded = truthy(store_hget(r->cfg, "exclude"));
+	h->monitor_only = !strcmp(store_hget(r->cfg, "vm_enabled"), "0");
 	h->down_by_us = !strcmp(store_hget(r->cfg, "down_by"), "controller");
 	h->cap[RES_CPU] = num(store_hget(r->cfg, "cpu"), 0, 1e6, 0);
 	h->cap[RES_MEM] = num(store_hget(r->cfg, "mem"), 0, 1e12, 0);
@@ -635,7 +636,8 @@ static int build_model(struct ctl *c)
 		mh->state = !strcmp(h->state, "up")            ? HOST_UP
 		            : !strcmp(h->state, "maintenance") ? HOST_MAINTENANCE
 		                                               : HOST_DOWN;
-		mh->excluded = h->excluded;
+		/* a host without a VM layer cannot take or give a VM */
+		mh->excluded = h->excluded || h->monitor_only;
 		for (int r = 0; r < RES_N; r++) {
 			mh->cap[r] = h->cap[r];
 			mh->headroom[r] = c->o.headroom[r];

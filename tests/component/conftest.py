@@ -886,3 +886,63 @@ def controller_factory(workdir):
             errors.append(str(e))
     if errors:
         pytest.fail("; ".join(errors), pytrace=False)
+
+
+# ------------------------------------------------- guests on a namespace cluster
+# A guest's load channel is a socket libvirt made inside its host (its own
+# /run and /var/lib/libvirt): reached through the Host, at the path the
+# registry's serial_socket names.
+
+def guest_cmd(h, sock, line, timeout=10, tries=3):
+    """One command on the load channel `sock` (a path inside host h) of a
+    guest; the reply line. QEMU's channel takes one client at a time and may
+    reset a connection made just as the last one closed: every command of the
+    load tool sets a state (not a step), so it is sent again, up to `tries`
+    times."""
+    for i in range(tries):
+        try:
+            return _guest_cmd_once(h, sock, line, timeout)
+        except (ConnectionResetError, ConnectionRefusedError):
+            if i == tries - 1:
+                raise
+            time.sleep(0.5)
+
+
+def _guest_cmd_once(h, sock, line, timeout):
+    s = h.connect_unix(sock, timeout)
+    try:
+        s.sendall(line.encode() + b"\n")
+        buf = b""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in buf and time.monotonic() < deadline:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            buf += chunk
+        if b"\n" not in buf:
+            raise AssertionError(f"no reply to {line!r} on {h.id}:{sock} within {timeout} s")
+        return buf.split(b"\n", 1)[0].decode()
+    finally:
+        s.close()
+
+
+def guest_status(h, sock, timeout=10):
+    return json.loads(guest_cmd(h, sock, "status", timeout))
+
+
+def vm_qemus(c, name):
+    """{host id: [pids]} of the live QEMUs of domain `name` (libvirt starts
+    them with -name guest=<name>,...), by the host namespace they run in."""
+    out = {}
+    for h in c.hosts:
+        for pid in h.qemu_pids():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            for a, b in zip(argv, argv[1:]):
+                if a == b"-name" and b.split(b",")[0] in (f"guest={name}".encode(),
+                                                          name.encode()):
+                    out.setdefault(h.id, []).append(pid)
+    return out

@@ -1,7 +1,8 @@
 """The multi-host harness (tests/cluster.py): N LoadEase hosts as network
 namespaces on this machine, each with eth0 on a shared test bridge
-(10.233.<k>.0/24), a br0 for its VMs' taps, its own agent (the real
-`loadease agent`, $LOADEASE_BIN) and a private redis-server on the bridge.
+(10.233.<k>.0/24), a br0 for its VMs' taps, its own libvirtd and agent (the
+real `loadease agent`, $LOADEASE_BIN) and a private redis-server on the
+bridge.
 
 Checked: the hosts come up and register, reach each other and Redis over
 the test network and nothing else (no default route); a VM launched on a
@@ -9,22 +10,21 @@ host through its API runs there; and teardown leaves nothing of the cluster
 behind (namespaces, veths, bridge, redis-server, QEMU), also when the body of
 the `with` raises or the setup fails half-way.
 
-Needs root, `ip netns`, /dev/net/tun, redis-server (and qemu-system-x86_64
-for the VM tests); skipped with the reason otherwise. At most one guest runs
+Needs root, `ip netns`, /dev/net/tun, redis-server, libvirtd (and
+qemu-system-x86_64 for the VM tests); skipped with the reason otherwise. At most one guest runs
 at a time. Traffic goes only to the cluster's own 10.233.x/10.234.x
 addresses and unix sockets.
 """
 import json
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import time
 
 import pytest
 
-from conftest import BIN, REPO, cluster_guest_image, running_cluster, wait_for
+from conftest import BIN, REPO, cluster_guest_image, guest_status, running_cluster, wait_for
 
 sys.path.insert(0, os.path.join(REPO, "tests"))
 import cluster as lecluster  # noqa: E402
@@ -121,25 +121,6 @@ def launch_vm(h, name, image, vm_index=0):
     return body
 
 
-def guest_status(sock_path, timeout):
-    """Sends `status` on the guest's serial port; its JSON answer."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    try:
-        s.connect(sock_path)
-        s.sendall(b"status\n")
-        buf = b""
-        deadline = time.monotonic() + timeout
-        while b"\n" not in buf and time.monotonic() < deadline:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            buf += chunk
-        return json.loads(buf.split(b"\n", 1)[0])
-    finally:
-        s.close()
-
-
 # --------------------------------------------------------------------------- tests
 
 
@@ -202,7 +183,8 @@ def test_vm_launched_through_a_hosts_api_runs_there(cl, image):
             f"/proc/{h.proc.pid}/ns/net")
         ports = json.loads(h.run("ip", "-j", "link", "show", "master", "br0").stdout)
         assert [p["ifname"] for p in ports] == [body["tap"]], ports
-        st = guest_status(body["serial_socket"], 30)
+        assert body["serial_socket"] == h.channel_path(name), body
+        st = guest_status(h, body["serial_socket"], 30)
         print(f"\nguest up {time.monotonic() - t0:.1f} s after POST: {st}")
         assert "uptime_s" in st, st
     finally:

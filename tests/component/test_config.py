@@ -53,6 +53,13 @@ FILE_CASES = {
                            r"/nonexistent/le-token: No such file or directory"),
     "bad_root": ("[agent]\nroot = /nonexistent/root\n", [], None,
                  r"cannot read the host under root '/nonexistent/root'"),
+    # the QEMU driver's keys went with it (the VM layer is libvirt's now):
+    # an old configuration is refused, not half-read
+    "old_vm_accel": ("[vm]\naccel = kvm\n", [], 2, r"unknown key 'accel' in section \[vm\]"),
+    "old_vm_qemu": ("[vm]\nqemu = /usr/bin/qemu-system-x86_64\n", [], 2,
+                    r"unknown key 'qemu' in section \[vm\]"),
+    "bad_domain_type": ("[vm]\ndomain_type = xen\n", [], 2,
+                        r"vm\.domain_type: 'xen' is not one of: kvm, qemu"),
 }
 
 
@@ -102,10 +109,18 @@ def test_config_check_ok_and_doc(tmp_path):
     cfg = tmp_path / "agent.ini"
     cfg.write_text("; a comment\n[agent]\nid = good-host_1\ninterval_ms = 500\n"
                    "[host]\ncpu = 3\nmem = 2048\nnet = 250\n[profile]\nk = 2\nn = 4\n")
-    p = run_agent("-c", str(cfg), "-s", "host.net=300", "--check")
+    p = run_agent("-c", str(cfg), "-s", "host.net=300", "-s", "vm.enabled=false", "--check")
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith("configuration ok: host good-host_1, 3 cores, 2048 MiB, "
                                "300 Mbit/s"), p.stdout
+    # with the VM layer on, --check also reaches libvirt, and says so when it cannot
+    sock = tmp_path / "no-libvirt-sock"
+    p = run_agent("-c", str(cfg), "-s", f"vm.libvirt_uri=qemu+unix:///system?socket={sock}",
+                  "--check")
+    assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
+    assert f"libvirt at qemu+unix:///system?socket={sock}" in p.stderr, p.stderr
+    assert "No such file or directory" in p.stderr, p.stderr
+    assert "libvirt: XML-RPC error" not in p.stderr, p.stderr  # libvirt's own print is off
     # --config-doc lists every key with its default
     doc = run_agent("--config-doc")
     assert doc.returncode == 0

@@ -23,8 +23,8 @@ import time
 
 import pytest
 
-from conftest import Controller, cluster_guest_image, running_cluster, wait_for
-from test_migration import port_cmd, qemus, status
+from conftest import (Controller, cluster_guest_image, guest_cmd, guest_status, running_cluster,
+                      vm_qemus, wait_for)
 
 TOKEN = "controller-cluster-token"
 K, N, INTERVAL, ROUND, WINDOW = 3, 5, 0.5, 0.5, 10
@@ -70,15 +70,21 @@ class Loop:
                           f"loadease.sink={h.br_ip}:9", **rules}
         st, vm = h.http("POST", "/v1/vms", spec)
         assert st == 201, f"POST /v1/vms on {h.id}: {st} {vm}\n{h.log(2000)}"
-        wait_for(lambda: status(vm["serial_socket"], 2), 60, f"guest {name} to answer")
+        wait_for(lambda: guest_status(h, vm["serial_socket"], 2), 60, f"guest {name} to answer")
         self.last_boot = time.monotonic()
         return vm
 
     def sock(self, name):
-        return self.r.hget(f"vm_configs:{name}", "serial_socket")
+        """(host, channel path inside it) of the VM, where the registry says."""
+        hid = self.host_of(name)
+        h = next(x for x in self.c.hosts if x.id == hid)
+        return h, self.r.hget(f"vm_configs:{name}", "serial_socket")
+
+    def status(self, name, timeout=10):
+        return guest_status(*self.sock(name), timeout)
 
     def load(self, name, cmd):
-        assert port_cmd(self.sock(name), cmd) == "ok", cmd
+        assert guest_cmd(*self.sock(name), cmd) == "ok", cmd
 
     def host_of(self, name):
         return self.r.hget(f"vm_configs:{name}", "host_id")
@@ -110,15 +116,15 @@ class Loop:
         """Exactly one QEMU of the VM, on the host the registry names, and
         the guest answers and counts."""
         host = self.host_of(name)
-        q = qemus(self.c, name)
+        q = vm_qemus(self.c, name)
         assert list(q) == [host] and len(q[host]) == 1, (name, host, q)
         assert int(self.r.hget(f"vm_configs:{name}", "pid")) == q[host][0]
         for h in self.c.hosts:
             assert (name in self.r.smembers(f"vms_in_host:{h.id}")) == (h.id == host), \
                 (name, h.id, host)
-        a = status(self.sock(name))
+        a = self.status(name)
         time.sleep(0.6)
-        b = status(self.sock(name))
+        b = self.status(name)
         assert b["counter"] > a["counter"] and b["uptime_s"] > a["uptime_s"], (a, b)
 
 
@@ -307,11 +313,11 @@ def test_maintenance_evacuates_respecting_pin_and_anti_affinity(loop_factory):
     st, j = ctl.http("POST", "/v1/vms", spec)
     assert st == 201 and j["host"] == "h0" and j["reason"], j
     assert lp.host_of("pn") == "h0" and lp.events("vm_placed")[-1]["vm"] == "pn"
-    wait_for(lambda: status(lp.sock("pn"), 2), 60, "pn answers")
+    wait_for(lambda: lp.status("pn", 2), 60, "pn answers")
     # and removal through the controller
     st, j = ctl.http("DELETE", "/v1/vms/pn")
     assert st == 200 and j == {"deleted": "pn", "host": "h0"}, j
-    assert not lp.r.exists("vm_configs:pn") and not qemus(lp.c, "pn")
+    assert not lp.r.exists("vm_configs:pn") and not vm_qemus(lp.c, "pn")
 
 
 def test_controller_killed_mid_migration_is_reconciled(loop_factory):
@@ -328,7 +334,7 @@ def test_controller_killed_mid_migration_is_reconciled(loop_factory):
     t = threading.Thread(target=lambda: out.update(
         r=ctl.http("POST", "/v1/vms/ka/migrate", {"to": "h1"}, timeout=120)), daemon=True)
     t.start()
-    wait_for(lambda: lp.r.hget("migration:ka", "phase") == "migrating", 30, "ka migrating")
+    wait_for(lambda: lp.r.hget("migration:ka", "phase") == "transfer", 30, "ka migrating")
     ctl.kill()
     t.join(10)
     t_restart = int(time.time() * 1000)
@@ -337,6 +343,10 @@ def test_controller_killed_mid_migration_is_reconciled(loop_factory):
     assert adopted["by"] == "controller:c2" and adopted["to"] == "h1", adopted
     rec = lp.wait_event("migration_reconciled", 120, t_restart, vm="ka")
     assert rec["host"] == "h1", rec
+    # the destination's agent registers the VM as soon as it runs there; the
+    # source agent's call returns (migration_done) once libvirt has ended the
+    # paused source QEMU: from then on exactly one QEMU exists
+    lp.wait_event("migration_done", 30, t_restart, vm="ka")
     lp.running_once("ka")
     assert not lp.r.exists("migration:ka")
     # never a second migration of the same VM by the new controller
