@@ -510,7 +510,10 @@ class Host:
         if self.holder.poll() is not None:
             raise ClusterError(f"host {self.id}: the holder of its mount namespace "
                                f"(pid {self.holder.pid}) is gone")
-        return ["nsenter", "-t", str(self.holder.pid), "-n", "-m", "-u", "--", *cmd]
+        # -r -w: entering a mount namespace moves a process to that namespace's
+        # root; the holder's root and cwd are where this harness runs (a
+        # chroot, in a fresh test root)
+        return ["nsenter", "-t", str(self.holder.pid), "-n", "-m", "-u", "-r", "-w", "--", *cmd]
 
     def run(self, *cmd, check=True, timeout=20):
         """Runs a command inside the host's namespaces; CompletedProcess
@@ -763,7 +766,7 @@ class Host:
         if kvm:
             script.append(f"mount --bind {shlex.quote(os.path.join(self.dir, 'dev-kvm'))} "
                           "/dev/kvm")
-        sh("nsenter", "-t", str(self.holder.pid), "-m", "-u", "--", "sh", "-c",
+        sh("nsenter", "-t", str(self.holder.pid), "-m", "-u", "-r", "-w", "--", "sh", "-c",
            "\n".join(script))
 
     # ---------------------------------------------------------------- agent
