@@ -1268,6 +1268,12 @@ def _qemu_can_search(images_dir, workdir):
     search its way to them: the directories from the workdir down to an
     images dir inside it get o+x (search, not listing). An images dir
     elsewhere is the caller's to make reachable."""
+    # every machine's / is searchable (0755); a test root made with
+    # `mktemp -d` (../shared/tools/fresh-debian) is 0700, and QEMU as
+    # libvirt-qemu could not even load its own modules under it
+    mode = stat.S_IMODE(os.stat("/").st_mode)
+    if not mode & stat.S_IXOTH:
+        os.chmod("/", mode | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP)
     d = os.path.realpath(images_dir)
     top = os.path.realpath(workdir)
     while d == top or d.startswith(top + "/"):
