@@ -59,6 +59,7 @@ import ipaddress
 import json
 import os
 import re
+import select
 import shlex
 import shutil
 import signal
@@ -602,14 +603,22 @@ class Host:
         return self._daemon_pid("virtlogd")
 
     def _daemon(self, *cmd):
-        """Runs a daemon's `-d` start inside the host; returns once it has
-        forked into the background."""
+        """Runs a daemon's `-d` start inside the host under a reaper (see
+        _REAPER_PY); returns once it has forked into the background."""
         with open(self.daemon_log, "ab") as log:
-            p = subprocess.run(self.argv(*cmd), stdin=subprocess.DEVNULL, stdout=log,
-                               stderr=subprocess.STDOUT, cwd="/", timeout=60)
-        if p.returncode:
-            raise ClusterError(f"host {self.id}: `{' '.join(cmd)}` exited with {p.returncode}; "
-                               f"see {self.daemon_log} and {self.libvirtd_log}:\n"
+            p = subprocess.Popen([sys.executable, "-c", _REAPER_PY, *self.argv(*cmd)],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+                                 cwd="/", preexec_fn=_die_with_parent)
+        self.cluster._reapers.append(p)
+        rc = None
+        if select.select([p.stdout], [], [], 60)[0]:
+            line = p.stdout.readline().strip()
+            rc = int(line) if line.lstrip(b"-").isdigit() else None
+        p.stdout.close()
+        if rc != 0:
+            raise ClusterError(f"host {self.id}: `{' '.join(cmd)}` "
+                               f"{'did not fork within 60 s' if rc is None else f'exited with {rc}'}"
+                               f"; see {self.daemon_log} and {self.libvirtd_log}:\n"
                                f"{_tail(self.libvirtd_log, 2000)}")
 
     def start_libvirtd(self, wait=True, timeout=30):
@@ -760,6 +769,7 @@ class Host:
             return (argv[:1] == ["sleep"] and
                     os.readlink(f"/proc/{self.holder.pid}/ns/uts") != mine)
         wait_for(entered, 10, f"the namespace holder of {self.id}", interval=0.01)
+        _root_the_mount_namespace(self.holder.pid, self.daemon_log)
         script = ["set -e", f"hostname {shlex.quote(self.hostname)}"]
         for d in HOST_DIRS:
             script.append(f"mount --bind {shlex.quote(self.path(d))} {d}")
@@ -938,6 +948,7 @@ class Cluster:
         self._made_ns = []
         self._made_veths = []
         self._clients = []
+        self._reapers = []  # Popen of each _REAPER_PY (Host._daemon)
         self._started = False
         self._closed = False
         self._old_handlers = {}
@@ -1213,6 +1224,10 @@ class Cluster:
         for h in self.hosts:
             if h.holder is not None:
                 self._step(f"reaping the holder of {h.id}", h.holder.wait, 5)
+        # the reapers end with the last process they had to reap
+        for p in self._reapers:
+            self._step(f"waiting for reaper {p.pid}", p.wait, 5)
+        self._reapers = []
         for c in self._clients:
             self._step("closing a redis client", c.close)
         self._clients = []
@@ -1260,6 +1275,82 @@ def _put_caps(caps, h):
         with open(os.path.join(d, f), "wb") as fp:
             fp.write(data)
         os.chmod(os.path.join(d, f), 0o600)
+
+
+# `python3 -c _REAPER_PY CMD...`: runs CMD (a daemon's `-d` start) as a child
+# subreaper's child: the daemon it forks, and the QEMUs that daemon starts
+# (libvirt daemonizes them), are reparented to this process, not to PID 1, and
+# reaped at once. Where PID 1 is no real init (a container, a test VM) it may
+# reap late, and libvirt, which waits until a stopped QEMU's pid is gone,
+# then takes seconds to end a migration or a destroy; on a real host systemd
+# reaps them. Writes CMD's exit code on stdout, then reaps until no child
+# is left.
+_REAPER_PY = r"""
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
+    sys.exit(f"PR_SET_CHILD_SUBREAPER: {os.strerror(ctypes.get_errno())}")
+pid = os.fork()
+if pid == 0:
+    os.dup2(2, 1)
+    try:
+        os.execvp(sys.argv[1], sys.argv[1:])
+    finally:
+        os._exit(127)
+while True:
+    try:
+        p, status = os.wait()
+    except ChildProcessError:
+        break
+    if p == pid:
+        os.write(1, b"%d\n" % os.waitstatus_to_exitcode(status))
+        os.close(1)
+"""
+
+
+# Run as `python3 -c` with the holder's pid: enters its mount namespace
+# (setns moves the process to the namespace's root: the machine's /) and, when
+# the holder's root is another directory (the harness runs in a chroot, as in
+# a fresh test root), pivots the namespace onto that directory. libvirt's
+# per-domain /dev (qemu.conf namespaces) is built by a helper that setns()es
+# into QEMU's mount namespace, copied from this one: without the pivot, it
+# creates /dev/null, /dev/ptmx, ... under the machine's / and QEMU, chrooted,
+# finds an empty /dev ("-chardev pty: Failed to create PTY").
+_PIVOT_PY = r"""
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+def ok(rc, what):
+    if rc != 0:
+        e = ctypes.get_errno()
+        sys.exit(f"{what}: {os.strerror(e)}")
+pid = sys.argv[1]
+fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY)
+ok(libc.setns(fd, 0x00020000), "setns to the holder's mount namespace")
+root = os.readlink(f"/proc/{pid}/root")
+if root == "/":
+    sys.exit(0)
+with open("/proc/self/mountinfo") as f:
+    points = {line.split()[4] for line in f}
+if root not in points:
+    sys.exit(f"the harness's root {root} is not a mount point (bind-mount it onto itself)")
+nr = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
+ok(libc.mount(None, b"/", None, 16384 | (1 << 19), None), "mount --make-rslave /")
+os.chdir(root)
+ok(libc.syscall(nr[os.uname().machine], b".", b"."), f"pivot_root to {root}")
+ok(libc.umount2(b".", 2), "detach the old root")
+"""
+
+
+def _root_the_mount_namespace(holder, log):
+    """The holder's mount namespace gets the holder's root as its own (see
+    _PIVOT_PY); nothing to do where that root is the machine's."""
+    p = subprocess.run([sys.executable, "-c", _PIVOT_PY, str(holder)], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=20)
+    if p.returncode:
+        with open(log, "a") as f:
+            f.write(p.stdout)
+        raise ClusterError(f"holder {holder}: cannot root its mount namespace where the "
+                           f"harness runs: {p.stdout.strip()[-500:]}")
 
 
 def _qemu_can_search(images_dir, workdir):

@@ -90,7 +90,8 @@ static void *watch_main(void *arg)
 				log_warn("vm %s: cancelling the migration: %s", w->id,
 				         virt_lasterr("failed"));
 		}
-		virt_sleep_ms(w->dest_running_ms ? 100 : 20);
+		/* also how long the end of the migration waits for this thread */
+		virt_sleep_ms(20);
 	}
 	return NULL;
 }
