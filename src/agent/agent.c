@@ -110,6 +110,10 @@ const struct cfg_key agent_cfg_keys[] = {
      "where the agent keeps each VM's guest statistics (`<dir>/vms/<id>/`)"},
     {"vm", "images_dir", CFG_STR, "/var/lib/loadease/images", S(vm.images_dir), 0, 0, NULL,
      "kernels, initrds and disks must be inside it (shared storage, same path on every host)"},
+    {"vm", "console_log_dir", CFG_STR, "/var/log/libvirt/qemu", S(vm.console_log_dir), 0, 0, NULL,
+     "what each VM LoadEase defines prints on its serial console is also kept in "
+     "`<dir>/<id>-console.log` (by libvirt's virtlogd; `virsh console` still works); "
+     "empty = not kept"},
     {"vm", "machine", CFG_STR, "q35", S(vm.dx.machine), 0, 0, NULL, "QEMU machine type"},
     {"vm", "bridge", CFG_STR, "br0", S(vm.bridge), 0, 0, NULL,
      "bridge the VMs' interfaces join unless a VM names another"},

@@ -379,17 +379,12 @@ static void build_devices(struct bld *b, xmlNodePtr dom, const struct domxml_opt
 	/* no option ROM (QEMU's romfile=): the guest boots from a kernel or
 	 * disk, never PXE, and the ROM would have to match on every host */
 	el(b, n, "rom", NULL, "enabled", "no", NULL);
-	if (o->console_log[0]) {
-		n = el(b, dev, "serial", NULL, "type", "file", NULL);
-		el(b, n, "source", NULL, "path", o->console_log, NULL);
-		n = el(b, dev, "console", NULL, "type", "file", NULL);
-		el(b, n, "source", NULL, "path", o->console_log, NULL);
-		el(b, n, "target", NULL, "type", "serial", NULL);
-	} else {
-		el(b, dev, "serial", NULL, "type", "pty", NULL);
-		n = el(b, dev, "console", NULL, "type", "pty", NULL);
-		el(b, n, "target", NULL, "type", "serial", NULL);
-	}
+	/* a pty (virsh console), and what the guest prints kept in a file */
+	n = el(b, dev, "serial", NULL, "type", "pty", NULL);
+	if (o->console_log[0])
+		el(b, n, "log", NULL, "file", o->console_log, "append", "on", NULL);
+	n = el(b, dev, "console", NULL, "type", "pty", NULL);
+	el(b, n, "target", NULL, "type", "serial", NULL);
 	if (s->guest_load) {
 		/* no path: libvirt makes one in its per-domain channel directory */
 		n = el(b, dev, "channel", NULL, "type", "unix", NULL);

@@ -30,7 +30,7 @@ struct domxml_opts {
 	char emulator[256];    /* e.g. /usr/bin/qemu-system-x86_64; "" = libvirt's default */
 	char machine[32];      /* e.g. "q35", "pc"; "" = libvirt's default */
 	int balloon_period_s;  /* balloon statistics period; 0 = none */
-	char console_log[512]; /* serial console written to this file; "" = none */
+	char console_log[512]; /* the serial console (a pty) also logged to this file; "" = not */
 };
 
 /* What POST /v1/vms asks for, validated (paths absolute, inside the images

@@ -1071,6 +1071,7 @@ int virt_create(struct virt *v, const struct vm_spec *spec, json_t **out, int *h
                 size_t errlen)
 {
 	struct vm_spec s = *spec;
+	struct domxml_opts dx;
 	virConnectPtr c = virt_conn(v);
 	virDomainPtr dom = NULL;
 	char *xml = NULL, e[400] = "";
@@ -1144,7 +1145,16 @@ int virt_create(struct virt *v, const struct vm_spec *spec, json_t **out, int *h
 	/* locally administered, stable for the VM wherever it runs */
 	snprintf(s.mac, sizeof(s.mac), "52:54:00:%02x:%02x:%02x", (h >> 16) & 0xff, (h >> 8) & 0xff,
 	         h & 0xff);
-	rc = domxml_build(&v->o.dx, &s, &xml, e, sizeof(e));
+	dx = v->o.dx;
+	if (v->o.console_log_dir[0] &&
+	    util_fmt(dx.console_log, sizeof(dx.console_log), "%s/%s-console.log",
+	             v->o.console_log_dir, s.id) < 0) {
+		*http = 400;
+		snprintf(err, errlen, "create vm %s: vm.console_log_dir is too long", s.id);
+		rc = -EINVAL;
+		goto out;
+	}
+	rc = domxml_build(&dx, &s, &xml, e, sizeof(e));
 	if (rc < 0) {
 		*http = 400;
 		snprintf(err, errlen, "create vm %s: %s", s.id, e);
@@ -1378,6 +1388,11 @@ struct virt *virt_new(const struct virt_opts *o, char *err, size_t errlen)
 	if ((mkdir(o->state_dir, 0755) < 0 && errno != EEXIST) ||
 	    (mkdir(path, 0700) < 0 && errno != EEXIST)) {
 		snprintf(err, errlen, "state directory %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (o->console_log_dir[0] && o->console_log_dir[0] != '/') {
+		snprintf(err, errlen, "vm.console_log_dir must be an absolute path, not '%s'",
+		         o->console_log_dir);
 		goto fail;
 	}
 	if (strcmp(o->dx.domain_type, "kvm") != 0 && strcmp(o->dx.domain_type, "qemu") != 0) {

@@ -37,6 +37,7 @@ struct virt_opts {
 	char pid_dir[256];   /* QEMU pid files: <pid_dir>/<domain name>.pid */
 	char state_dir[256]; /* <state_dir>/vms/<id>/: console log, guest stats */
 	char images_dir[256];
+	char console_log_dir[256]; /* <dir>/<id>-console.log per VM defined; "" = none */
 	char bridge[16];
 	struct domxml_opts dx; /* domain type, emulator, machine, balloon period */
 	int max_vcpus, max_mem_mib;
