@@ -85,6 +85,10 @@ struct ctl_vm {
 	char host[CTL_ID_MAX];
 	char state[24];
 	double vcpus, mem_mib;
+	/* where it runs, as its host's agent registered it from libvirt */
+	int64_t pid;
+	char tap[32], uuid[40];
+	bool managed; /* defined through LoadEase (else adopted: virsh, another tool) */
 	char pin[512];
 	char group[CTL_ID_MAX], anti_group[CTL_ID_MAX];
 	bool exclude;

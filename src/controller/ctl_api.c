@@ -93,9 +93,11 @@ static json_t *vm_json(struct ctl *c, const struct ctl_vm *v)
 		                v->mig_phase[0] ? v->mig_phase : "starting", "started",
 		                (json_int_t)v->mig_started);
 	return json_pack(
-	    "{s:s,s:s,s:s,s:b,s:f,s:f,s:o,s:o,s:o,s:{s:o,s:s,s:s,s:b},s:b,s:o,s:I,s:I}", "id",
-	    v->id, "host", v->host, "state", reachable ? v->state : "unreachable", "reachable",
-	    reachable, "vcpus", v->vcpus, "mem_mib", v->mem_mib, "util",
+	    "{s:s,s:s,s:s,s:b,s:I,s:s,s:s,s:b,s:f,s:f,s:o,s:o,s:o,s:{s:o,s:s,s:s,s:b},s:b,s:o,s:I,"
+	    "s:I}",
+	    "id", v->id, "host", v->host, "state", reachable ? v->state : "unreachable",
+	    "reachable", reachable, "pid", (json_int_t)v->pid, "tap", v->tap, "uuid", v->uuid,
+	    "managed", v->managed, "vcpus", v->vcpus, "mem_mib", v->mem_mib, "util",
 	    res_obj(v->last, v->has_last), "peak", res_obj(peak, NULL), "demand",
 	    res_obj(demand, NULL), "rules", "pin", pin, "group", v->group, "anti_group",
 	    v->anti_group, "exclude", v->exclude, "migrating", !json_is_null(mig), "migration", mig,

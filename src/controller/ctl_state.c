@@ -403,6 +403,10 @@ static void apply_vm(struct ctl *c, struct ctl_vm *v, const struct rd_vm *r, boo
 	snprintf(v->state, sizeof(v->state), "%s", st[0] ? st : "unknown");
 	v->vcpus = num(store_hget(r->cfg, "cpu"), 0, 1e5, 1);
 	v->mem_mib = num(store_hget(r->cfg, "mem"), 0, 1e9, 0);
+	v->pid = (int64_t)num(store_hget(r->cfg, "pid"), 0, 1e10, 0);
+	snprintf(v->tap, sizeof(v->tap), "%s", store_hget(r->cfg, "tap_device"));
+	snprintf(v->uuid, sizeof(v->uuid), "%s", store_hget(r->cfg, "uuid"));
+	v->managed = truthy(store_hget(r->cfg, "managed"));
 	snprintf(v->pin, sizeof(v->pin), "%s", store_hget(r->cfg, "pin"));
 	snprintf(v->group, sizeof(v->group), "%s", store_hget(r->cfg, "group"));
 	snprintf(v->anti_group, sizeof(v->anti_group), "%s", store_hget(r->cfg, "anti_group"));

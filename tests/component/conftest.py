@@ -926,6 +926,17 @@ def _guest_cmd_once(h, sock, line, timeout):
         s.close()
 
 
+def console_tail(h, name, n=3000):
+    """The end of what a VM LoadEase defined printed on its serial console:
+    the file libvirt keeps of it (the agent's vm.console_log_dir, default
+    /var/log/libvirt/qemu, inside the host)."""
+    try:
+        with open(h.path(f"/var/log/libvirt/qemu/{name}-console.log"), "rb") as f:
+            return f.read()[-n:].decode(errors="replace")
+    except OSError as e:
+        return f"(no console log: {e})"
+
+
 def guest_status(h, sock, timeout=10):
     return json.loads(guest_cmd(h, sock, "status", timeout))
 

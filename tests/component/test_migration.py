@@ -46,6 +46,8 @@ import time
 import pytest
 
 from conftest import REPO, cluster_guest_image, running_cluster, wait_for
+from conftest import console_tail
+from conftest import guest_cmd as conftest_guest_cmd, vm_qemus
 
 sys.path.insert(0, os.path.join(REPO, "tests"))
 import cluster as lecluster  # noqa: E402
@@ -60,20 +62,9 @@ SLOW_MBIT = 16             # 2 MiB/s: a slowed migration takes minutes
 
 
 def guest_cmd(h, name, line, timeout=10):
-    """One command on the guest's load channel (libvirt's socket for the
-    running domain on host h, a fresh connection); the reply line."""
-    with h.connect_unix(h.channel_path(name), timeout) as s:
-        s.sendall(line.encode() + b"\n")
-        buf = b""
-        deadline = time.monotonic() + timeout
-        while b"\n" not in buf and time.monotonic() < deadline:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            buf += chunk
-    if b"\n" not in buf:
-        raise AssertionError(f"no reply to {line!r} from {name} on {h.id} within {timeout} s")
-    return buf.split(b"\n", 1)[0].decode()
+    """One command on the load channel of the domain `name` running on h
+    (libvirt's socket for it); the reply line."""
+    return conftest_guest_cmd(h, h.channel_path(name), line, timeout)
 
 
 def status(h, name, timeout=10):
@@ -108,16 +99,6 @@ def keeps_running(h, name, since, secs=2.0):
     return prev
 
 
-def console_tail(h, name):
-    """What the guest printed on its serial console (a pty nobody reads:
-    the kernel keeps what it buffered, a panic message say)."""
-    xml = h.virsh("dumpxml", name, check=False).stdout
-    m = re.search(r"<serial type='pty'>\s*<source path='([^']+)'", xml)
-    if not m:
-        return "(no pty)"
-    return h.run("timeout", "1", "cat", m.group(1), check=False).stdout[-3000:]
-
-
 def boot(h, name, mem=256, vm_index=0, load=()):
     """POST /v1/vms on h; the guest's first status once it answers, after
     the load commands."""
@@ -133,24 +114,9 @@ def boot(h, name, mem=256, vm_index=0, load=()):
     return vm
 
 
-def qemu_name(pid):
-    """The domain name of a QEMU libvirt started (-name guest=<name>,...)."""
-    argv = lecluster._cmdline(pid)
-    for a, b in zip(argv, argv[1:]):
-        if a == "-name":
-            return b.split(",")[0].split("=", 1)[-1]
-    return None
-
-
 def qemus(c, name):
-    """{host id: [pids]} of the live QEMUs of domain `name`, by the host
-    (network namespace) they run in."""
-    out = {}
-    for h in c.hosts:
-        pids = [p for p in h.qemu_pids() if qemu_name(p) == name and lecluster._pid_alive(p)]
-        if pids:
-            out[h.id] = sorted(pids)
-    return out
+    """{host id: [pids]} of the live QEMUs of domain `name`, sorted."""
+    return {h: sorted(p) for h, p in vm_qemus(c, name).items()}
 
 
 def domain_pid(h, name):
