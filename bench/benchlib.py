@@ -244,6 +244,20 @@ class PlainQemu:
         self.qmp.cmd("qom-set", path="/machine/peripheral/balloon0",
                      property="guest-stats-polling-interval", value=2)
 
+    def cpu_check(self):
+        """What libvirt 9.0 asks every x86 QEMU it starts, an incoming one
+        too, before the guest may run (qemuProcessFetchGuestCPU: qom-list of
+        vCPU 0, then qom-get of each of its bool properties, then its
+        unavailable-features): the seconds it takes, and the qom-gets."""
+        path = "/machine/unattached/device[0]"
+        t = time.monotonic()
+        props = [p["name"] for p in self.qmp.cmd("qom-list", path=path)
+                 if p.get("type") == "bool"]
+        for name in props:
+            self.qmp.cmd("qom-get", path=path, property=name)
+        self.qmp.cmd("qom-get", path=path, property="unavailable-features")
+        return time.monotonic() - t, len(props)
+
     def log(self, tail=1500):
         try:
             with open(self.log_path, errors="replace") as f:
@@ -475,7 +489,9 @@ class QmpLog:
                 ret = json.loads(m.group(1)).get("return")
             except ValueError:
                 continue
+            # an outgoing migration's reply (total-time > 0), not the
+            # incoming side's
             if isinstance(ret, dict) and ret.get("status") == "completed" and \
-                    "total-time" in ret:
+                    ret.get("total-time", 0) > 0:
                 return ret
         return None
