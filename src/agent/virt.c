@@ -1146,14 +1146,12 @@ int virt_create(struct virt *v, const struct vm_spec *spec, json_t **out, int *h
 	snprintf(s.mac, sizeof(s.mac), "52:54:00:%02x:%02x:%02x", (h >> 16) & 0xff, (h >> 8) & 0xff,
 	         h & 0xff);
 	dx = v->o.dx;
-	if (v->o.console_log_dir[0] &&
-	    util_fmt(dx.console_log, sizeof(dx.console_log), "%s/%s-console.log",
-	             v->o.console_log_dir, s.id) < 0) {
-		*http = 400;
-		snprintf(err, errlen, "create vm %s: vm.console_log_dir is too long", s.id);
-		rc = -EINVAL;
-		goto out;
-	}
+	_Static_assert(sizeof(dx.console_log) >=
+	                   sizeof(v->o.console_log_dir) + sizeof(s.id) + sizeof("/-console.log"),
+	               "every console log path fits");
+	if (v->o.console_log_dir[0])
+		snprintf(dx.console_log, sizeof(dx.console_log), "%s/%s-console.log",
+		         v->o.console_log_dir, s.id);
 	rc = domxml_build(&dx, &s, &xml, e, sizeof(e));
 	if (rc < 0) {
 		*http = 400;

@@ -45,9 +45,8 @@ import time
 
 import pytest
 
-from conftest import REPO, cluster_guest_image, running_cluster, wait_for
-from conftest import console_tail
-from conftest import guest_cmd as conftest_guest_cmd, vm_qemus
+from conftest import REPO, cluster_guest_image, console_tail, running_cluster, vm_qemus, wait_for
+from conftest import guest_cmd as conftest_guest_cmd
 
 sys.path.insert(0, os.path.join(REPO, "tests"))
 import cluster as lecluster  # noqa: E402
