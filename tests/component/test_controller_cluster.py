@@ -385,8 +385,11 @@ def test_controller_killed_mid_migration_is_reconciled(loop_factory):
 
 
 def test_stopped_agent_host_goes_down_and_gets_nothing(loop_factory):
-    # h1 is a half-core host: its idle guest leaves no room for a busy VM
-    lp = loop_factory(3, per_host={1: {"host.cpu": 0.5}}, **{"host.cpu": 1})
+    # h0 is sized to what two busy TCG guests reach on a busy machine (0.64 of
+    # a core seen in CI: at 1 core it never got hot); h1 is a 0.4-core host:
+    # its idle guest leaves no room for a busy VM; h2 holds one
+    lp = loop_factory(3, per_host={0: {"host.cpu": 0.7}, 1: {"host.cpu": 0.4}},
+                      **{"host.cpu": 1})
     h0, h1, h2 = lp.c.hosts
     lp.boot(h0, "sa")
     lp.boot(h0, "sb")
