@@ -84,6 +84,14 @@ const struct cfg_key ctl_cfg_keys[] = {
      "migration bandwidth assumed for a move's cost, Mbit/s"},
     {"balance", "min_gain", CFG_DOUBLE, "0.0005", O(min_gain), 0, 0, 1e6, NULL,
      "a move must remove this much source volume per second of migration (0 = off)"},
+    {"balance", "risk_target", CFG_DOUBLE, "0.2", O(risk_target), 0, 0, 1, NULL,
+     "prevention: a host not yet hot whose chance of passing a threshold within the "
+     "horizon exceeds this gets a move first (0 = off)"},
+    {"balance", "risk_horizon", CFG_INT, "5", O(risk_horizon), 0, 1, 3600, NULL,
+     "samples ahead the risk looks"},
+    {"balance", "sample_s", CFG_DOUBLE, "1", O(sample_s), 0, 0.01, 3600, NULL,
+     "seconds between two samples (the agents' interval_ms / 1000), for the reasons' "
+     "wording"},
     {"balance", "swaps", CFG_BOOL, "true", O(swaps), 0, 0, 0, NULL,
      "try swapping two VMs when no single move relieves a hotspot"},
     {"balance", "headroom_cpu", CFG_DOUBLE, "0", O(headroom[RES_CPU]), 0, 0, 0.99, NULL,
@@ -185,6 +193,10 @@ static int resolve(struct ctl *c, char *err, size_t errlen)
 	c->po.link_mbit = o->link_mbit;
 	c->po.min_gain = o->min_gain;
 	c->po.swaps = o->swaps;
+	c->ro.risk.horizon = (unsigned)o->risk_horizon;
+	c->po.risk = c->ro.risk;
+	c->po.risk_target = o->risk_target;
+	c->po.sample_s = o->sample_s;
 	return 0;
 }
 
@@ -368,7 +380,7 @@ int controller_main(int argc, char **argv)
 			goto out;
 		}
 	}
-	c->scratch = malloc(sizeof(double) * (size_t)c->o.window);
+	c->scratch = malloc(sizeof(double) * ROUND_SCRATCH(c->o.window));
 	c->redis = store_new(&c->o.redis);
 	c->aux = store_new(&c->o.redis);
 	if (!c->scratch || !c->redis || !c->aux) {

@@ -49,6 +49,8 @@ struct ctl_opts {
 	long long k, n;
 	long long max_per_round, max_per_host, cooldown_s, settle_s;
 	double link_mbit, min_gain;
+	double risk_target, sample_s;
+	long long risk_horizon;
 	bool swaps;
 	double headroom[RES_N];
 	double overcommit_cpu, overcommit_mem;
@@ -109,6 +111,7 @@ struct ctl_mig {
 	char vm[CTL_ID_MAX], from[CTL_ID_MAX], to[CTL_ID_MAX];
 	char reason[256];
 	char res[8];
+	char kind[16];  /* plan_kind_name(); "" for an operator's move */
 	double proj[4]; /* src before/after, dst before/after volumes */
 	double cost_s;
 	int64_t started_ms;

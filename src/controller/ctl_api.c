@@ -50,6 +50,18 @@ static json_t *host_json(struct ctl *c, const struct ctl_host *h, bool full)
 	              res_obj(peak, NULL), "forecast", res_obj(fc, NULL), "hot", hotj, "hotspot",
 	              any, "volume", h->volume, "vms", vms, "inflight", h->inflight, "samples",
 	              (json_int_t)profile_len(&h->prof[RES_CPU]));
+	{
+		/* the chance of passing a threshold within the horizon (risk.h), as
+		 * the last round's plan saw it; null before a plan or without enough
+		 * samples */
+		int hi = ctl_host_index(c, h->id);
+		bool known = c->have_plan && hi >= 0 && hi < c->model.nhosts &&
+		             c->model.hosts[hi].risk_known && c->plan.risk;
+		json_object_set_new(j, "risk", known ? json_real(c->plan.risk[hi]) : json_null());
+		json_object_set_new(j, "at_risk",
+		                    json_boolean(known && c->po.risk_target > 0 &&
+		                                 c->plan.risk[hi] > c->po.risk_target));
+	}
 	if (full) {
 		json_t *p = json_object();
 		for (int r = 0; r < RES_N; r++) {
@@ -134,8 +146,6 @@ static json_t *cluster_json(struct ctl *c)
 	    hot, "migrations_inflight", inflight, "max_volume", maxv);
 }
 
-static const char *const kind_names[] = {"move", "swap", "evacuate"};
-
 static json_t *plan_json(struct ctl *c)
 {
 	json_t *acts = json_array(), *unres = json_array();
@@ -143,18 +153,25 @@ static json_t *plan_json(struct ctl *c)
 
 	for (int i = 0; c->have_plan && i < p->nactions; i++) {
 		const struct plan_action *a = &p->actions[i];
-		json_array_append_new(
-		    acts,
-		    json_pack("{s:s,s:s,s:s,s:s,s:i,s:o,s:s,s:f,s:f,s:f,s:f,s:f}", "kind",
-		              kind_names[a->kind], "vm", c->model.vms[a->vm].id, "from",
-		              c->model.hosts[a->from].id, "to", c->model.hosts[a->to].id, "swap_id",
-		              a->swap_id, "res",
-		              a->res >= 0 && a->res < RES_N ? json_string(ctl_res_names[a->res])
-		                                            : json_null(),
-		              "reason", a->reason, "src_vol_before", a->src_vol_before,
-		              "src_vol_after", a->src_vol_after, "dst_vol_before",
-		              a->dst_vol_before, "dst_vol_after", a->dst_vol_after, "cost_s",
-		              a->cost_s));
+		json_t *aj = json_pack(
+		    "{s:s,s:s,s:s,s:s,s:i,s:o,s:s,s:f,s:f,s:f,s:f,s:f}", "kind",
+		    plan_kind_name(a->kind), "vm", c->model.vms[a->vm].id, "from",
+		    c->model.hosts[a->from].id, "to", c->model.hosts[a->to].id, "swap_id",
+		    a->swap_id, "res",
+		    a->res >= 0 && a->res < RES_N ? json_string(ctl_res_names[a->res])
+		                                  : json_null(),
+		    "reason", a->reason, "src_vol_before", a->src_vol_before, "src_vol_after",
+		    a->src_vol_after, "dst_vol_before", a->dst_vol_before, "dst_vol_after",
+		    a->dst_vol_after, "cost_s", a->cost_s);
+		if (aj && c->model.hosts[a->from].risk_known) {
+			json_object_set_new(aj, "src_risk_before", json_real(a->src_risk_before));
+			json_object_set_new(aj, "src_risk_after", json_real(a->src_risk_after));
+		}
+		if (aj && c->model.hosts[a->to].risk_known) {
+			json_object_set_new(aj, "dst_risk_before", json_real(a->dst_risk_before));
+			json_object_set_new(aj, "dst_risk_after", json_real(a->dst_risk_after));
+		}
+		json_array_append_new(acts, aj);
 	}
 	for (int i = 0; c->have_plan && i < p->nunresolved; i++) {
 		const struct plan_unresolved *u = &p->unresolved[i];

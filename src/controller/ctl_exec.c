@@ -156,8 +156,8 @@ static int run_one(struct ctl *c, struct ctl_mig *m, json_t **result, int *http,
 	fmt_proj(m, p);
 	ctl_fmt_double(cost, sizeof(cost), m->cost_s);
 	ctl_event(c, "migration_started", "vm", m->vm, "from", m->from, "to", m->to, "res", m->res,
-	          "reason", m->reason, "src_vol_before", p[0], "src_vol_after", p[1],
-	          "dst_vol_before", p[2], "dst_vol_after", p[3], "cost_s", cost, NULL);
+	          "kind", m->kind, "reason", m->reason, "src_vol_before", p[0], "src_vol_after",
+	          p[1], "dst_vol_before", p[2], "dst_vol_after", p[3], "cost_s", cost, NULL);
 	pthread_mutex_lock(&c->lock);
 	{
 		struct ctl_host *h = ctl_host_find(c, m->from);
@@ -268,6 +268,7 @@ static struct ctl_mig *mig_from_action(struct ctl *c, const struct plan_action *
 	snprintf(m->from, sizeof(m->from), "%s", c->model.hosts[a->from].id);
 	snprintf(m->to, sizeof(m->to), "%s", c->model.hosts[a->to].id);
 	snprintf(m->reason, sizeof(m->reason), "%s", a->reason);
+	snprintf(m->kind, sizeof(m->kind), "%s", plan_kind_name(a->kind));
 	snprintf(m->res, sizeof(m->res), "%s",
 	         a->res >= 0 && a->res < RES_N ? ctl_res_names[a->res] : "");
 	m->proj[0] = a->src_vol_before;

@@ -672,6 +672,8 @@ static int build_model(struct ctl *c)
 		mv->vcpus = v->vcpus > 0 ? v->vcpus : 1;
 		mv->mem_mib = v->mem_mib;
 		round_vm(mv, v->prof, c->hosts[hi]->cap[RES_NET], &c->ro, c->scratch);
+		round_vm_risk(mv, v->prof, c->hosts[hi]->prof, c->hosts[hi]->cap, &c->ro,
+		              c->scratch);
 		mv->migrating = v->migrating || ctl_mig_running(c, v->id);
 		mv->excluded = v->exclude || strcmp(c->hosts[hi]->state, "down") == 0;
 		mv->last_moved_ms = v->last_migration;

@@ -32,6 +32,10 @@ struct cl_host {
 	                           controller uses max(peak, forecast)) */
 	bool hot[RES_N];        /* detection: k of n samples and the forecast over thr */
 	int inflight;           /* migrations in flight into or out of it */
+	/* risk (risk.h), set by round_host: the forecast of the next sample(s)
+	 * and the mean square of the forecast's errors, in the units above */
+	bool risk_known; /* enough samples for a forecast */
+	double fc[RES_N], ms[RES_N];
 };
 
 struct cl_vm {
@@ -47,6 +51,11 @@ struct cl_vm {
 	int anti_group;        /* anti-affinity group: members on distinct hosts; -1 none */
 	const int *pin;        /* allowed hosts (indexes); NULL/npin 0 = any */
 	int npin;
+	/* risk (risk.h), set by round_vm_risk: the VM's forecast and error mean
+	 * square in its host's units (cores, MiB, Mbit/s), and the covariance of
+	 * its errors with its host's */
+	bool risk_known;
+	double fc[RES_N], ms[RES_N], cov[RES_N];
 };
 
 struct cluster {

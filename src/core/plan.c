@@ -24,6 +24,14 @@ void plan_opts_defaults(struct plan_opts *o)
 	o->link_mbit = 1000;
 	o->min_gain = 0.0005;
 	o->swaps = true;
+	o->risk_target = 0.2;
+	risk_opts_defaults(&o->risk);
+}
+
+const char *plan_kind_name(enum plan_kind k)
+{
+	static const char *const n[] = {"move", "swap", "evacuate", "prevent"};
+	return (unsigned)k < sizeof(n) / sizeof(n[0]) ? n[k] : "unknown";
 }
 
 const char *plan_why_name(enum plan_why w)
@@ -48,6 +56,8 @@ struct pctx {
 	int *cand, ncand;        /* target hosts sorted by (vol, index) */
 	int *unit;               /* scratch: the VMs of one move unit */
 	int *gfirst, *gnext;     /* affinity group members: first of v's group, next */
+	double (*fc)[RES_N];     /* projected forecast per host (risk.h) */
+	double (*ms)[RES_N];     /* projected error mean square per host */
 	int nround;
 	int nswaps;
 	struct plan_result *out;
@@ -66,6 +76,41 @@ static double host_volume(const struct pctx *p, int h)
 	for (int r = 0; r < RES_N; r++)
 		u[r] = host_util(p, h, r);
 	return cluster_volume(u);
+}
+
+/* Host h's projected risk (0 while its forecast is unknown). */
+static double host_risk(const struct pctx *p, int h, double per[RES_N])
+{
+	const struct cl_host *H = &p->c->hosts[h];
+
+	if (!H->risk_known) {
+		if (per)
+			memset(per, 0, sizeof(double) * RES_N);
+		return 0;
+	}
+	return risk_host(p->fc[h], p->ms[h], H->cap, H->thr, &p->o->risk, per);
+}
+
+/* Host h's risk with the current unit (p->unit[0..n)) gone (sign -1) or
+ * added (sign +1). A host without a forecast counts its projected load
+ * with no spread. */
+static double risk_with(const struct pctx *p, int h, int n, int sign)
+{
+	const struct cl_host *H = &p->c->hosts[h];
+	double fc[RES_N], ms[RES_N];
+
+	for (int r = 0; r < RES_N; r++) {
+		fc[r] = H->risk_known ? p->fc[h][r] : p->load[h][r];
+		ms[r] = H->risk_known ? p->ms[h][r] : 0;
+		for (int i = 0; i < n; i++) {
+			const struct cl_vm *vm = &p->c->vms[p->unit[i]];
+			fc[r] += sign * vm->fc[r];
+			ms[r] += vm->ms[r] - (sign < 0 ? 2 * vm->cov[r] : 0);
+		}
+		if (ms[r] < 0)
+			ms[r] = 0;
+	}
+	return risk_host(fc, ms, H->cap, H->thr, &p->o->risk, NULL);
 }
 
 static bool is_target(const struct cl_host *h)
@@ -154,6 +199,14 @@ static void project_move(struct pctx *p, int v, int to)
 		if (p->load[from][r] < 0)
 			p->load[from][r] = 0;
 		p->load[to][r] += vm->demand[r];
+		/* risk.h: exact on the source (its errors minus the VM's), the
+		 * target taken as independent of the VM */
+		p->fc[from][r] -= vm->fc[r];
+		p->ms[from][r] += vm->ms[r] - 2 * vm->cov[r];
+		if (p->ms[from][r] < 0)
+			p->ms[from][r] = 0;
+		p->fc[to][r] += vm->fc[r];
+		p->ms[to][r] += vm->ms[r];
 	}
 	p->acpu[from] -= vm->vcpus;
 	p->amem[from] -= vm->mem_mib;
@@ -426,6 +479,7 @@ static int record_moves(struct pctx *p, int n, int src, int dst, enum plan_kind 
                         double cost, int swap_id, const char *why)
 {
 	double sb = p->vol[src], db = p->vol[dst];
+	double srb = host_risk(p, src, NULL), drb = host_risk(p, dst, NULL);
 
 	for (int i = 0; i < n; i++) {
 		int v = p->unit[i];
@@ -451,8 +505,13 @@ static int record_moves(struct pctx *p, int n, int src, int dst, enum plan_kind 
 	}
 	/* after the loop, so every action of a unit shows the unit's whole effect */
 	for (int i = p->out->nactions - n; i < p->out->nactions; i++) {
-		p->out->actions[i].src_vol_after = p->vol[src];
-		p->out->actions[i].dst_vol_after = p->vol[dst];
+		struct plan_action *a = &p->out->actions[i];
+		a->src_vol_after = p->vol[src];
+		a->dst_vol_after = p->vol[dst];
+		a->src_risk_before = srb;
+		a->dst_risk_before = drb;
+		a->src_risk_after = host_risk(p, src, NULL);
+		a->dst_risk_after = host_risk(p, dst, NULL);
 	}
 	p->moves[src] += n;
 	p->moves[dst] += n;
@@ -802,6 +861,8 @@ static void pctx_free(struct pctx *p)
 	free(p->unit);
 	free(p->gfirst);
 	free(p->gnext);
+	free(p->fc);
+	free(p->ms);
 }
 
 static int by_group(const void *x, const void *y, void *arg)
@@ -863,12 +924,16 @@ static int pctx_init(struct pctx *p, const struct cluster *c, const struct plan_
 	p->unit = malloc(v1 * sizeof(int));
 	p->gfirst = malloc(v1 * sizeof(int));
 	p->gnext = malloc(v1 * sizeof(int));
-	if (!p->load || !p->acpu || !p->amem || !p->vol || !p->moves || !p->head || !p->next ||
-	    !p->prev || !p->vhost || !p->planned || !p->cand || !p->unit || !p->gfirst ||
-	    !p->gnext || link_groups(p) < 0)
+	p->fc = calloc(h1, sizeof(*p->fc));
+	p->ms = calloc(h1, sizeof(*p->ms));
+	if (!p->fc || !p->ms || !p->load || !p->acpu || !p->amem || !p->vol || !p->moves ||
+	    !p->head || !p->next || !p->prev || !p->vhost || !p->planned || !p->cand || !p->unit ||
+	    !p->gfirst || !p->gnext || link_groups(p) < 0)
 		return -ENOMEM;
 	for (int h = 0; h < H; h++) {
 		memcpy(p->load[h], c->hosts[h].load, sizeof(p->load[h]));
+		memcpy(p->fc[h], c->hosts[h].fc, sizeof(p->fc[h]));
+		memcpy(p->ms[h], c->hosts[h].ms, sizeof(p->ms[h]));
 		p->head[h] = -1;
 		p->moves[h] = c->hosts[h].inflight;
 	}
@@ -966,6 +1031,108 @@ static int evacuate_host(struct pctx *p, int h, int *vmbuf, double *keybuf)
 	                      left, main_text(&t, main_why(&t)));
 }
 
+/* --- prevention: hosts at risk -------------------------------------------- */
+
+#define RISK_MAX_T     16   /* feasible targets scored per VM, in volume order */
+#define RISK_MIN_CUT   0.2  /* a move must cut the source's risk by this share */
+#define RISK_DST_SHARE 0.25 /* a target's risk stays under this share of the target */
+
+static void horizon_text(const struct pctx *p, char *buf, size_t cap)
+{
+	unsigned h = p->o->risk.horizon ? p->o->risk.horizon : 1;
+	double s = h * p->o->sample_s;
+
+	if (p->o->sample_s <= 0)
+		snprintf(buf, cap, "%u sample%s", h, h > 1 ? "s" : "");
+	else if (s >= 90)
+		snprintf(buf, cap, "%.0f min", s / 60);
+	else
+		snprintf(buf, cap, "%.0f s", s);
+}
+
+static int prevent_host(struct pctx *p, int h, int *vmbuf, double *keybuf)
+{
+	const struct cl_host *H = &p->c->hosts[h];
+	const double target = p->o->risk_target;
+	int moved = 0;
+
+	if (H->excluded)
+		return 0;
+	for (;;) {
+		double per[RES_N], r0 = host_risk(p, h, per), best = 0, b_rs = 0, b_rd0 = 0,
+		                   b_rd1 = 0, b_cost = 0;
+		int n = sorted_vms(p, h, vmbuf, keybuf), bv = -1, bd = -1, res = 0;
+		char hz[32], why[220];
+
+		if (r0 <= target)
+			break;
+		for (int r = 1; r < RES_N; r++)
+			if (per[r] > per[res])
+				res = r;
+		for (int i = 0; i < n; i++) {
+			int v = vmbuf[i], nu, scanned = 0, blocked = 0;
+			double dem[RES_N], vcpus, mem, cost, rs;
+
+			if (p->planned[v])
+				continue;
+			nu = build_unit(p, v, dem, &vcpus, &mem);
+			for (int j = 0; j < nu && !blocked; j++)
+				blocked = vm_blocked(p, p->unit[j], h) != WHY_NONE;
+			if (blocked || !limit_ok(p, nu) || !host_limit_ok(p, h, nu))
+				continue;
+			cost = unit_cost(p, nu);
+			if (cost <= 0)
+				continue;
+			rs = risk_with(p, h, nu, -1);
+			if (rs > r0 * (1 - RISK_MIN_CUT))
+				continue;
+			for (int c = 0; c < p->ncand && scanned < RISK_MAX_T; c++) {
+				int d = p->cand[c];
+				double rd0, rd1, score;
+				if (d == h || p->c->hosts[d].hot[RES_CPU] ||
+				    p->c->hosts[d].hot[RES_MEM] || p->c->hosts[d].hot[RES_NET] ||
+				    !host_limit_ok(p, d, nu) || !rules_ok(p, p->unit, nu, d) ||
+				    fits(p, d, dem, vcpus, mem, true))
+					continue;
+				scanned++;
+				rd0 = host_risk(p, d, NULL);
+				rd1 = risk_with(p, d, nu, +1);
+				if (rd1 > target * RISK_DST_SHARE)
+					continue;
+				score = ((r0 - rs) - (rd1 - rd0)) / cost;
+				if (score > best + EPS) {
+					best = score;
+					bv = v;
+					bd = d;
+					b_rs = rs;
+					b_rd0 = rd0;
+					b_rd1 = rd1;
+					b_cost = cost;
+				}
+			}
+		}
+		if (bv < 0)
+			break;
+		horizon_text(p, hz, sizeof(hz));
+		{
+			int nu = build_unit(p, bv, (double[RES_N]){0}, &(double){0}, &(double){0});
+			const struct cl_host *D = &p->c->hosts[bd];
+			snprintf(why, sizeof(why),
+			         "%s has a %.1f%% chance of passing %.0f%% %s in the next %s "
+			         "(forecast %.0f%%); moving vm %s%s to %s brings it to %.1f%% (%s "
+			         "%.1f%% -> %.1f%%)",
+			         H->id, 100 * r0, 100 * H->thr[res], res_names[res], hz,
+			         H->cap[res] > 0 ? 100 * p->fc[h][res] / H->cap[res] : 0,
+			         p->c->vms[bv].id, nu > 1 ? " with its affinity group" : "", D->id,
+			         100 * b_rs, D->id, 100 * b_rd0, 100 * b_rd1);
+			if (record_moves(p, nu, h, bd, PLAN_PREVENT, res, b_cost, -1, why) < 0)
+				return -ENOMEM;
+		}
+		moved++;
+	}
+	return moved;
+}
+
 int plan_compute(const struct cluster *c, const struct plan_opts *o, struct plan_result *out)
 {
 	struct pctx p;
@@ -979,7 +1146,9 @@ int plan_compute(const struct cluster *c, const struct plan_opts *o, struct plan
 	rc = pctx_init(&p, c, o, out);
 	hot = malloc(((size_t)c->nhosts + 1) * sizeof(int));
 	out->overdemand = malloc(((size_t)c->nvms + 1) * sizeof(int));
-	if (rc < 0 || !hot || !out->overdemand) {
+	out->risk = calloc((size_t)c->nhosts + 1, sizeof(double));
+	out->risk_after = calloc((size_t)c->nhosts + 1, sizeof(double));
+	if (rc < 0 || !hot || !out->overdemand || !out->risk || !out->risk_after) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -997,6 +1166,8 @@ int plan_compute(const struct cluster *c, const struct plan_opts *o, struct plan
 		goto out;
 	}
 	out->max_vol_before = max_volume(&p);
+	for (int h = 0; h < c->nhosts; h++)
+		out->risk[h] = host_risk(&p, h, NULL);
 
 	for (int h = 0; h < c->nhosts; h++) {
 		const struct cl_host *H = &c->hosts[h];
@@ -1027,6 +1198,35 @@ int plan_compute(const struct cluster *c, const struct plan_opts *o, struct plan
 		if (rc < 0)
 			goto out;
 	}
+	/* prevention, riskiest first (ties by index), with what is left of the
+	 * round's limits */
+	nhot = 0;
+	for (int h = 0; h < c->nhosts; h++) {
+		const struct cl_host *H = &c->hosts[h];
+		double *rk = out->risk_after; /* projected after relief, for the order */
+		rk[h] = host_risk(&p, h, NULL);
+		if (o->risk_target > 0 && out->risk[h] > o->risk_target)
+			out->nrisky++;
+		if (o->risk_target > 0 && H->state == HOST_UP && !H->hot[RES_CPU] &&
+		    !H->hot[RES_MEM] && !H->hot[RES_NET] && rk[h] > o->risk_target)
+			hot[nhot++] = h;
+	}
+	for (int i = 1; i < nhot; i++) {
+		const double *rk = out->risk_after;
+		int x = hot[i], j = i - 1;
+		while (j >= 0 && (rk[hot[j]] < rk[x] || (rk[hot[j]] == rk[x] && hot[j] > x))) {
+			hot[j + 1] = hot[j];
+			j--;
+		}
+		hot[j + 1] = x;
+	}
+	for (int i = 0; i < nhot; i++) {
+		rc = prevent_host(&p, hot[i], vmbuf, keybuf);
+		if (rc < 0)
+			goto out;
+	}
+	for (int h = 0; h < c->nhosts; h++)
+		out->risk_after[h] = host_risk(&p, h, NULL);
 	out->max_vol_after = max_volume(&p);
 	rc = 0;
 out:
@@ -1046,5 +1246,7 @@ void plan_result_free(struct plan_result *r)
 	free(r->actions);
 	free(r->unresolved);
 	free(r->overdemand);
+	free(r->risk);
+	free(r->risk_after);
 	memset(r, 0, sizeof(*r));
 }

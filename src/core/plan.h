@@ -9,7 +9,14 @@
  *     threshold and headroom after the move, projected with the VM's peak
  *     demand, within overcommit, rules and limits;
  *  4. when no single move relieves a hotspot, a swap with a VM of another host,
- *     ordered so the host that holds both for a while has the memory for it.
+ *     ordered so the host that holds both for a while has the memory for it;
+ *  5. prevention: hosts not hot but whose risk (risk.h) of passing a
+ *     threshold at the horizon exceeds risk_target, riskiest first, each
+ *     until under it: of its movable VMs and the first targets in volume
+ *     order that fit, the pair that removes the most risk (the source's
+ *     drop minus the target's rise) per second of migration, with the
+ *     target's risk kept under risk_target / 4 so it does not become the
+ *     next one; same limits, rules and cooldown as relief.
  * Every action carries its reason and the projected volumes of both hosts;
  * every hotspot left unresolved carries why.
  *
@@ -23,6 +30,7 @@
 #include <stdint.h>
 
 #include "core/cluster.h"
+#include "core/risk.h"
 
 struct plan_opts {
 	int64_t now_ms;
@@ -33,6 +41,12 @@ struct plan_opts {
 	double min_gain;     /* a move must remove at least this much source volume
 	                        per second of migration (default 0.0005; 0 = off) */
 	bool swaps;          /* try swaps (default true) */
+	/* prevention (risk.h): a host whose risk exceeds risk_target gets the
+	 * move that removes the most risk per second of migration, to a host
+	 * whose risk stays under a quarter of the target (default 0.2; 0 = off) */
+	double risk_target;
+	struct risk_opts risk;
+	double sample_s; /* seconds per sample, for the reasons' wording (0: "samples") */
 };
 
 void plan_opts_defaults(struct plan_opts *o);
@@ -41,15 +55,18 @@ enum plan_kind {
 	PLAN_MOVE,     /* relieve a hotspot */
 	PLAN_SWAP,     /* one half of a swap: two actions with the same swap id */
 	PLAN_EVACUATE, /* leave a host in maintenance */
+	PLAN_PREVENT,  /* lower a host's risk before it is hot */
 };
+const char *plan_kind_name(enum plan_kind k);
 
 struct plan_action {
 	enum plan_kind kind;
 	int vm, from, to; /* indexes into the cluster */
 	int swap_id;      /* -1 unless kind == PLAN_SWAP; both halves share it, in order */
-	int res;          /* the hot resource this relieves; -1 for evacuation */
+	int res;          /* the hot (or risky) resource this relieves; -1 for evacuation */
 	double src_vol_before, src_vol_after, dst_vol_before, dst_vol_after;
 	double cost_s; /* estimated migration time */
+	double src_risk_before, src_risk_after, dst_risk_before, dst_risk_after;
 	char reason[256];
 };
 
@@ -80,6 +97,8 @@ struct plan_result {
 	int *overdemand; /* VMs whose demand exceeds their allocation */
 	int noverdemand;
 	double max_vol_before, max_vol_after; /* cluster's max host volume, projected */
+	double *risk, *risk_after;            /* per host: its risk now and after the plan */
+	int nrisky;                           /* hosts over the risk target now */
 };
 
 /* 0, -EINVAL (a VM on a host index out of range), -ENOMEM. The result is

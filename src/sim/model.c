@@ -46,6 +46,8 @@ void sim_config_defaults(struct sim_config *c)
 	c->max_per_host = 2;
 	c->min_gain = 0.0005;
 	c->swaps = true;
+	c->risk_target = 0.2;
+	c->risk_horizon = 1;
 	c->proxlb_balanciness = 10;
 	c->stddev_threshold = 0.1;
 	c->thr_mmt = 0.8;

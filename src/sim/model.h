@@ -46,6 +46,8 @@ struct sim_config {
 	int max_per_round, max_per_host;
 	double min_gain;
 	bool swaps;
+	double risk_target; /* prevention: a host's risk that triggers a move (0.2; 0 off) */
+	int risk_horizon;   /* samples ahead (1) */
 	/* baselines */
 	double proxlb_balanciness; /* percentage points (10) */
 	double stddev_threshold;   /* per metric (0.1) */

@@ -119,7 +119,7 @@ static int le_init(void **state, const struct sim_model *m)
 	s->vprof = calloc((size_t)s->nv, sizeof(*s->vprof));
 	s->hosts = calloc((size_t)s->nh, sizeof(*s->hosts));
 	s->vms = calloc((size_t)s->nv, sizeof(*s->vms));
-	s->scratch = calloc((size_t)cfg->window + 1, sizeof(double));
+	s->scratch = calloc(ROUND_SCRATCH(cfg->window), sizeof(double));
 	if (!s->hprof || !s->vprof || !s->hosts || !s->vms || !s->scratch)
 		return -ENOMEM;
 	for (int h = 0; h < s->nh; h++) {
@@ -162,6 +162,10 @@ static int le_init(void **state, const struct sim_model *m)
 	s->po.link_mbit = cfg->link_mbit;
 	s->po.min_gain = cfg->min_gain;
 	s->po.swaps = cfg->swaps;
+	s->po.risk_target = cfg->risk_target;
+	s->ro.risk.horizon = (unsigned)cfg->risk_horizon;
+	s->po.risk = s->ro.risk;
+	s->po.sample_s = m->step_s;
 	return 0;
 }
 
@@ -212,6 +216,8 @@ static int le_decide(void *state, const struct sim_model *m, struct sim_moves *o
 		V->migrating = vm->mig >= 0;
 		V->last_moved_ms = vm->last_moved_ms;
 		round_vm(V, s->vprof[v], m->hosts[vm->host].cap[RES_NET], &s->ro, s->scratch);
+		round_vm_risk(V, s->vprof[v], s->hprof[vm->host], m->hosts[vm->host].cap, &s->ro,
+		              s->scratch);
 	}
 	s->po.now_ms = (int64_t)((m->step + 1) * m->step_s * 1000);
 	if ((rc = plan_compute(&s->c, &s->po, &res)) < 0)

@@ -158,6 +158,9 @@ static void usage(FILE *f)
 	        "  --max-per-host N     per host, in flight included (2)\n"
 	        "  --min-gain X         volume per second of migration a move must gain (0.0005)\n"
 	        "  --no-swaps           do not try swaps\n"
+	        "  --risk-target P      move before a hotspot when a host's chance of passing\n"
+	        "                       a threshold in the next sample exceeds P (0.2; 0 off)\n"
+	        "  --risk-horizon N     samples ahead the risk looks (1)\n"
 	        "\n"
 	        "baselines:\n"
 	        "  --balanciness PTS    proxlb: max - min host CPU percent that triggers it (10)\n"
@@ -412,6 +415,12 @@ static int parse(int argc, char **argv, struct opts *o, struct sim_config *c)
 		} else if (OPT("--min-gain")) {
 			NEEDV;
 			rc = num(a, v, 0, 1e6, &c->min_gain);
+		} else if (OPT("--risk-target")) {
+			NEEDV;
+			rc = num(a, v, 0, 1, &c->risk_target);
+		} else if (OPT("--risk-horizon")) {
+			NEEDV;
+			rc = inum(a, v, 1, 1000, &c->risk_horizon);
 		} else if (OPT("--balanciness")) {
 			NEEDV;
 			rc = num(a, v, 0, 100, &c->proxlb_balanciness);

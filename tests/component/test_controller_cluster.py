@@ -48,9 +48,12 @@ class Loop:
     def start_controller(self, name="c1", **settings):
         # a short window (5 s): a guest's boot (a few seconds at full CPU
         # under TCG) must not count as its demand a few seconds later
+        # prevention (balance.risk_target) is off here unless a test turns it
+        # on: these tests make sudden hotspots for Sandpiper's reactive rule,
+        # and a step in load is a risk too (prevention would move first)
         s = {"controller.round_ms": int(ROUND * 1000), "controller.mode": "auto",
              "controller.window": WINDOW, "balance.cooldown_s": 60, "profile.k": K,
-             "profile.n": N}
+             "profile.n": N, "balance.risk_target": 0}
         s.update(settings)
         # a guest's boot keeps its host busy for a few seconds: a controller
         # started then would (rightly) see a hotspot; start past it
@@ -419,6 +422,55 @@ def test_stopped_agent_host_goes_down_and_gets_nothing(loop_factory):
     assert started["to"] == "h2", started
     lp.wait_event("migration_done", 60, t1, vm=started["vm"], by=started["by"])
     for v in ("sa", "sb", "sc", "sd"):
+        lp.running_once(v)
+
+
+def test_drifting_load_is_moved_before_any_sample_is_over(loop_factory):
+    """Prevention at its defaults (balance.risk_target 0.2, a horizon of 5
+    samples): the guests of h0 raise their load a little every second; the
+    controller moves one of them while every sample h0 has published is
+    still under the 75 % threshold, says so in terms of risk, and h0 never
+    becomes a hotspot."""
+    from conftest import stream
+    # h0 sized to what two busy TCG guests reach on a busy machine (two
+    # guests at 40 % of a vCPU: 0.64-0.9 of a core): at the ramp's end it
+    # would be far over; h1 takes either guest
+    lp = loop_factory(2, per_host={0: {"host.cpu": 0.7}, 1: {"host.cpu": 2}})
+    h0, h1 = lp.c.hosts
+    lp.boot(h0, "da")
+    lp.boot(h0, "db")
+    ctl = lp.start_controller(**{"balance.risk_target": 0.2, "balance.sample_s": INTERVAL})
+    time.sleep(WINDOW * INTERVAL)
+    t0 = int(time.time() * 1000)
+    started = None
+    for pct in range(5, 45, 3):  # bounded: 14 steps of 1 s
+        lp.load("da", f"cpu {pct}")
+        lp.load("db", f"cpu {pct}")
+        time.sleep(1)
+        started = next((e for e in lp.events("migration_started", t0)
+                        if e["from"] == "h0"), None)
+        if started:
+            break
+    if not started:
+        started = lp.wait_event("migration_started", 20, t0, **{"from": "h0"})
+    t_start = int(started["ts"])
+    samples = [(ms, float(f["cpu"])) for ms, f in stream(lp.r, "ts:host:h0")
+               if t0 <= ms <= t_start]
+    peak = max(u for _, u in samples)
+    print(f"\nprevention: {started['vm']} h0 -> {started['to']} at load step {pct} %, "
+          f"{(t_start - t0) / 1000:.1f} s into the ramp; h0's highest sample before it "
+          f"{peak:.2f} (threshold 0.75): {started['reason']}")
+    assert started["kind"] == "prevent", started
+    assert peak <= 0.75, samples
+    assert "chance of passing 75% cpu" in started["reason"], started
+    assert not [e for e in lp.events("hotspot", t0) if e.get("host") == "h0"
+                and int(e["ts"]) <= t_start], lp.events("hotspot", t0)
+    done = lp.wait_event("migration_done", 60, t0, vm=started["vm"], by=started["by"])
+    assert done["to"] == "h1" and lp.host_of(started["vm"]) == "h1"
+    st, j = ctl.http("GET", "/v1/hosts/h0")
+    assert st == 200 and j["risk"] is not None and 0 <= j["risk"] <= 1, j
+    for v in ("da", "db"):
+        lp.load(v, "cpu 0")
         lp.running_once(v)
 
 

@@ -664,6 +664,58 @@ static void synth_run(uint64_t seed, char **out, struct sim_summary sums[8])
 	trace_free(&t);
 }
 
+/* ---- prevention ------------------------------------------------------------------------ */
+
+/* drift.csv: h0 holds a (climbing 2.5 points of its 2 vCPUs a step) and b
+ * (0.3 core, steady), h1 holds c (idle after step 0). h0 is at 35 + 2.5 t %
+ * and passes 75 % at step 17. With the default risk target (20 %), the
+ * Holt forecast after step 15 (window 12) is about 75 % with a spread of
+ * 2 % of the host (the floor): b moves in step 16, before any sample is
+ * over, and h0 never passes (a alone peaks at 70 %). Without prevention
+ * (target 0) the k-of-n rule moves b only once h0 has been over. */
+static void drift_open(struct fx *f, double risk_target)
+{
+	char err[512];
+
+	memset(f, 0, sizeof(*f));
+	sim_config_defaults(&f->cfg);
+	f->cfg.nhosts = 2;
+	f->cfg.risk_target = risk_target;
+	assert_int_equal(trace_load_csv(&f->t, "tests/fixtures/sim/drift.csv", err, sizeof(err)),
+	                 0);
+	if (model_init(&f->m, &f->cfg, &f->t, err, sizeof(err)) < 0 ||
+	    model_place(&f->m, err, sizeof(err)) < 0)
+		fail_msg("%s", err);
+	assert_int_equal(f->m.init_host[0], f->m.init_host[2]); /* a and b together */
+	assert_int_not_equal(f->m.init_host[0], f->m.init_host[1]);
+}
+
+static void test_prevention(void **state)
+{
+	struct fx f;
+	struct sim_summary s;
+	char *csv;
+
+	(void)state;
+	drift_open(&f, 0.2);
+	csv = run(&f, &policy_none, &s);
+	assert_true(s.overload_share > 0.1); /* steps 17-23 */
+	free(csv);
+	csv = run(&f, &policy_loadease, &s);
+	near(s.overload_share, 0, "prevention: never over");
+	assert_int_equal(s.migrations, 1);
+	assert_non_null(strstr(csv, "\n15,loadease,0,0.000000,1,")); /* decided after step 15 */
+	free(csv);
+	fx_close(&f);
+
+	drift_open(&f, 0);
+	csv = run(&f, &policy_loadease, &s);
+	assert_true(s.overload_share > 0.01); /* reacted only after h0 was over */
+	assert_int_equal(s.migrations, 1);
+	free(csv);
+	fx_close(&f);
+}
+
 static void test_determinism(void **state)
 {
 	char *a, *b, *c;
@@ -809,7 +861,8 @@ int main(void)
 	    cmocka_unit_test(test_placement),   cmocka_unit_test(test_migration_seconds),
 	    cmocka_unit_test(test_cost_model),  cmocka_unit_test(test_baselines),
 	    cmocka_unit_test(test_power),       cmocka_unit_test(test_end_to_end),
-	    cmocka_unit_test(test_determinism), cmocka_unit_test(test_cli),
+	    cmocka_unit_test(test_prevention),  cmocka_unit_test(test_determinism),
+	    cmocka_unit_test(test_cli),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
