@@ -40,11 +40,12 @@
 
 #include "core/plan.h"
 
-#define VMS_PER_HOST 20
-#define HOT_FRACTION 0.10
-#define SEED         0x9e3779b97f4a7c15ULL
-#define GOAL_HOSTS   10000
-#define GOAL_PLAN_MS 50.0
+#define VMS_PER_HOST   20
+#define HOT_FRACTION   0.10
+#define RISKY_FRACTION 0.10 /* of the hosts not hot: near the threshold */
+#define SEED           0x9e3779b97f4a7c15ULL
+#define GOAL_HOSTS     10000
+#define GOAL_PLAN_MS   50.0
 
 /* --only: measure one part alone (for a profiler); NULL = all */
 static const char *only;
@@ -58,6 +59,7 @@ struct row {
 	int hosts, vms, hot;
 	double plan_ms, plan_dflt_ms, plan_rules_ms, place_us, naive_ms;
 	int moves, moves_dflt, moves_rules, unresolved, naive_moves, naive_unresolved;
+	int prevent; /* of moves: PLAN_PREVENT actions */
 	long rss_kib;
 	int ok;
 };
@@ -142,8 +144,11 @@ static int gen_cluster(struct cluster *c, int nhosts, uint64_t *s)
 		H->cap[RES_NET] = 10000;
 		for (int i = 0; i < VMS_PER_HOST; i++)
 			gen_vm(s, &vms[i], h * VMS_PER_HOST + i, h, H->cap[RES_MEM], &alloc);
-		/* cpu: a hot host runs at 80-95 %, the others at 20-60 % */
-		target = is_hot ? uniform(s, 0.80, 0.95) : uniform(s, 0.20, 0.60);
+		/* cpu: a hot host runs at 80-95 %, one in ten of the others at 68-74 %
+		 * (at risk, for prevention), the rest at 20-60 % */
+		target = is_hot                      ? uniform(s, 0.80, 0.95)
+		         : urand(s) < RISKY_FRACTION ? uniform(s, 0.68, 0.74)
+		                                     : uniform(s, 0.20, 0.60);
 		nonvm = 0.02 * H->cap[RES_CPU];
 		for (int i = 0; i < VMS_PER_HOST; i++)
 			sum += vms[i].demand[RES_CPU];
@@ -155,6 +160,21 @@ static int gen_cluster(struct cluster *c, int nhosts, uint64_t *s)
 				H->load[r] += vms[i].demand[r];
 			H->hot[r] = H->load[r] > H->thr[r] * H->cap[r];
 		}
+		/* risk (plan.h phase 5): each VM's forecast is its demand with a
+		 * spread of 30 % of it, moving with its host; the hosts near their
+		 * threshold are at risk and get prevention's search */
+		H->risk_known = true;
+		for (int i = 0; i < VMS_PER_HOST; i++) {
+			struct cl_vm *v = &vms[i];
+			v->risk_known = true;
+			for (int r = 0; r < RES_N; r++) {
+				v->fc[r] = v->demand[r];
+				v->ms[r] = v->cov[r] = 0.09 * v->demand[r] * v->demand[r];
+				H->ms[r] += v->ms[r];
+			}
+		}
+		for (int r = 0; r < RES_N; r++)
+			H->fc[r] = H->load[r];
 		hot += H->hot[RES_CPU] || H->hot[RES_MEM] || H->hot[RES_NET];
 	}
 	return hot;
@@ -385,6 +405,8 @@ static int measure(int nhosts, int runs, int places, struct row *row)
 		row->plan_ms = time_plan(&c, &unl, runs, &res);
 		row->moves = res.nactions;
 		row->unresolved = res.nunresolved;
+		for (int i = 0; i < res.nactions; i++)
+			row->prevent += res.actions[i].kind == PLAN_PREVENT;
 		plan_result_free(&res);
 	}
 	if (want("default")) {
@@ -532,14 +554,14 @@ int main(int argc, char **argv)
 	printf("planner benchmark: %d VMs per host, %.0f %% of hosts hot, one core, best of %d "
 	       "runs, placement mean of %d\n",
 	       VMS_PER_HOST, HOT_FRACTION * 100, runs, places);
-	printf("%7s %8s %5s | %9s %6s %6s | %9s %6s | %9s %6s | %9s %6s %6s | %9s | %9s\n", "hosts",
-	       "vms", "hot", "plan_ms", "moves", "unres", "dflt_ms", "moves", "rules_ms", "moves",
-	       "naive_ms", "moves", "unres", "place_us", "rss_kib");
+	printf("%7s %8s %5s | %9s %6s %6s %6s | %9s %6s | %9s %6s | %9s %6s %6s | %9s | %9s\n",
+	       "hosts", "vms", "hot", "plan_ms", "moves", "prev", "unres", "dflt_ms", "moves",
+	       "rules_ms", "moves", "naive_ms", "moves", "unres", "place_us", "rss_kib");
 	for (int i = 0; i < nsizes; i++) {
 		const struct row *r = &rows[i];
-		printf("%7d %8d %5d | %9.3f %6d %6d | %9.3f %6d | %9.3f %6d | %9.3f %6d %6d | "
+		printf("%7d %8d %5d | %9.3f %6d %6d %6d | %9.3f %6d | %9.3f %6d | %9.3f %6d %6d | "
 		       "%9.1f | %9ld\n",
-		       r->hosts, r->vms, r->hot, r->plan_ms, r->moves, r->unresolved,
+		       r->hosts, r->vms, r->hot, r->plan_ms, r->moves, r->prevent, r->unresolved,
 		       r->plan_dflt_ms, r->moves_dflt, r->plan_rules_ms, r->moves_rules,
 		       r->naive_ms, r->naive_moves, r->naive_unresolved, r->place_us, r->rss_kib);
 	}
@@ -552,9 +574,9 @@ int main(int argc, char **argv)
 		       missed ? "MISSED" : "met");
 	}
 	for (int i = 0; i < nsizes; i++)
-		printf("RESULT planner hosts=%d vms=%d plan_ms=%.3f place_us=%.1f "
+		printf("RESULT planner hosts=%d vms=%d plan_ms=%.3f prevent_moves=%d place_us=%.1f "
 		       "naive_plan_ms=%.3f peak_rss_kib=%ld\n",
-		       rows[i].hosts, rows[i].vms, rows[i].plan_ms, rows[i].place_us,
-		       rows[i].naive_ms, rows[i].rss_kib);
+		       rows[i].hosts, rows[i].vms, rows[i].plan_ms, rows[i].prevent,
+		       rows[i].place_us, rows[i].naive_ms, rows[i].rss_kib);
 	return check_goals && missed ? 3 : 0;
 }

@@ -1069,10 +1069,14 @@ static int prevent_host(struct pctx *p, int h, int *vmbuf, double *keybuf)
 		for (int r = 1; r < RES_N; r++)
 			if (per[r] > per[res])
 				res = r;
+		/* each movable VM's bound: the source's drop per second (a target's
+		 * rise only lowers it), best first; stop at a bound no better than
+		 * the best pair found */
 		for (int i = 0; i < n; i++) {
-			int v = vmbuf[i], nu, scanned = 0, blocked = 0;
+			int v = vmbuf[i], nu, blocked = 0;
 			double dem[RES_N], vcpus, mem, cost, rs;
 
+			keybuf[i] = -1;
 			if (p->planned[v])
 				continue;
 			nu = build_unit(p, v, dem, &vcpus, &mem);
@@ -1084,8 +1088,27 @@ static int prevent_host(struct pctx *p, int h, int *vmbuf, double *keybuf)
 			if (cost <= 0)
 				continue;
 			rs = risk_with(p, h, nu, -1);
-			if (rs > r0 * (1 - RISK_MIN_CUT))
-				continue;
+			if (rs <= r0 * (1 - RISK_MIN_CUT))
+				keybuf[i] = (r0 - rs) / cost;
+		}
+		for (int i = 1; i < n; i++) { /* stable: ties keep the VSR order */
+			int v = vmbuf[i], j = i - 1;
+			double k = keybuf[i];
+			while (j >= 0 && keybuf[j] < k) {
+				vmbuf[j + 1] = vmbuf[j];
+				keybuf[j + 1] = keybuf[j];
+				j--;
+			}
+			vmbuf[j + 1] = v;
+			keybuf[j + 1] = k;
+		}
+		for (int i = 0; i < n && keybuf[i] > best + EPS; i++) {
+			int v = vmbuf[i], nu, scanned = 0;
+			double dem[RES_N], vcpus, mem, cost, rs;
+
+			nu = build_unit(p, v, dem, &vcpus, &mem);
+			cost = unit_cost(p, nu);
+			rs = risk_with(p, h, nu, -1);
 			for (int c = 0; c < p->ncand && scanned < RISK_MAX_T; c++) {
 				int d = p->cand[c];
 				double rd0, rd1, score;
@@ -1099,7 +1122,7 @@ static int prevent_host(struct pctx *p, int h, int *vmbuf, double *keybuf)
 				rd1 = risk_with(p, d, nu, +1);
 				if (rd1 > target * RISK_DST_SHARE)
 					continue;
-				score = ((r0 - rs) - (rd1 - rd0)) / cost;
+				score = ((r0 - rs) - (rd1 > rd0 ? rd1 - rd0 : 0)) / cost;
 				if (score > best + EPS) {
 					best = score;
 					bv = v;
