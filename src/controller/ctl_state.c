@@ -417,6 +417,8 @@ static void apply_vm(struct ctl *c, struct ctl_vm *v, const struct rd_vm *r, boo
 	snprintf(v->mig_dst, sizeof(v->mig_dst), "%s", store_hget(r->mig, "dst"));
 	snprintf(v->mig_phase, sizeof(v->mig_phase), "%s", store_hget(r->mig, "phase"));
 	v->mig_started = (int64_t)num(store_hget(r->mig, "started"), 0, 1e15, 0);
+	v->mig_data_done = (int64_t)num(store_hget(r->mig, "data_processed"), 0, 1e15, 0);
+	v->mig_data_total = (int64_t)num(store_hget(r->mig, "data_total"), 0, 1e15, 0);
 	push_entries(r->ts, first, v->prof, v->last, v->has_last, v->last_id, sizeof(v->last_id),
 	             v->mem_mib);
 }
