@@ -252,7 +252,7 @@ static int events_args(struct cli_ctx *c, const struct cli_args *a, struct cli_e
 {
 	static const char *const ids[] = {"vm", "host"};
 	const char *type = cli_opt_str(a, "type");
-	char err[256], what[16];
+	char err[256];
 
 	if (a->npos)
 		return cli_usage(c, "unexpected argument '%.64s'", a->pos[0]);
@@ -262,8 +262,7 @@ static int events_args(struct cli_ctx *c, const struct cli_args *a, struct cli_e
 		return cli_usage(c, "--type: '%.64s' is not an event type", type);
 	for (int i = 0; i < 2; i++) {
 		const char *v = cli_opt_str(a, ids[i]);
-		snprintf(what, sizeof(what), "--%s", ids[i]);
-		if (v && cli_req_check_id(what, v, err, sizeof(err)) < 0)
+		if (v && cli_req_check_id(cli_opt_as(a, ids[i]), v, err, sizeof(err)) < 0)
 			return cli_usage(c, "%s", err);
 	}
 	q->type = type;
