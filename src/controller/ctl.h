@@ -200,6 +200,8 @@ int ctl_model_vm(const struct cluster *m, const char *id);
 int ctl_refresh(struct ctl *c);
 void ctl_state_free(struct ctl *c);
 double ctl_host_volume(const struct ctl_host *h);
+/* The migration of vm this controller runs (a swap's half too), or NULL. */
+const struct ctl_mig *ctl_mig_find(struct ctl *c, const char *vm);
 bool ctl_mig_running(struct ctl *c, const char *vm); /* under the lock */
 
 /* ctl_exec.c: the lease, migrations, the round's decisions */

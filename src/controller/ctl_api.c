@@ -73,6 +73,7 @@ static json_t *vm_json(struct ctl *c, const struct ctl_vm *v)
 	double peak[RES_N], demand[RES_N], scale[RES_N];
 	struct ctl_host *h = ctl_host_find(c, v->host);
 	json_t *pin = json_array(), *mig = json_null();
+	const struct ctl_mig *m;
 	char buf[512], *save = NULL;
 	bool reachable = h && strcmp(h->state, "down") != 0;
 	int64_t cooldown = v->last_migration ? v->last_migration + c->po.cooldown_ms : 0;
@@ -87,12 +88,21 @@ static json_t *vm_json(struct ctl *c, const struct ctl_vm *v)
 	snprintf(buf, sizeof(buf), "%s", v->pin);
 	for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save))
 		json_array_append_new(pin, json_string(t));
-	if (v->migrating || ctl_mig_running(c, v->id))
+	if (v->migrating) {
 		mig = json_pack(
 		    "{s:s,s:s,s:s,s:I,s:I,s:I}", "src", v->mig_src[0] ? v->mig_src : v->host, "dst",
 		    v->mig_dst, "phase", v->mig_phase[0] ? v->mig_phase : "starting", "started",
 		    (json_int_t)v->mig_started, "data_processed", (json_int_t)v->mig_data_done,
 		    "data_total", (json_int_t)v->mig_data_total);
+	} else if ((m = ctl_mig_find(c, v->id))) {
+		/* ours, with no record in Redis: not begun on the agent yet, or
+		 * ended there and its worker finishing (the VM listed on the target) */
+		bool ended = strcmp(v->host, m->to) == 0;
+		mig = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I}", "src", m->from, "dst", m->to, "phase",
+		                ended ? "finishing" : "starting", "started",
+		                (json_int_t)m->started_ms, "data_processed", (json_int_t)0,
+		                "data_total", (json_int_t)0);
+	}
 	return json_pack(
 	    "{s:s,s:s,s:s,s:b,s:I,s:s,s:s,s:b,s:f,s:f,s:o,s:o,s:o,s:{s:o,s:s,s:s,s:b},s:b,s:o,s:I,"
 	    "s:I}",

@@ -519,13 +519,18 @@ double ctl_host_volume(const struct ctl_host *h)
 	return cluster_volume(u);
 }
 
-bool ctl_mig_running(struct ctl *c, const char *vm)
+const struct ctl_mig *ctl_mig_find(struct ctl *c, const char *vm)
 {
 	for (int i = 0; i < c->nmigs; i++)
 		for (struct ctl_mig *m = c->migs[i]; m; m = m->then)
 			if (strcmp(m->vm, vm) == 0)
-				return true;
-	return false;
+				return m;
+	return NULL;
+}
+
+bool ctl_mig_running(struct ctl *c, const char *vm)
+{
+	return ctl_mig_find(c, vm) != NULL;
 }
 
 /* Interns group names as small integers for the planner. */
