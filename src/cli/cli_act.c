@@ -350,9 +350,9 @@ int cli_vm_migrate(struct cli_ctx *c, const struct cli_args *a)
 		rc = report_done(c, vm, k.reply);
 	} else if (c->status == -ETIMEDOUT) {
 		fprintf(c->err,
-		        "loadease %s: gave up waiting after %ld s; the migration may still run: "
+		        "loadease %s: gave up waiting after %g s; the migration may still run: "
 		        "'loadease vm %s' shows where it is\n",
-		        c->verb, timeout / 1000, vm);
+		        c->verb, (double)timeout / 1000, vm);
 		rc = CLI_EWAIT;
 	} else {
 		if (k.errbuf)
@@ -398,9 +398,9 @@ int cli_vm_rm(struct cli_ctx *c, const struct cli_args *a)
 	if (gone)
 		return CLI_OK;
 	fprintf(c->err,
-	        "loadease %s: its host deleted it, but the controller still lists %s after %ld "
+	        "loadease %s: its host deleted it, but the controller still lists %s after %g "
 	        "s\n",
-	        c->verb, a->pos[0], timeout / 1000);
+	        c->verb, a->pos[0], (double)timeout / 1000);
 	return CLI_EWAIT;
 }
 
