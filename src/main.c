@@ -18,11 +18,9 @@ static void usage(FILE *f)
 	           "\n"
 	           "operator commands (talk to the controller's API):\n");
 	cli_print_verbs(f);
-	fprintf(f,
-	        "  %-12s print the version\n"
-	        "\n",
-	        "version");
-	fprintf(f, "'loadease <command> --help' describes each command.\n");
+	fprintf(f, "  %-12s print the version\n\n", "version");
+	cli_print_globals(f);
+	fprintf(f, "\n'loadease <command> --help' describes each command.\n");
 }
 
 int main(int argc, char **argv)

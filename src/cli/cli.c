@@ -530,8 +530,12 @@ void cli_print_verbs(FILE *f)
 				fprintf(f, "%s%s", j == i ? " " : " | ", cli_verbs[j].name);
 		fputc('\n', f);
 	}
-	fprintf(f, "\nglobal options, anywhere on the line: --controller URL, --token T,\n"
-	           "--token-file F, --timeout S, --json\n");
+}
+
+void cli_print_globals(FILE *f)
+{
+	fprintf(f, "global options of the operator commands, anywhere on the line:\n"
+	           "  --controller URL, --token T, --token-file F, --timeout S, --json\n");
 }
 
 static bool is_help(const char *s)
@@ -747,6 +751,13 @@ int cli_run(int argc, char **argv, FILE *out, FILE *err)
 		return rc;
 	}
 	n = reorder(argc, argv, nv, &head, err);
+	if (n > 0 && is_help(nv[0])) {
+		fprintf(err,
+		        "loadease: %s goes first ('loadease --help') or after a command "
+		        "('loadease hosts --help')\n",
+		        nv[0]);
+		n = -1;
+	}
 	if (n < 0) {
 		free(nv);
 		return CLI_EUSAGE;

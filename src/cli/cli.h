@@ -14,7 +14,8 @@ bool cli_is_verb(const char *verb);
  * controller refused or failed, 2 usage, 3 the controller unreachable, 4
  * gave up waiting for an action's end. */
 int cli_main(int argc, char **argv);
-/* The verbs, one line each, and the global options: for `loadease --help`. */
+/* For `loadease --help`: the verbs, one line each; the global options. */
 void cli_print_verbs(FILE *f);
+void cli_print_globals(FILE *f);
 
 #endif

@@ -310,7 +310,7 @@ def test_rejected_token_said_as_such(cluster):
     path = os.path.join(ctl.workdir, "wrong-token")
     with open(path, "w") as f:
         f.write("not-the-token\n")
-    rc, _, err = cli("vm", "rm", "vm1", "--token-file", path, controller=ctl.url, token=None)
+    rc, _, err = cli("--token-file", path, "vm", "rm", "vm1", controller=ctl.url, token=None)
     assert rc == 1 and "rejected the token" in err, (rc, err)
     assert r.sismember("vms_in_host:h0", "vm1")
 
