@@ -507,6 +507,9 @@ def test_bash_completion_of_every_verb(cluster):
         assert verbs[group], verbs
         assert set(complete(f"loadease {group} ")) == set(verbs[group]), group
     assert complete("loadease vm mig") == ["migrate"]
+    # bash splits --opt=value at '=': the words are put together again
+    assert complete("loadease --timeout = 5 vm mi") == ["migrate"]
+    assert complete("loadease vms --timeout = 5 --h") == ["--host", "--help"]
     for verb in cli_verbs - {"vm", "host"}:  # every verb's options, from its --help
         opts = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", subprocess.run(
             [BIN, verb, "--help"], capture_output=True, text=True).stdout))
