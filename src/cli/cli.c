@@ -1,7 +1,9 @@
 /* cli.c - `loadease <verb>`: the operator's client of the controller's REST
- * API (docs/controller.md). This file holds the dispatch, the global
- * options, the request helper and the one-shot verbs; top and events live
- * in cli_watch.c, tables in cli_fmt.c, request bodies in cli_req.c. */
+ * API (docs/controller.md). This file holds the verb table, the dispatch
+ * (global options anywhere on the line), the request helpers and the
+ * read-only verbs; the verbs that change things (and wait for the end) live
+ * in cli_act.c, top and events in cli_watch.c, completion in
+ * cli_complete.c, tables in cli_fmt.c, request bodies in cli_req.c. */
 #include "cli/cli.h"
 
 #include <errno.h>

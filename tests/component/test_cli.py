@@ -9,7 +9,16 @@ Asserted: the tables and --json agree with what Redis holds, the exit codes
 (0 ok, 1 the controller's error such as 404, 2 bad arguments before any
 request, 3 an unreachable controller), `host maintenance on|off` changing
 host_config:<h> state, the events it logs, `events -f` following them and
-ending with status 0 on Ctrl-C, and `top` frames.
+ending with status 0 on Ctrl-C, and `top` frames; the global options
+anywhere on the line, a rejected token said as such, an unknown host or VM
+an error in every verb, options named as typed, `top` quitting on q through
+a pty with the terminal restored, and the bash completion of every verb and
+of the controller's ids.
+
+test_vm_create_migrate_rm_wait_for_the_end runs real guests on a namespace
+cluster (tests/cluster.py; root, libvirt and QEMU, skipped with the reason
+where absent): vm create, vm migrate (done, --no-wait, on a pty, --timeout,
+a failure rolled back) and vm rm, each followed at once by `vms`.
 """
 import contextlib
 import json
