@@ -16,18 +16,11 @@ static void usage(FILE *f)
 	           "  controller   run the controller (hotspots, migrations, placement, REST API)\n"
 	           "  sim          replay workload traces through the planner and baselines\n"
 	           "\n"
-	           "operator commands (talk to the controller's API):\n"
-	           "  cluster      the cluster at a glance\n"
-	           "  hosts        hosts with load, hotspots and state\n"
-	           "  vms          VMs with load, host and rules\n"
-	           "  top          live view of hosts and VMs\n"
-	           "  plan         what the balancer would do now\n"
-	           "  events       the decision log (-f follows it)\n"
-	           "  vm           vm create | migrate | rm\n"
-	           "  host         host maintenance on | off\n"
-	           "  version      print the version\n"
-	           "\n"
-	           "'loadease <command> --help' describes each command.\n");
+	           "operator commands (talk to the controller's API):\n");
+	cli_print_verbs(f);
+	fprintf(f, "  %-12s print the version\n\n", "version");
+	cli_print_globals(f);
+	fprintf(f, "\n'loadease <command> --help' describes each command.\n");
 }
 
 int main(int argc, char **argv)
@@ -41,6 +34,10 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+		printf("loadease 0.1.0\n");
+		return 0;
+	}
 	if (strcmp(argv[1], "agent") == 0)
 		return agent_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "controller") == 0)
@@ -49,10 +46,6 @@ int main(int argc, char **argv)
 		return cli_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "sim") == 0)
 		return sim_main(argc - 1, argv + 1);
-	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
-		printf("loadease 0.1.0\n");
-		return 0;
-	}
 	fprintf(stderr, "loadease: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;

@@ -4,12 +4,18 @@
 #define LE_CLI_CLI_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
-/* True when argv[1] is one of the CLI's verbs (hosts, vms, top, plan,
- * events, vm, host, cluster). */
+/* True when argv[1] starts a CLI command line: one of the CLI's verbs
+ * (hosts, vms, top, plan, events, vm, host, cluster) or an option (the
+ * global options may come before the verb). */
 bool cli_is_verb(const char *verb);
-/* argv[0] is the verb. Exit code: 0 ok, 1 the controller refused or failed,
- * 2 usage, 3 the controller unreachable. */
+/* argv[0] is the verb (or a global option). Exit code: 0 ok, 1 the
+ * controller refused or failed, 2 usage, 3 the controller unreachable, 4
+ * gave up waiting for an action's end. */
 int cli_main(int argc, char **argv);
+/* For `loadease --help`: the verbs, one line each; the global options. */
+void cli_print_verbs(FILE *f);
+void cli_print_globals(FILE *f);
 
 #endif

@@ -21,7 +21,8 @@ static const struct cli_opt *find(const struct cli_opt *const *tables, const cha
 	return NULL;
 }
 
-static int add(struct cli_args *a, const char *name, const char *val, char *err, size_t errlen)
+static int add(struct cli_args *a, const char *name, const char *as, const char *val, char *err,
+               size_t errlen)
 {
 	if (a->nopt >= CLI_MAX_ARGS) {
 		snprintf(err, errlen, "too many options");
@@ -29,6 +30,7 @@ static int add(struct cli_args *a, const char *name, const char *val, char *err,
 	}
 	a->opt[a->nopt].name = name;
 	a->opt[a->nopt].val = val;
+	snprintf(a->opt[a->nopt].as, sizeof(a->opt[a->nopt].as), "%s", as);
 	a->nopt++;
 	return 0;
 }
@@ -39,32 +41,36 @@ static int parse_one(const struct cli_opt *const *tables, int argc, char **argv,
 {
 	const char *s = argv[*i], *val = NULL;
 	const struct cli_opt *o;
+	char as[24];
 
 	if (s[1] == '-') {
 		const char *eq = strchr(s + 2, '=');
 		size_t len = eq ? (size_t)(eq - (s + 2)) : strlen(s + 2);
 		o = find(tables, s + 2, len, 0);
 		val = eq ? eq + 1 : NULL;
+		if (o)
+			snprintf(as, sizeof(as), "--%s", o->name);
 	} else {
 		o = find(tables, NULL, 0, s[1]);
 		val = s[1] && s[2] ? s + 2 : NULL;
+		snprintf(as, sizeof(as), "-%c", s[1]);
 	}
 	if (!o) {
 		snprintf(err, errlen, "unknown option '%.64s'", s);
 		return -EINVAL;
 	}
 	if (!o->arg && val) {
-		snprintf(err, errlen, "--%s takes no value", o->name);
+		snprintf(err, errlen, "%s takes no value", as);
 		return -EINVAL;
 	}
 	if (o->arg && !val) {
 		if (*i + 1 >= argc) {
-			snprintf(err, errlen, "--%s needs a value", o->name);
+			snprintf(err, errlen, "%s needs a value", as);
 			return -EINVAL;
 		}
 		val = argv[++*i];
 	}
-	return add(a, o->name, val, err, errlen);
+	return add(a, o->name, as, val, err, errlen);
 }
 
 int cli_opt_parse(const struct cli_opt *const *tables, int argc, char **argv, struct cli_args *a,
@@ -101,6 +107,14 @@ const char *cli_opt_str(const struct cli_args *a, const char *name)
 	return NULL;
 }
 
+const char *cli_opt_as(const struct cli_args *a, const char *name)
+{
+	for (int i = a->nopt - 1; i >= 0; i--)
+		if (strcmp(a->opt[i].name, name) == 0)
+			return a->opt[i].as;
+	return NULL;
+}
+
 bool cli_opt_flag(const struct cli_args *a, const char *name)
 {
 	for (int i = 0; i < a->nopt; i++)
@@ -118,8 +132,8 @@ int cli_opt_int(const struct cli_args *a, const char *name, int64_t lo, int64_t 
 	if (!s)
 		return 0;
 	if (!util_parse_i64(s, &v) || v < lo || v > hi) {
-		snprintf(err, errlen, "--%s: '%.64s' is not an integer from %lld to %lld", name, s,
-		         (long long)lo, (long long)hi);
+		snprintf(err, errlen, "%s: '%.64s' is not an integer from %lld to %lld",
+		         cli_opt_as(a, name), s, (long long)lo, (long long)hi);
 		return -EINVAL;
 	}
 	*out = v;
@@ -135,8 +149,8 @@ int cli_opt_num(const struct cli_args *a, const char *name, double lo, double hi
 	if (!s)
 		return 0;
 	if (!util_parse_double(s, &v) || v < lo || v > hi) {
-		snprintf(err, errlen, "--%s: '%.64s' is not a number from %g to %g", name, s, lo,
-		         hi);
+		snprintf(err, errlen, "%s: '%.64s' is not a number from %g to %g",
+		         cli_opt_as(a, name), s, lo, hi);
 		return -EINVAL;
 	}
 	*out = v;

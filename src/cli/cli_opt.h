@@ -13,6 +13,7 @@ struct cli_opt {
 	const char *name; /* long name without "--"; NULL ends a table */
 	char short_name;  /* 0: none */
 	bool arg;         /* takes a value */
+	int kind;         /* what completes its value: enum cli_kind (cli_int.h) */
 };
 
 #define CLI_MAX_ARGS 64
@@ -21,6 +22,7 @@ struct cli_args {
 	struct {
 		const char *name; /* the table's long name */
 		const char *val;  /* points into argv; NULL for a flag */
+		char as[24];      /* as typed, for messages: "-n", "--follow" */
 	} opt[CLI_MAX_ARGS];
 	int nopt;
 	const char *pos[CLI_MAX_ARGS]; /* positionals, in order */
@@ -29,12 +31,16 @@ struct cli_args {
 
 /* Parses argv[0..argc) against the tables (a NULL-terminated array of
  * NULL-name-terminated tables). 0, or -EINVAL with the reason in err
- * ("unknown option '--x'", "--mem needs a value"). */
+ * ("unknown option '--x'", "--mem needs a value", "-n needs a value": an
+ * option is named as it was typed). */
 int cli_opt_parse(const struct cli_opt *const *tables, int argc, char **argv, struct cli_args *a,
                   char *err, size_t errlen);
 
 /* The last value given for name, or NULL. */
 const char *cli_opt_str(const struct cli_args *a, const char *name);
+/* The option's last occurrence as typed ("-n", "--count"), or NULL when it
+ * was not given. Valid as long as a. */
+const char *cli_opt_as(const struct cli_args *a, const char *name);
 /* Was the option given (flag or value)? */
 bool cli_opt_flag(const struct cli_args *a, const char *name);
 /* The option as an integer / a number in [lo, hi]: 1 when given and valid

@@ -49,7 +49,7 @@ static int put_str(json_t *body, const struct cli_args *a, const char *opt, cons
 	if (!s)
 		return 0;
 	if (!s[0] || strpbrk(s, "\r\n")) {
-		snprintf(err, errlen, "--%s must be a non-empty single line", opt);
+		snprintf(err, errlen, "%s must be a non-empty single line", cli_opt_as(a, opt));
 		return -EINVAL;
 	}
 	return json_object_set_new(body, key, json_string(s)) ? -ENOMEM : 0;
@@ -60,12 +60,10 @@ static int put_id(json_t *body, const struct cli_args *a, const char *opt, const
                   char *err, size_t errlen)
 {
 	const char *s = cli_opt_str(a, opt);
-	char what[64];
 
 	if (!s)
 		return 0;
-	snprintf(what, sizeof(what), "--%s", opt);
-	if (cli_req_check_id(what, s, err, errlen) < 0)
+	if (cli_req_check_id(cli_opt_as(a, opt), s, err, errlen) < 0)
 		return -EINVAL;
 	return json_object_set_new(body, key, json_string(s)) ? -ENOMEM : 0;
 }

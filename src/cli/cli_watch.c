@@ -2,14 +2,19 @@
  * and its VMs every interval) and `events` (-f: a long poll on GET
  * /v1/events?after=ID&wait=10).
  *
- * Ctrl-C (or SIGTERM) ends both with status 0. Between requests the handler
- * sets a flag the loops check; during a request, which may wait 10 s for
- * the long poll, it ends the process at once: everything printed so far has
- * been flushed before the request started, and nothing is half-written. */
+ * Ctrl-C (or SIGTERM, SIGHUP, SIGQUIT) ends both with status 0, and so
+ * does q in `top` when its input is a terminal (put in non-canonical mode
+ * without echo while it runs, and restored on every way out). Between
+ * requests the handler sets a flag the loops check; during a request, which
+ * may wait 10 s for the long poll, it ends the process at once (restoring
+ * the terminal first): everything printed so far has been flushed before
+ * the request started, and nothing is half-written. */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,25 +30,69 @@
 
 static volatile sig_atomic_t stop_flag;
 static volatile sig_atomic_t in_request;
+/* The terminal `top` reads keys from, and its settings before: restored by
+ * keys_end() and by the signal handler (tcsetattr is async-signal-safe). */
+static int keys_fd = -1;
+static struct termios keys_saved;
 
 static void on_signal(int sig)
 {
 	(void)sig;
-	if (in_request)
+	if (in_request) {
+		if (keys_fd >= 0)
+			tcsetattr(keys_fd, TCSANOW, &keys_saved);
 		_exit(CLI_OK);
+	}
 	stop_flag = 1;
 }
 
 static void watch_signals(void)
 {
+	static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 	struct sigaction sa;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal; /* no SA_RESTART: a sleep ends at once */
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
 	stop_flag = 0;
+}
+
+/* Keys from standard input when it is a terminal: no line buffering, no
+ * echo (signals stay on: Ctrl-C is still SIGINT). */
+static void keys_begin(void)
+{
+	struct termios raw;
+
+	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &keys_saved) < 0)
+		return;
+	raw = keys_saved;
+	raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+	raw.c_cc[VMIN] = 0;
+	raw.c_cc[VTIME] = 0;
+	if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0)
+		keys_fd = STDIN_FILENO;
+}
+
+static void keys_end(void)
+{
+	if (keys_fd >= 0)
+		tcsetattr(keys_fd, TCSANOW, &keys_saved);
+	keys_fd = -1;
+}
+
+/* Reads what was typed; q quits. */
+static void keys_read(void)
+{
+	char buf[32];
+	ssize_t n = read(keys_fd, buf, sizeof(buf));
+
+	for (ssize_t i = 0; i < n; i++)
+		if (buf[i] == 'q' || buf[i] == 'Q')
+			stop_flag = 1;
+	if (n == 0 && !isatty(keys_fd)) /* the terminal went away */
+		stop_flag = 1;
 }
 
 /* GET path, with Ctrl-C ending the process during the request. */
@@ -64,19 +113,19 @@ static int watched_get(struct cli_ctx *c, const char *path, long timeout_ms, jso
 	return rc;
 }
 
-/* Sleeps ms, or less when Ctrl-C comes. */
+/* Sleeps ms, or less when Ctrl-C (or q, when keys are read) comes. */
 static void nap(int64_t ms)
 {
 	int64_t end = util_mono_ms() + ms;
 
 	while (!stop_flag) {
 		int64_t left = end - util_mono_ms();
-		struct timespec ts;
+		struct pollfd p = {.fd = keys_fd, .events = POLLIN};
 		if (left <= 0)
 			break;
-		ts.tv_sec = (time_t)(left / 1000);
-		ts.tv_nsec = (long)(left % 1000) * 1000000L;
-		nanosleep(&ts, NULL);
+		/* fd -1: poll only sleeps */
+		if (poll(&p, 1, left > 1000 ? 1000 : (int)left) > 0 && keys_fd >= 0)
+			keys_read();
 	}
 }
 
@@ -106,7 +155,7 @@ static void top_title(struct top *t, FILE *f)
 
 	cli_fmt_time(util_now_ms(), when, sizeof(when));
 	fprintf(f, "loadease top  %s  %s  every %gs%s\n", t->c->base, when, t->interval_s,
-	        t->tty ? " (Ctrl-C quits)" : "");
+	        t->tty ? (keys_fd >= 0 ? " (q quits)" : " (Ctrl-C quits)") : "");
 }
 
 static void top_body(FILE *f, json_t *cl, json_t *hosts, json_t *vms)
@@ -202,6 +251,8 @@ int cli_top(struct cli_ctx *c, const struct cli_args *a)
 		count = 1;
 	t.tty = isatty(fileno(c->out));
 	watch_signals();
+	if (count != 1)
+		keys_begin();
 	for (int64_t n = 0; !stop_flag && (count == 0 || n < count); n++) {
 		if (n)
 			nap((int64_t)(t.interval_s * 1000));
@@ -211,6 +262,7 @@ int cli_top(struct cli_ctx *c, const struct cli_args *a)
 		if (rc)
 			break;
 	}
+	keys_end();
 	return rc;
 }
 
@@ -252,7 +304,7 @@ static int events_args(struct cli_ctx *c, const struct cli_args *a, struct cli_e
 {
 	static const char *const ids[] = {"vm", "host"};
 	const char *type = cli_opt_str(a, "type");
-	char err[256], what[16];
+	char err[256];
 
 	if (a->npos)
 		return cli_usage(c, "unexpected argument '%.64s'", a->pos[0]);
@@ -262,13 +314,37 @@ static int events_args(struct cli_ctx *c, const struct cli_args *a, struct cli_e
 		return cli_usage(c, "--type: '%.64s' is not an event type", type);
 	for (int i = 0; i < 2; i++) {
 		const char *v = cli_opt_str(a, ids[i]);
-		snprintf(what, sizeof(what), "--%s", ids[i]);
-		if (v && cli_req_check_id(what, v, err, sizeof(err)) < 0)
+		if (v && cli_req_check_id(cli_opt_as(a, ids[i]), v, err, sizeof(err)) < 0)
 			return cli_usage(c, "%s", err);
 	}
 	q->type = type;
 	q->vm = cli_opt_str(a, "vm");
 	q->host = cli_opt_str(a, "host");
+	return CLI_OK;
+}
+
+/* No event about --vm V / --host H: an error when the controller does not
+ * know it either (a typo), not when it does or did (a deleted VM's events
+ * are found). */
+static int events_unknown(struct cli_ctx *c, const struct cli_events_q *q)
+{
+	static const char *const what[] = {"vms", "hosts"};
+	const char *id[] = {q->vm, q->host};
+	char path[128];
+
+	for (int i = 0; i < 2; i++) {
+		json_t *doc;
+		if (!id[i])
+			continue;
+		snprintf(path, sizeof(path), "/v1/%s/%s", what[i], id[i]);
+		doc = cli_get_quiet(c, path, CLI_DEFAULT_TIMEOUT_MS);
+		json_decref(doc);
+		if (!doc && c->status == 404) {
+			fprintf(c->err, "loadease %s: no %s %s, and no event names it\n", c->verb,
+			        i ? "host" : "vm", id[i]);
+			return CLI_EAPI;
+		}
+	}
 	return CLI_OK;
 }
 
@@ -325,6 +401,8 @@ int cli_events(struct cli_ctx *c, const struct cli_args *a)
 	if (rc)
 		return rc == CLI_STOPPED ? CLI_OK : rc;
 	rc = print_events(c, doc, n > 0, last, sizeof(last));
+	if (!rc && !follow && json_array_size(json_object_get(doc, "events")) == 0)
+		rc = events_unknown(c, &q);
 	json_decref(doc);
 	if (rc || !follow)
 		return rc;

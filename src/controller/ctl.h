@@ -98,6 +98,7 @@ struct ctl_vm {
 	bool migrating; /* a migration:<vm> record exists, or one of ours runs */
 	char mig_src[CTL_ID_MAX], mig_dst[CTL_ID_MAX], mig_phase[24];
 	int64_t mig_started;
+	int64_t mig_data_done, mig_data_total; /* bytes, from the agent's progress */
 	bool watched; /* a migration we did not start: report where it ended */
 	struct profile prof[RES_N];
 	char last_id[32];
@@ -202,6 +203,8 @@ int ctl_model_vm(const struct cluster *m, const char *id);
 int ctl_refresh(struct ctl *c);
 void ctl_state_free(struct ctl *c);
 double ctl_host_volume(const struct ctl_host *h);
+/* The migration of vm this controller runs (a swap's half too), or NULL. */
+const struct ctl_mig *ctl_mig_find(struct ctl *c, const char *vm);
 bool ctl_mig_running(struct ctl *c, const char *vm); /* under the lock */
 
 /* ctl_exec.c: the lease, migrations, the round's decisions */
@@ -213,6 +216,9 @@ int ctl_migrate_run(struct ctl *c, struct ctl_mig *m, json_t **result, int *http
                     size_t errlen);
 /* Registers m as running (false: the VM migrates already). Under the lock. */
 bool ctl_mig_add(struct ctl *c, struct ctl_mig *m);
+/* Runs m (added with ctl_mig_add) on a thread of its own, as the round's
+ * migrations run: 0, or -errno with m removed and freed. Call with c->lock held. */
+int ctl_migrate_start(struct ctl *c, struct ctl_mig *m);
 void ctl_measure_due(struct ctl *c);
 /* HTTP to an agent: url = http://<api><path>. */
 int ctl_agent_call(struct ctl *c, const char *api, const char *method, const char *path,

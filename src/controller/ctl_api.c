@@ -85,6 +85,7 @@ static json_t *vm_json(struct ctl *c, const struct ctl_vm *v)
 	double peak[RES_N], demand[RES_N], scale[RES_N];
 	struct ctl_host *h = ctl_host_find(c, v->host);
 	json_t *pin = json_array(), *mig = json_null();
+	const struct ctl_mig *m;
 	char buf[512], *save = NULL;
 	bool reachable = h && strcmp(h->state, "down") != 0;
 	int64_t cooldown = v->last_migration ? v->last_migration + c->po.cooldown_ms : 0;
@@ -99,11 +100,21 @@ static json_t *vm_json(struct ctl *c, const struct ctl_vm *v)
 	snprintf(buf, sizeof(buf), "%s", v->pin);
 	for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save))
 		json_array_append_new(pin, json_string(t));
-	if (v->migrating || ctl_mig_running(c, v->id))
-		mig = json_pack("{s:s,s:s,s:s,s:I}", "src", v->mig_src[0] ? v->mig_src : v->host,
-		                "dst", v->mig_dst, "phase",
-		                v->mig_phase[0] ? v->mig_phase : "starting", "started",
-		                (json_int_t)v->mig_started);
+	if (v->migrating) {
+		mig = json_pack(
+		    "{s:s,s:s,s:s,s:I,s:I,s:I}", "src", v->mig_src[0] ? v->mig_src : v->host, "dst",
+		    v->mig_dst, "phase", v->mig_phase[0] ? v->mig_phase : "starting", "started",
+		    (json_int_t)v->mig_started, "data_processed", (json_int_t)v->mig_data_done,
+		    "data_total", (json_int_t)v->mig_data_total);
+	} else if ((m = ctl_mig_find(c, v->id))) {
+		/* ours, with no record in Redis: not begun on the agent yet, or
+		 * ended there and its worker finishing (the VM listed on the target) */
+		bool ended = strcmp(v->host, m->to) == 0;
+		mig = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I}", "src", m->from, "dst", m->to, "phase",
+		                ended ? "finishing" : "starting", "started",
+		                (json_int_t)m->started_ms, "data_processed", (json_int_t)0,
+		                "data_total", (json_int_t)0);
+	}
 	return json_pack(
 	    "{s:s,s:s,s:s,s:b,s:I,s:s,s:s,s:b,s:f,s:f,s:o,s:o,s:o,s:{s:o,s:s,s:s,s:b},s:b,s:o,s:I,"
 	    "s:I}",
@@ -827,29 +838,30 @@ static void api_delete_vm(struct ctl *c, const struct httpd_req *req, const char
 static void api_migrate(struct ctl *c, const struct httpd_req *req, const char *id,
                         struct httpd_resp *resp)
 {
-	json_t *body = httpd_body_json(req, resp), *to_j, *force_j, *result = NULL;
+	json_t *body = httpd_body_json(req, resp), *to_j, *force_j, *wait_j, *result = NULL;
 	struct ctl_mig *m = NULL;
 	struct place_result pr = {0};
 	char err[400], t[64];
 	int http = 500, vi, from;
-	bool force;
+	bool force, wait;
 	const char *to;
 
 	if (!body)
 		return;
 	to_j = json_object_get(body, "to");
 	force_j = json_object_get(body, "force");
+	wait_j = json_object_get(body, "wait");
 	{
-		size_t known = (to_j != NULL) + (force_j != NULL);
+		size_t known = (to_j != NULL) + (force_j != NULL) + (wait_j != NULL);
 		if ((to_j && !json_is_string(to_j)) || (force_j && !json_is_boolean(force_j)) ||
-		    json_object_size(body) != known) {
-			httpd_resp_error(
-			    resp, 400, "bad_request",
-			    "migrate: the body is {\"to\": \"<host>\", \"force\": false}, "
-			    "both optional");
+		    (wait_j && !json_is_boolean(wait_j)) || json_object_size(body) != known) {
+			httpd_resp_error(resp, 400, "bad_request",
+			                 "migrate: the body is {\"to\": \"<host>\", \"force\": "
+			                 "false, \"wait\": true}, all optional");
 			goto out;
 		}
 	}
+	wait = !json_is_false(wait_j);
 	force = json_is_true(force_j);
 	to = json_string_value(to_j);
 	if (!require_leader(c, resp))
@@ -965,6 +977,20 @@ static void api_migrate(struct ctl *c, const struct httpd_req *req, const char *
 		pthread_mutex_unlock(&c->lock);
 		free(m);
 		httpd_resp_error(resp, 409, "busy", "vm %s is migrating already", id);
+		goto out;
+	}
+	if (!wait) {
+		json_t *started = json_pack("{s:s,s:s,s:s,s:s,s:s}", "vm", id, "from", m->from,
+		                            "to", m->to, "state", "started", "reason", m->reason);
+		int rc = ctl_migrate_start(c, m); /* m is the thread's (or freed) now */
+		pthread_mutex_unlock(&c->lock);
+		if (rc < 0) {
+			json_decref(started);
+			httpd_resp_error(resp, 500, "internal", "cannot start the migration: %s",
+			                 strerror(-rc));
+		} else {
+			httpd_resp_json(resp, 202, started);
+		}
 		goto out;
 	}
 	pthread_mutex_unlock(&c->lock);

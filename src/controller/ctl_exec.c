@@ -94,6 +94,15 @@ static void mig_remove(struct ctl *c, struct ctl_mig *m)
 		}
 }
 
+static void mig_free(struct ctl_mig *m)
+{
+	while (m) {
+		struct ctl_mig *n = m->then;
+		free(m);
+		m = n;
+	}
+}
+
 static void add_measure(struct ctl *c, const struct ctl_mig *m)
 {
 	struct ctl_measure *x;
@@ -232,11 +241,7 @@ int ctl_migrate_run(struct ctl *c, struct ctl_mig *m, json_t **result, int *http
 	pthread_mutex_lock(&c->lock);
 	mig_remove(c, m);
 	pthread_mutex_unlock(&c->lock);
-	while (m) {
-		struct ctl_mig *n = m->then;
-		free(m);
-		m = n;
-	}
+	mig_free(m);
 	return rc;
 }
 
@@ -279,36 +284,40 @@ static struct ctl_mig *mig_from_action(struct ctl *c, const struct plan_action *
 	return m;
 }
 
-static void start_worker(struct ctl *c, struct ctl_mig *m)
+int ctl_migrate_start(struct ctl *c, struct ctl_mig *m)
 {
 	struct worker_arg *w = malloc(sizeof(*w));
 	pthread_attr_t attr;
 	pthread_t t;
+	int rc = 0;
 
-	if (!w || !ctl_mig_add(c, m)) {
-		free(w);
-		while (m) {
-			struct ctl_mig *n = m->then;
-			free(m);
-			m = n;
-		}
-		return;
+	if (!w) {
+		mig_remove(c, m);
+		mig_free(m);
+		return -ENOMEM;
 	}
 	w->c = c;
 	w->m = m;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &attr, worker_main, w) != 0) {
+	rc = -pthread_create(&t, &attr, worker_main, w);
+	if (rc < 0) {
 		log_error("cannot start a migration thread for vm %s", m->vm);
 		mig_remove(c, m);
 		free(w);
-		while (m) {
-			struct ctl_mig *n = m->then;
-			free(m);
-			m = n;
-		}
+		mig_free(m);
 	}
 	pthread_attr_destroy(&attr);
+	return rc;
+}
+
+static void start_worker(struct ctl *c, struct ctl_mig *m)
+{
+	if (!ctl_mig_add(c, m)) {
+		mig_free(m);
+		return;
+	}
+	ctl_migrate_start(c, m);
 }
 
 static void log_recommendations(struct ctl *c)

@@ -417,6 +417,8 @@ static void apply_vm(struct ctl *c, struct ctl_vm *v, const struct rd_vm *r, boo
 	snprintf(v->mig_dst, sizeof(v->mig_dst), "%s", store_hget(r->mig, "dst"));
 	snprintf(v->mig_phase, sizeof(v->mig_phase), "%s", store_hget(r->mig, "phase"));
 	v->mig_started = (int64_t)num(store_hget(r->mig, "started"), 0, 1e15, 0);
+	v->mig_data_done = (int64_t)num(store_hget(r->mig, "data_processed"), 0, 1e15, 0);
+	v->mig_data_total = (int64_t)num(store_hget(r->mig, "data_total"), 0, 1e15, 0);
 	push_entries(r->ts, first, v->prof, v->last, v->has_last, v->last_id, sizeof(v->last_id),
 	             v->mem_mib);
 }
@@ -517,13 +519,18 @@ double ctl_host_volume(const struct ctl_host *h)
 	return cluster_volume(u);
 }
 
-bool ctl_mig_running(struct ctl *c, const char *vm)
+const struct ctl_mig *ctl_mig_find(struct ctl *c, const char *vm)
 {
 	for (int i = 0; i < c->nmigs; i++)
 		for (struct ctl_mig *m = c->migs[i]; m; m = m->then)
 			if (strcmp(m->vm, vm) == 0)
-				return true;
-	return false;
+				return m;
+	return NULL;
+}
+
+bool ctl_mig_running(struct ctl *c, const char *vm)
+{
+	return ctl_mig_find(c, vm) != NULL;
 }
 
 /* Interns group names as small integers for the planner. */

@@ -9,18 +9,33 @@ Asserted: the tables and --json agree with what Redis holds, the exit codes
 (0 ok, 1 the controller's error such as 404, 2 bad arguments before any
 request, 3 an unreachable controller), `host maintenance on|off` changing
 host_config:<h> state, the events it logs, `events -f` following them and
-ending with status 0 on Ctrl-C, and `top` frames.
+ending with status 0 on Ctrl-C, and `top` frames; the global options
+anywhere on the line, a rejected token said as such, an unknown host or VM
+an error in every verb, options named as typed, `top` quitting on q through
+a pty with the terminal restored, and the bash completion of every verb and
+of the controller's ids.
+
+test_vm_create_migrate_rm_wait_for_the_end runs real guests on a namespace
+cluster (tests/cluster.py; root, libvirt and QEMU, skipped with the reason
+where absent): vm create, vm migrate (done, --no-wait, on a pty, --timeout,
+a failure rolled back) and vm rm, each followed at once by `vms`.
 """
+import contextlib
 import json
 import os
+import pty
 import re
+import select
 import signal
 import subprocess
+import termios
 import time
 
 import pytest
 
-from conftest import BIN, SANITIZER_MARKS, Registry, _die_with_parent, free_tcp_port, wait_for
+from conftest import (BIN, SANITIZER_MARKS, Controller, Registry, _die_with_parent,
+                      cluster_guest_image, free_tcp_port, guest_status, running_cluster,
+                      wait_for)
 
 TOKEN = "cli-ct-token-1"
 
@@ -190,7 +205,7 @@ def test_exit_codes(cluster):
     for args in (["vm", "create", "x", "--mem", "abc", "--kernel", "k"],
                  ["vm", "create", "x", "--mem", "-5", "--kernel", "k"],
                  ["vm", "create", "x", "--mem", "256"],
-                 ["vm", "frobnicate"], ["host", "maintenance", "maybe", "h1"],
+                 ["vm", "frobnicate", "vm1"], ["host", "maintenance", "maybe", "h1"],
                  ["hosts", "--bogus"], ["events", "-n", "many"], ["top", "--interval", "0"]):
         rc, out, err = cli(*args, controller=dead)
         assert rc == 2 and out == "" and "usage" in err and "unreachable" not in err, \
@@ -248,3 +263,431 @@ def test_vm_create_refused(cluster):
         "(vmm_spec_from_json): " + err)
     blocks = dict(line.strip().split(": ", 1) for line in lines[1:] if line.startswith("  "))
     assert set(blocks) == {"h0", "h1", "h2"}, err
+
+
+# ------------------------------------------------ global options, tokens, ids
+
+def test_global_options_anywhere(cluster):
+    """The global options before the verb, after it, between a group and its
+    subcommand, as --opt value and --opt=value: the same request, the same
+    answer."""
+    ctl, r = cluster
+    dead = f"http://127.0.0.1:{free_tcp_port()}"  # the environment's: must be overridden
+    docs = []
+    for args in (["--json", "hosts"], ["hosts", "--json"],
+                 ["--controller", ctl.url, "--json", "hosts"],
+                 [f"--controller={ctl.url}", "hosts", "--json"],
+                 ["--timeout", "5", "hosts", "--controller", ctl.url, "--json"]):
+        has_ctl = any(a == "--controller" or a.startswith("--controller=") for a in args)
+        rc, out, err = cli(*args, controller=dead if has_ctl else ctl.url)
+        assert rc == 0 and err == "", (args, rc, err)
+        docs.append(sorted(h["id"] for h in json.loads(out)["hosts"]))
+    assert docs == [["h0", "h1", "h2"]] * 5, docs
+
+    # a group: before it, between it and its subcommand, after
+    for args in (["--json", "vm", "show", "vm3"], ["vm", "--json", "show", "vm3"],
+                 ["vm", "show", "vm3", "--json"], ["--json", "vm", "vm3"]):
+        rc, out, err = cli(*args, controller=ctl.url)
+        assert rc == 0 and json.loads(out)["id"] == "vm3", (args, rc, out, err)
+
+    # the token before the verb is the one sent: a mutating call goes through
+    rc, out, err = cli("--token", TOKEN, "--controller", ctl.url, "host", "maintenance",
+                       "on", "h2", controller=dead, token=None)
+    assert rc == 0 and out == "h2: state maintenance\n", (rc, out, err)
+    assert r.hget("host_config:h2", "state") == "maintenance"
+    rc, out, err = cli("host", "--json", "maintenance", "off", "h2", controller=ctl.url)
+    assert rc == 0 and json.loads(out) == {"host": "h2", "state": "up"}, (rc, out, err)
+
+    # an unknown option before the verb: a usage error, no request
+    rc, out, err = cli("--bogus", "hosts", controller=dead)
+    assert rc == 2 and out == "" and "unknown option '--bogus'" in err, (rc, err)
+    rc, out, err = cli("--json", controller=dead)
+    assert rc == 2 and "a command is missing" in err, (rc, err)
+
+
+def test_rejected_token_said_as_such(cluster):
+    ctl, r = cluster
+    rc, out, err = cli("host", "maintenance", "on", "h2", controller=ctl.url, token="wrong")
+    assert rc == 1 and out == "", (rc, out, err)
+    assert "the controller rejected the token (HTTP 401)" in err, err
+    assert "give a token" not in err, err
+    assert r.hget("host_config:h2", "state") == "up"
+    # no token at all: said differently
+    rc, _, err = cli("host", "maintenance", "on", "h2", controller=ctl.url, token=None)
+    assert rc == 1 and "give a token" in err and "rejected" not in err, (rc, err)
+    # a token file with a wrong token: the same
+    path = os.path.join(ctl.workdir, "wrong-token")
+    with open(path, "w") as f:
+        f.write("not-the-token\n")
+    rc, _, err = cli("--token-file", path, "vm", "rm", "vm1", controller=ctl.url, token=None)
+    assert rc == 1 and "rejected the token" in err, (rc, err)
+    assert r.sismember("vms_in_host:h0", "vm1")
+
+
+def test_unknown_host_or_vm_is_an_error(cluster):
+    """Every verb that names a host or a VM: status 1, nothing on stdout, a
+    message naming what does not exist, and nothing changed."""
+    ctl, r = cluster
+    cases = [
+        (["vms", "--host", "nosuch"], "no host nosuch"),
+        (["vms", "--host", "nosuch", "--json"], "no host nosuch"),
+        (["host", "nosuch"], "no host nosuch"),
+        (["host", "show", "nosuch"], "no host nosuch"),
+        (["vm", "nosuch"], "no vm nosuch"),
+        (["vm", "show", "nosuch", "--json"], "no vm nosuch"),
+        (["vm", "migrate", "nosuch", "--to", "h1"], "no vm nosuch"),
+        (["vm", "migrate", "nosuch", "--to", "h1", "--no-wait"], "no vm nosuch"),
+        (["vm", "migrate", "vm1", "--to", "nosuch"], "no host nosuch"),
+        (["vm", "migrate", "vm1", "--to", "nosuch", "--no-wait"], "no host nosuch"),
+        (["vm", "rm", "nosuch"], "no vm nosuch"),
+        (["host", "maintenance", "on", "nosuch"], "no host nosuch"),
+        (["vm", "create", "n1", "--mem", "256", "--kernel", "k", "--host", "nosuch"],
+         "no host nosuch"),
+        (["vm", "create", "n1", "--mem", "256", "--kernel", "k", "--pin", "nosuch"],
+         "pin: none of the hosts exists"),
+        (["events", "--vm", "nosuch"], "no vm nosuch"),
+        (["events", "--host", "nosuch"], "no host nosuch"),
+    ]
+    for args, msg in cases:
+        rc, out, err = cli(*args, controller=ctl.url)
+        assert rc == 1 and out == "" and msg in err, (args, rc, out, err)
+    assert r.hget("vm_configs:vm1", "host_id") == "h0"
+    assert not r.exists("vm_configs:n1")
+    # known ones: fine, even with no event about them
+    rc, out, err = cli("events", "--host", "h2", controller=ctl.url)
+    assert rc == 0, (rc, err)
+    rc, out, err = cli("host", "h0", controller=ctl.url)
+    assert rc == 0 and rows(out)[1][:2] == ["h0", "up"], out
+    assert {row[0] for row in rows(out.split("\n\n")[1])[1:]} == {"vm1", "vm2"}, out
+    rc, out, err = cli("vm", "vm3", controller=ctl.url)
+    assert rc == 0 and rows(out)[1][:2] == ["vm3", "h1"], out
+    # a mistyped subcommand stays a usage error, not a VM lookup
+    rc, out, err = cli("vm", "destroy", "vm1", controller=ctl.url)
+    assert rc == 2 and "unknown subcommand 'destroy'" in err, (rc, err)
+
+
+def test_option_names_as_typed(cluster):
+    ctl, _ = cluster
+    for args, said, not_said in (
+            (["events", "-n", "many"], "-n: 'many' is not an integer", "--n"),
+            (["events", "-n"], "-n needs a value", "--n"),
+            (["events", "-fx"], "-f takes no value", "--follow"),
+            (["events", "--follow=yes"], "--follow takes no value", None),
+            (["top", "--count", "x"], "--count: 'x' is not an integer", None),
+            (["vms", "--host", "a/b"], "--host 'a/b' is not an id", None),
+            (["vm", "create", "x", "--mem", "256", "--kernel", "k", "--group", "a b"],
+             "--group 'a b' is not an id", None)):
+        rc, out, err = cli(*args, controller=ctl.url)
+        assert rc == 2 and out == "" and said in err, (args, rc, err)
+        if not_said:
+            assert not_said not in err.split("\nusage:")[0], (args, err)
+
+
+# --------------------------------------------------------------------- top: q
+
+def _tty_flags(fd):
+    lflag = termios.tcgetattr(fd)[3]
+    return bool(lflag & termios.ICANON), bool(lflag & termios.ECHO)
+
+
+def _read_until(fd, needle, timeout):
+    buf = b""
+    end = time.monotonic() + timeout
+    while needle not in buf and time.monotonic() < end:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                buf += os.read(fd, 65536)
+            except OSError:
+                break
+    return buf
+
+
+@pytest.mark.parametrize("how", ["q", "SIGTERM", "SIGINT"])
+def test_top_quits_on_q_and_restores_the_terminal(cluster, how):
+    """`top` on a terminal (a pty): keys unbuffered and unechoed while it
+    runs; q (or a signal) ends it with status 0 and the terminal settings as
+    they were."""
+    ctl, _ = cluster
+    master, slave = pty.openpty()
+    before = termios.tcgetattr(slave)
+    assert _tty_flags(slave) == (True, True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOADEASE_TOKEN")}
+    env.update(LOADEASE_CONTROLLER=ctl.url, TERM="xterm")
+    p = subprocess.Popen([BIN, "top", "--interval", "0.3"], stdin=slave, stdout=slave,
+                         stderr=slave, env=env, preexec_fn=os.setsid, close_fds=True)
+    try:
+        seen = _read_until(master, b"(q quits)", 15)
+        assert b"(q quits)" in seen and b"\x1b[2J" in seen, seen[-2000:]
+        assert _tty_flags(slave) == (False, False), "top reads keys: no line buffer, no echo"
+        _read_until(master, b"loadease top", 3)  # a second frame: it keeps running
+        assert p.poll() is None
+        if how == "q":
+            os.write(master, b"q")
+        else:
+            p.send_signal(getattr(signal, how))
+        rc = p.wait(timeout=10)
+        rest = _read_until(master, b"\0", 0.5)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert rc == 0, (how, rc, rest[-2000:])
+    assert not [m for m in SANITIZER_MARKS if m.encode() in rest], rest.decode(errors="replace")
+    assert termios.tcgetattr(slave) == before, f"{how}: the terminal settings were not restored"
+    os.close(master)
+    os.close(slave)
+
+
+def test_top_ignores_other_keys_and_reads_none_without_a_terminal(cluster):
+    ctl, _ = cluster
+    master, slave = pty.openpty()
+    env = {**os.environ, "LOADEASE_CONTROLLER": ctl.url}
+    p = subprocess.Popen([BIN, "top", "--interval", "0.3"], stdin=slave, stdout=slave,
+                         stderr=slave, env=env, preexec_fn=os.setsid, close_fds=True)
+    try:
+        _read_until(master, b"(q quits)", 15)
+        os.write(master, b"x j\n")
+        time.sleep(1)
+        assert p.poll() is None, "only q quits"
+        os.write(master, b"Q")
+        assert p.wait(timeout=10) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
+        os.close(slave)
+    # stdin not a terminal: frames as before, no key reading, --count ends it
+    rc, out, err = cli("top", "--count", "2", "--interval", "0.2", controller=ctl.url)
+    assert rc == 0 and out.count("loadease top") == 2 and "q quits" not in out, (rc, err)
+
+
+# ------------------------------------------------------------- bash completion
+
+COMPLETION = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "data", "bash-completion", "loadease")
+
+
+def complete(line, controller=None, token=TOKEN):
+    """What bash offers for `line` (the last word, possibly empty, is the one
+    completed) with the repository's completion script and the binary under
+    test as `loadease` on PATH."""
+    words = line.split(" ")
+    script = (f"source {COMPLETION}\n"
+              f"COMP_WORDS=({' '.join(repr(w) for w in words)})\n"
+              f"COMP_CWORD={len(words) - 1}\n"
+              "_loadease\nprintf '%s\\n' \"${COMPREPLY[@]}\"\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOADEASE_")}
+    env["PATH"] = os.path.dirname(BIN) + ":" + env.get("PATH", "/usr/bin:/bin")
+    if controller:
+        env["LOADEASE_CONTROLLER"] = controller
+    if token:
+        env["LOADEASE_TOKEN"] = token
+    p = subprocess.run(["bash", "--norc", "--noprofile", "-c", script], capture_output=True,
+                       text=True, env=env, timeout=30)
+    assert p.returncode == 0, p.stderr
+    return [w for w in p.stdout.splitlines() if w]
+
+
+def help_verbs():
+    """The operator commands `loadease --help` lists: {verb: [subcommands]}."""
+    out = subprocess.run([BIN, "--help"], capture_output=True, text=True).stdout
+    block = out.split("operator commands", 1)[1].split("\n\n", 1)[0]
+    verbs = {}
+    for line in block.splitlines()[1:]:
+        if not line.startswith("  "):
+            continue
+        name, rest = line.split(None, 1) if " " in line.strip() else (line.strip(), "")
+        subs = [s.strip() for s in rest.split("|")] if "|" in rest else []
+        verbs[name] = subs
+    return verbs
+
+
+def test_bash_completion_of_every_verb(cluster):
+    ctl, _ = cluster
+    verbs = help_verbs()
+    assert {"cluster", "hosts", "vms", "top", "plan", "events", "vm", "host"} <= set(verbs), \
+        verbs
+    offered = set(complete("loadease "))
+    cli_verbs = set(verbs) - {"version"}
+    assert cli_verbs <= offered, f"not completed: {cli_verbs - offered}"
+    for group in ("vm", "host"):
+        assert verbs[group], verbs
+        assert set(complete(f"loadease {group} ")) == set(verbs[group]), group
+    assert complete("loadease vm mig") == ["migrate"]
+    # bash splits --opt=value at '=': the words are put together again
+    assert complete("loadease --timeout = 5 vm mi") == ["migrate"]
+    assert complete("loadease vms --timeout = 5 --h") == ["--host", "--help"]
+    for verb in cli_verbs - {"vm", "host"}:  # every verb's options, from its --help
+        opts = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]+)", subprocess.run(
+            [BIN, verb, "--help"], capture_output=True, text=True).stdout))
+        assert opts and opts <= set(complete(f"loadease {verb} --")), (verb, opts)
+    assert complete("loadease vm migrate vm1 --no") == ["--no-wait"]
+    assert complete("loadease host maintenance ") == ["on", "off"]
+    # file names for paths
+    here = os.path.dirname(COMPLETION)
+    assert complete(f"loadease vm create x --kernel {here}/lo") == [COMPLETION]
+
+    # host and VM ids from the controller: the environment's, or the line's
+    assert complete("loadease vms --host ", controller=ctl.url) == ["h0", "h1", "h2"]
+    assert complete("loadease vm migrate ", controller=ctl.url) == ["vm1", "vm2", "vm3"]
+    assert complete("loadease vm migrate vm1 --to h", controller=ctl.url) == ["h0", "h1", "h2"]
+    assert complete("loadease host maintenance on h", controller=ctl.url) == ["h0", "h1", "h2"]
+    assert complete(f"loadease --controller {ctl.url} vm rm vm") == ["vm1", "vm2", "vm3"]
+    assert complete("loadease events --vm vm3", controller=ctl.url) == ["vm3"]
+    # no controller answering: nothing offered, and quickly
+    t0 = time.monotonic()
+    assert complete("loadease vms --host ",
+                    controller=f"http://127.0.0.1:{free_tcp_port()}") == []
+    assert time.monotonic() - t0 < 10
+
+
+def test_bash_completion_is_installed():
+    build = os.environ.get("LOADEASE_BUILD") or os.path.dirname(BIN)
+    p = subprocess.run(["meson", "introspect", "--installed", build], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    installed = json.loads(p.stdout)
+    dest = installed.get(os.path.realpath(COMPLETION)) or installed.get(COMPLETION)
+    assert dest and dest.endswith("/share/bash-completion/completions/loadease"), installed
+
+
+# ------------------------------------- actions on a namespace cluster, waited for
+
+def _pty_run(args, env, timeout):
+    """Runs loadease with stdout (and stdin) on a pty; (exit code, output)."""
+    master, slave = pty.openpty()
+    p = subprocess.Popen([BIN, *args], stdin=slave, stdout=slave, stderr=slave, env=env,
+                         preexec_fn=os.setsid, close_fds=True)
+    os.close(slave)
+    buf = b""
+    end = time.monotonic() + timeout
+    try:
+        while time.monotonic() < end:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the child closed the pty
+                    break
+                if not chunk:
+                    break
+                buf += chunk
+            elif p.poll() is not None:
+                break
+        rc = p.wait(timeout=max(1, end - time.monotonic()))
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
+    return rc, buf.decode(errors="replace")
+
+
+def vm_row(ctl, vm):
+    rc, out, err = cli("vms", controller=ctl.url)
+    assert rc == 0, err
+    return next((row for row in rows(out)[1:] if row[0] == vm), None)
+
+
+def test_vm_create_migrate_rm_wait_for_the_end(workdir):
+    """Real guests on two namespace hosts, every action through the CLI:
+    `vm create` places it; `vm migrate` returns when the move has ended, with
+    the outcome and its exit code, and `vms` right after shows the VM where
+    it runs (done; --no-wait; on a terminal with progress; a timeout; a
+    failure rolled back); `vm rm` returns when the controller no longer
+    lists it."""
+    image = cluster_guest_image()
+    settings = {"host.cpu": 2, "host.mem": 2048, "host.net": 100}
+    with contextlib.ExitStack() as stack:
+        c = stack.enter_context(running_cluster(
+            2, os.path.dirname(image[0]), TOKEN, lambda i: settings, "le-ct-cli-"))
+        h0, h1 = c.hosts
+        r = c.redis()
+        ctl = Controller(workdir, c.redis_address, {
+            "controller.mode": "recommend", "controller.round_ms": 500}, ip=c.bridge_ip,
+            name="ctl-cli-vm", token=TOKEN).start()
+        stack.callback(ctl.stop)
+        wait_for(lambda: len(ctl.get("/v1/hosts")["hosts"]) == 2, 20, "both hosts")
+
+        # create: the placement result, the registry, and `vms`
+        rc, out, err = cli("vm", "create", "g1", "--mem", "256", "--kernel",
+                           os.path.basename(image[0]), "--initrd", os.path.basename(image[1]),
+                           "--append", f"console=ttyS0 quiet loadease.ip={h0.vm_ip(0)}/24 "
+                           f"loadease.sink={h0.br_ip}:9", "--host", "h0", "--json",
+                           controller=ctl.url, timeout=180)
+        assert rc == 0, (rc, out, err)
+        created = json.loads(out)
+        assert created["host"] == "h0", created
+        wait_for(lambda: guest_status(h0, created["vm"]["serial_socket"], 2), 60,
+                 "guest g1 to answer")
+        wait_for(lambda: vm_row(ctl, "g1"), 10, "`vms` to list g1")
+        assert r.hget("vm_configs:g1", "host_id") == "h0"
+
+        # migrate, waited for: done, and `vms` shows it at once
+        rc, out, err = cli("vm", "migrate", "g1", "--to", "h1", controller=ctl.url,
+                           timeout=300)
+        assert rc == 0 and err == "", (rc, out, err)
+        assert "\033" not in out and "\r" not in out, out  # not a terminal: plain lines
+        assert re.search(r"^g1 migrated h0 -> h1: done, total \d+ ms, downtime \d+ ms", out,
+                         re.M), out
+        for line in out.splitlines()[:-1]:  # progress: one plain line per phase
+            assert re.match(r"^g1 h0 -> h1: [a-z_]+$", line), out
+        row = vm_row(ctl, "g1")
+        assert row[1] == "h1" and row[-1] == "-", row
+        assert r.hget("vm_configs:g1", "host_id") == "h1"
+
+        # --no-wait: back at once with "started"; the move then ends on its own
+        t0 = time.monotonic()
+        rc, out, err = cli("vm", "migrate", "g1", "--to", "h0", "--no-wait",
+                           controller=ctl.url)
+        took = time.monotonic() - t0
+        assert rc == 0 and out == ("g1: migration h1 -> h0 started; 'loadease vm g1' shows "
+                                   "where it is\n"), (rc, out, err)
+        rc, out, _ = cli("vm", "g1", "--json", controller=ctl.url)
+        v = json.loads(out)
+        assert v["host"] == "h0" or v["migrating"], (took, v)  # under way, or ended already
+        wait_for(lambda: (lambda row: row and row[1] == "h0" and row[-1] == "-")(
+            vm_row(ctl, "g1")), 120, "g1 back on h0")
+        assert r.hget("vm_configs:g1", "host_id") == "h0"
+
+        # on a terminal: progress redrawn in place, then the outcome alone on its line
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LOADEASE_")}
+        env.update(LOADEASE_CONTROLLER=ctl.url, LOADEASE_TOKEN=TOKEN)
+        rc, out = _pty_run(["vm", "migrate", "g1", "--to", "h1"], env, 300)
+        assert rc == 0, (rc, out)
+        last = out.rsplit("\x1b[K", 1)[-1] if "\x1b[K" in out else out
+        assert re.fullmatch(r"g1 migrated h0 -> h1: done, [^\r\n]*\r?\n", last), repr(out)
+        for frame in out.split("\r\x1b[K")[1:-1]:
+            assert frame.startswith("g1 h0 -> h1: "), repr(out)
+        assert vm_row(ctl, "g1")[1] == "h1"
+
+        # --timeout shorter than the move: status 4, and the move goes on
+        rc, out, err = cli("vm", "migrate", "g1", "--to", "h0", "--timeout", "0.2",
+                           controller=ctl.url)
+        assert rc == 4 and "gave up waiting after 0.2 s" in err, (rc, out, err)
+        wait_for(lambda: (lambda row: row and row[1] == "h0" and row[-1] == "-")(
+            vm_row(ctl, "g1")), 120, "g1 on h0 after the move it gave up waiting for")
+
+        # a migration that fails: status 1, the reason, and where the VM stays
+        h1.kill_libvirtd()
+        try:
+            rc, out, err = cli("vm", "migrate", "g1", "--to", "h1", controller=ctl.url,
+                               timeout=300)
+            assert rc == 1 and out == "", (rc, out, err)
+            assert err.startswith("loadease vm migrate: ") and "h1" in err.splitlines()[0], err
+            assert "loadease vm migrate: failed; rolled back: g1 keeps running on h0\n" in err, \
+                err
+            assert vm_row(ctl, "g1")[1] == "h0"
+            assert r.hget("vm_configs:g1", "host_id") == "h0"
+        finally:
+            h1.start_libvirtd()
+
+        # rm, waited for: `vms` no longer lists it, `vm g1` is an error
+        rc, out, err = cli("vm", "rm", "g1", controller=ctl.url, timeout=120)
+        assert rc == 0 and out == "g1 deleted (it ran on h0)\n", (rc, out, err)
+        assert vm_row(ctl, "g1") is None
+        rc, out, err = cli("vm", "g1", controller=ctl.url)
+        assert rc == 1 and "no vm g1" in err, (rc, err)
+        assert not r.sismember("vms_in_host:h0", "g1")

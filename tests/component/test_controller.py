@@ -376,6 +376,7 @@ def test_bad_requests_get_clear_errors_and_change_nothing(setup):
         ("POST", "/v1/vms/a/migrate", {"to": 5}, True, 400, "bad_request"),
         ("POST", "/v1/vms/a/migrate", {"to": "h1", "when": "now"}, True, 400, "bad_request"),
         ("POST", "/v1/vms/a/migrate", {"force": "yes"}, True, 400, "bad_request"),
+        ("POST", "/v1/vms/a/migrate", {"wait": "no"}, True, 400, "bad_request"),
         ("POST", "/v1/vms/a/migrate", {"to": "h0"}, True, 409, "same_host"),
         ("POST", "/v1/vms/a/migrate", {"to": "nosuch"}, True, 404, "not_found"),
         ("POST", "/v1/vms/nosuch/migrate", {}, True, 404, "not_found"),

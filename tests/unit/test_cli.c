@@ -69,8 +69,9 @@ static char *mem_close(struct mem *m)
 /* ---- the option parser ---- */
 
 static const struct cli_opt t_opts[] = {
-    {"mem", 0, true}, {"n", 'n', true}, {"follow", 'f', false}, {NULL, 0, false}};
-static const struct cli_opt t_glob[] = {{"json", 0, false}, {"help", 'h', false}, {NULL, 0, false}};
+    {"mem", 0, true, 0}, {"n", 'n', true, 0}, {"follow", 'f', false, 0}, {NULL, 0, false, 0}};
+static const struct cli_opt t_glob[] = {
+    {"json", 0, false, 0}, {"help", 'h', false, 0}, {NULL, 0, false, 0}};
 
 static void test_opt_parse(void **state)
 {
@@ -94,7 +95,9 @@ static void test_opt_parse(void **state)
 	    {"--bogus", "unknown option '--bogus'", NULL, NULL, false, false, NULL},
 	    {"-x", "unknown option '-x'", NULL, NULL, false, false, NULL},
 	    {"--json=1", "--json takes no value", NULL, NULL, false, false, NULL},
-	    {"-fx", "--follow takes no value", NULL, NULL, false, false, NULL},
+	    {"-fx", "-f takes no value", NULL, NULL, false, false, NULL}, /* named as typed */
+	    {"--follow=x", "--follow takes no value", NULL, NULL, false, false, NULL},
+	    {"-n", "-n needs a value", NULL, NULL, false, false, NULL},
 	    {"--mem= x", NULL, "", NULL, false, false, "x"},
 	};
 	const struct cli_opt *const tables[] = {t_opts, t_glob, NULL};
@@ -152,15 +155,23 @@ static void test_opt_numbers(void **state)
 	              sizeof(err));
 	assert_int_equal(cli_opt_num(&a, "mem", 0, 10, &d, err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "--mem: '1.5e' is not a number from 0 to 10");
+	/* a short option is named as it was typed, the last occurrence */
+	cli_opt_parse(tables, split("--n 3 -n x", buf, sizeof(buf), argv), argv, &a, err,
+	              sizeof(err));
+	assert_int_equal(cli_opt_int(&a, "n", 0, 10, &v, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "-n: 'x' is not an integer from 0 to 10");
+	assert_string_equal(cli_opt_as(&a, "n"), "-n");
+	assert_null(cli_opt_as(&a, "mem"));
 }
 
 /* ---- request bodies ---- */
 
 static const struct cli_opt create_opts[] = {
-    {"mem", 0, true},    {"vcpus", 0, true},      {"kernel", 0, true},   {"initrd", 0, true},
-    {"append", 0, true}, {"disk", 0, true},       {"host", 0, true},     {"pin", 0, true},
-    {"group", 0, true},  {"anti-group", 0, true}, {"exclude", 0, false}, {"to", 0, true},
-    {"force", 0, false}, {NULL, 0, false}};
+    {"mem", 0, true, 0},        {"vcpus", 0, true, 0},    {"kernel", 0, true, 0},
+    {"initrd", 0, true, 0},     {"append", 0, true, 0},   {"disk", 0, true, 0},
+    {"host", 0, true, 0},       {"pin", 0, true, 0},      {"group", 0, true, 0},
+    {"anti-group", 0, true, 0}, {"exclude", 0, false, 0}, {"to", 0, true, 0},
+    {"force", 0, false, 0},     {NULL, 0, false, 0}};
 
 enum req_kind { CREATE, MIGRATE, MAINT };
 
@@ -583,7 +594,69 @@ static struct fake {
 	pthread_mutex_t lock;
 	int requests;
 	char method[16], path[256], auth[128], body[1024];
-} fake = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	char vm1_host[16]; /* where vm1 runs; "" once deleted */
+} fake = {.lock = PTHREAD_MUTEX_INITIALIZER, .vm1_host = "h0"};
+
+/* GET /v1/hosts/<id>, /v1/vms/<id>: one element of the list document. */
+static bool fake_one(const struct httpd_req *req, struct httpd_resp *resp)
+{
+	bool hosts = strncmp(req->path, "/v1/hosts/", 10) == 0;
+	const char *id = req->path + (hosts ? 10 : 8);
+	json_t *doc, *x, *e = NULL;
+	size_t i;
+
+	if (strcmp(req->method, "GET") != 0 || (!hosts && strncmp(req->path, "/v1/vms/", 8) != 0) ||
+	    strchr(id, '/'))
+		return false;
+	doc = json_loads(hosts ? hosts_doc : vms_doc, 0, NULL);
+	json_array_foreach(json_object_get(doc, hosts ? "hosts" : "vms"), i, x)
+	{
+		if (strcmp(json_string_value(json_object_get(x, "id")), id) != 0)
+			continue;
+		e = x;
+		pthread_mutex_lock(&fake.lock);
+		if (!hosts && strcmp(id, "vm1") == 0 && !fake.vm1_host[0])
+			e = NULL;
+		else if (!hosts && strcmp(id, "vm1") == 0 && strcmp(fake.vm1_host, "h0") != 0) {
+			json_t *moved = json_pack("{s:s,s:b,s:n}", "host", fake.vm1_host,
+			                          "migrating", false, "migration");
+			json_object_update(e, moved); /* where the migration took it */
+			json_decref(moved);
+		}
+		pthread_mutex_unlock(&fake.lock);
+		if (e)
+			httpd_resp_json(resp, 200, json_incref(e));
+		break;
+	}
+	if (!e && hosts && (strcmp(id, "h1") == 0 || strcmp(id, "h2") == 0))
+		httpd_resp_json(resp, 200, json_pack("{s:s,s:s}", "id", id, "state", "up"));
+	else if (!e)
+		httpd_resp_error(resp, 404, "not_found", "no %s %s", hosts ? "host" : "vm", id);
+	json_decref(doc);
+	return true;
+}
+
+static void fake_migrate(const struct httpd_req *req, struct httpd_resp *resp)
+{
+	json_t *b = json_loads(req->body, 0, NULL);
+	const char *to = json_string_value(json_object_get(b, "to"));
+
+	if (json_is_false(json_object_get(b, "wait"))) {
+		httpd_resp_json(resp, 202,
+		                json_pack("{s:s,s:s,s:s,s:s}", "vm", "vm1", "from", "h0", "to",
+		                          to ? to : "h2", "state", "started"));
+		json_decref(b);
+		return;
+	}
+	pthread_mutex_lock(&fake.lock);
+	snprintf(fake.vm1_host, sizeof(fake.vm1_host), "%s", to ? to : "h2");
+	pthread_mutex_unlock(&fake.lock);
+	httpd_resp_json(resp, 200,
+	                json_pack("{s:s,s:s,s:s,s:i,s:i,s:i,s:s}", "vm", "vm1", "from", "h0", "to",
+	                          to ? to : "h2", "total_ms", 1834, "downtime_ms", 41, "bytes",
+	                          314572800, "reason", "operator"));
+	json_decref(b);
+}
 
 static void fake_record(const struct httpd_req *req)
 {
@@ -591,6 +664,11 @@ static void fake_record(const struct httpd_req *req)
 
 	pthread_mutex_lock(&fake.lock);
 	fake.requests++;
+	if (strcmp(req->method, "GET") == 0 &&
+	    (strncmp(req->path, "/v1/hosts/", 10) == 0 || strncmp(req->path, "/v1/vms/", 8) == 0)) {
+		pthread_mutex_unlock(&fake.lock); /* lookups: the request before them is kept */
+		return;
+	}
 	snprintf(fake.method, sizeof(fake.method), "%s", req->method);
 	snprintf(fake.path, sizeof(fake.path), "%s", req->path);
 	if ((q = httpd_query(req, "after")))
@@ -659,15 +737,17 @@ static void fake_handler(void *ctx, const struct httpd_req *req, struct httpd_re
 		fake_events(req, resp);
 	else if (strcmp(req->method, "POST") == 0 && strcmp(req->path, "/v1/vms") == 0)
 		fake_create(req, resp);
+	else if (fake_one(req, resp))
+		;
 	else if (strcmp(req->path, "/v1/vms/vm1/migrate") == 0)
-		httpd_resp_json(resp, 200,
-		                json_pack("{s:s,s:s,s:s,s:i,s:i,s:i,s:s}", "vm", "vm1", "from",
-		                          "h0", "to", "h2", "total_ms", 1834, "downtime_ms", 41,
-		                          "bytes", 314572800, "reason", "operator"));
-	else if (strcmp(req->method, "DELETE") == 0 && strcmp(req->path, "/v1/vms/vm1") == 0)
+		fake_migrate(req, resp);
+	else if (strcmp(req->method, "DELETE") == 0 && strcmp(req->path, "/v1/vms/vm1") == 0) {
+		pthread_mutex_lock(&fake.lock);
+		fake.vm1_host[0] = '\0';
+		pthread_mutex_unlock(&fake.lock);
 		httpd_resp_json(resp, 200, json_pack("{s:s,s:s}", "deleted", "vm1", "host", "h0"));
-	else if (strcmp(req->method, "PUT") == 0 &&
-	         strcmp(req->path, "/v1/hosts/h1/maintenance") == 0)
+	} else if (strcmp(req->method, "PUT") == 0 &&
+	           strcmp(req->path, "/v1/hosts/h1/maintenance") == 0)
 		httpd_resp_json(resp, 200,
 		                json_pack("{s:s,s:s}", "host", "h1", "state", "maintenance"));
 	else if (strncmp(req->path, "/text/", 6) == 0)
@@ -837,6 +917,30 @@ static void test_commands(void **state)
 	    {"hosts", 0, "host-long-1  maintenance,excl", NULL, "GET", "/v1/hosts", NULL},
 	    {"vms --host h0", 0, "vm1  h0    running", NULL, "GET", "/v1/vms", NULL},
 	    {"plan", 0, "swap#0  vm22", NULL, "GET", "/v1/plan", NULL},
+	    /* global options before the verb, between a group and its subcommand */
+	    {"--json hosts", 0, "\"hosts\": [", NULL, "GET", "/v1/hosts", NULL},
+	    {"--timeout=5 --json vm --token s3cret migrate vm1 --to h2", 0, "\"to\": \"h2\"", NULL,
+	     "POST", "/v1/vms/vm1/migrate", "{\"to\":\"h2\"}"},
+	    {"--bogus hosts", 2, NULL, "loadease: unknown option '--bogus' before the command",
+	     NULL, NULL, NULL},
+	    {"--json", 2, NULL, "a command is missing", NULL, NULL, NULL},
+	    /* an unknown host or VM is an error */
+	    {"vms --host nosuch", 1, NULL, "loadease vms: no host nosuch\n", NULL, NULL, NULL},
+	    {"vm nosuch", 1, NULL, "loadease vm show: no vm nosuch\n", NULL, NULL, NULL},
+	    {"host show nosuch --json", 1, NULL, "loadease host show: no host nosuch\n", NULL, NULL,
+	     NULL},
+	    {"host h0", 0, "h0    up", NULL, NULL, NULL, NULL},
+	    {"vm show database-7", 0, "database-7  h1", NULL, NULL, NULL, NULL},
+	    {"vm migrate vm1 --to h1 --no-wait", 0, "vm1: migration h0 -> h1 started", NULL, "POST",
+	     "/v1/vms/vm1/migrate", "{\"to\":\"h1\",\"wait\":false}"},
+	    /* completion, from the verb table and the controller */
+	    {"__complete ho", 0, "hosts\nhost\n", NULL, NULL, NULL, NULL},
+	    {"__complete vm mi", 0, "migrate\n", NULL, NULL, NULL, NULL},
+	    {"__complete vm migrate vm1 --to h", 0, "h0\nhost-long-1\n", NULL, NULL, NULL, NULL},
+	    {"__complete vm rm d", 0, "database-7\n", NULL, NULL, NULL, NULL},
+	    {"__complete host maintenance o", 0, "on\noff\n", NULL, NULL, NULL, NULL},
+	    {"__complete events -n 3 --f", 0, "--follow\n", NULL, NULL, NULL, NULL},
+	    {"__complete vm create x --kernel v", 0, "__files__\n", NULL, NULL, NULL, NULL},
 	    {"vm create web1 --mem 512 --kernel vmlinuz --pin h1 --exclude", 0,
 	     "web1 created on h1: lowest volume after placement (1.20)\n", NULL, "POST", "/v1/vms",
 	     "{\"name\":\"web1\",\"vcpus\":1,\"mem_mib\":512,\"kernel\":\"vmlinuz\",\"pin\":["
@@ -849,7 +953,8 @@ static void test_commands(void **state)
 	     "{\"name\":\"big\",\"vcpus\":1,\"mem_mib\":4096,\"kernel\":\"vmlinuz\",\"host\":"
 	     "\"h0\"}"},
 	    {"vm migrate vm1 --to h2", 0,
-	     "vm1 migrated h0 -> h2: total 1834 ms, downtime 41 ms, 300.0 MiB sent (operator)\n",
+	     "vm1 migrated h0 -> h2: done, total 1834 ms, downtime 41 ms, 300.0 MiB sent "
+	     "(operator)\n",
 	     NULL, "POST", "/v1/vms/vm1/migrate", "{\"to\":\"h2\"}"},
 	    {"vm migrate vm1 --force", 0, "vm1 migrated", NULL, "POST", "/v1/vms/vm1/migrate",
 	     "{\"force\":true}"},
@@ -862,8 +967,9 @@ static void test_commands(void **state)
 	    {"host maintenance on h1", 0, "h1: state maintenance\n", NULL, "PUT",
 	     "/v1/hosts/h1/maintenance", "{\"on\":true}"},
 	    {"host maintenance off h1 --token wrong", 1, NULL,
-	     "loadease host maintenance: a valid bearer token is required\n", "PUT",
-	     "/v1/hosts/h1/maintenance", "{\"on\":false}"},
+	     "loadease host maintenance: a valid bearer token is required\n"
+	     "loadease host maintenance: the controller rejected the token (HTTP 401)\n",
+	     "PUT", "/v1/hosts/h1/maintenance", "{\"on\":false}"},
 	    {"events -n 2", 0,
 	     "2025-11-26 00:00:00 host_up              host=h0\n"
 	     "2025-11-26 00:01:00 vm_created           vm=vm9 host=h1\n",
