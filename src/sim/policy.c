@@ -243,7 +243,7 @@ static int le_decide(void *state, const struct sim_model *m, struct sim_moves *o
 }
 
 const struct policy_ops policy_loadease = {
-    "loadease", "LoadEase: Sandpiper hotspots (k of n + AR(1)) and planner, from core",
+    "loadease", "LoadEase: Sandpiper relief (k of n + AR(1)) and prevention by risk, from core",
     le_init,    le_observe,
     le_decide,  le_free,
 };
