@@ -102,6 +102,8 @@ static void *grow(void *p, int *cap, int need, size_t size)
 	int nc;
 	void *np;
 
+	if (need < 1)
+		need = 1; /* never NULL for an empty list */
 	if (need <= *cap)
 		return p;
 	nc = *cap ? *cap * 2 : 8;
@@ -121,6 +123,8 @@ void cs_model_free(struct cs_model *m)
 		for (int h = 0; h < m->nhosts; h++) {
 			free(m->hosts[h].v);
 			free(m->hosts[h].in);
+			if (m->saved)
+				free(m->saved[h]);
 		}
 	free(m->hosts);
 	free(m->vms);
