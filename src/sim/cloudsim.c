@@ -233,6 +233,13 @@ static int slot_of(const struct cs_host *ho, int v)
 	return -1;
 }
 
+double cs_vm_alloc(const struct cs_model *m, int v)
+{
+	int h = m->vms[v].home, i = h >= 0 ? slot_of(&m->hosts[h], v) : -1;
+
+	return i >= 0 ? m->hosts[h].v[i].alloc : 0;
+}
+
 /* VmSchedulerTimeSharedOverSubscription, as it stands after allocating the
  * list in order: each VM capped at one PE; one migrating in needs a tenth;
  * when the next does not fit, all are scaled to the total and floored. */

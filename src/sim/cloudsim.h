@@ -51,6 +51,17 @@
  * puts every host back as it was (CloudSim's saveAllocation /
  * restoreAllocation) and starts the returned migrations in order.
  * CloudSim's four (cloudsim_policy.c) are instances of it.
+ *
+ * Writing a policy: fill a struct cs_policy_ops, add it to cs_policy_list
+ * (cloudsim_policy.c), and --policy finds it. What decide() may read, all
+ * as of the update at m->clock: per host, its VM list hosts[h].v[0..n)
+ * (each slot's requested and allocated MIPS), cs_host_util() (0: switched
+ * off), cs_host_alloc_mips(), cs_host_req_mips(), cs_host_history(), its
+ * VMs migrating in (in[0..nin)); per VM, req, mips, ram, hist[0..nhist)
+ * (newest first), home, migrating, gone, cs_vm_alloc(); the migrations in
+ * flight migs[0..nmigs). It changes nothing but through cs_plan_add() and
+ * cs_plan_remove(), and may use the scratch arrays. cs_find_host() is
+ * CloudSim's power-aware best fit with a policy's own over-utilisation test.
  */
 #ifndef LE_SIM_CLOUDSIM_H
 #define LE_SIM_CLOUDSIM_H
@@ -218,6 +229,8 @@ int cs_host_max_ram(struct cs_model *m, int h, int extra);
  * PE and the host's available MIPS (and, at the initial placement, RAM and
  * bandwidth)? */
 bool cs_host_suitable(const struct cs_model *m, int h, int v);
+/* MIPS allocated to VM v on its host (on the source while it migrates). */
+double cs_vm_alloc(const struct cs_model *m, int v);
 /* Is v in h's list of VMs migrating in? */
 bool cs_host_migrating_in(const struct cs_model *m, int h, int v);
 

@@ -105,7 +105,7 @@ static int write_summary(const char *dir, const char *trace, const struct cs_pol
 	for (int i = 0; i < n; i++)
 		fprintf(
 		    f,
-		    "%s,cloudsim,%s,%d,%d,%.6f,%.8f,%.8f,%.10f,%.10f,%ld,%ld,%d,%.3f,%.3f,%.3f\n",
+		    "%s,cloudsim,%s,%d,%d,%.8f,%.10f,%.10f,%.12f,%.12f,%ld,%ld,%d,%.3f,%.3f,%.3f\n",
 		    trace, ps[i]->name, s[i].hosts, s[i].vms, s[i].energy_kwh, s[i].slatah,
 		    s[i].pdm, s[i].slav, s[i].esv, s[i].migrations, s[i].host_shutdowns,
 		    s[i].vms_left, s[i].plan_ms_mean, s[i].plan_ms_max, wall[i]);
