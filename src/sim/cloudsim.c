@@ -570,19 +570,21 @@ static void host_update(struct cs_model *m, int h, double t)
 
 /* PowerDatacenter.updateCloudetProcessingWithoutSchedulingFutureEventsForce:
  * every VM's request at t, every host's allocation, the energy since the
- * last update, and the VMs that leave. Returns the VMs there were. */
+ * last update, and the VMs that leave. Returns how many VMs requested MIPS
+ * (when none did, CloudSim's hosts return no next event and the data centre
+ * schedules no further update). */
 static int update_all(struct cs_model *m, double t)
 {
 	double dt = t - m->last_process, frame = 0;
 	bool hist = fmod(t - CS_START, CS_INTERVAL) == 0;
-	int present = 0;
+	int busy = 0;
 
 	for (int v = 0; v < m->nvms; v++) {
 		struct cs_vm *vm = &m->vms[v];
 		if (vm->gone || vm->home < 0)
 			continue;
-		present++;
 		vm->req = cs_utilization(vm->u, t) * vm->mips;
+		busy += vm->req > 0;
 		if (t > vm->hist_t && hist) { /* PowerVm.updateVmProcessing */
 			double u = cs_utilization(vm->u, t);
 			if (t != 0 || u != 0) {
@@ -619,7 +621,7 @@ static int update_all(struct cs_model *m, double t)
 	}
 	m->last_process = t;
 	m->updates++;
-	return present;
+	return busy;
 }
 
 /* ---- migrations ------------------------------------------------------------------------- */
@@ -763,7 +765,7 @@ static int place_all(struct cs_model *m, const struct cs_policy_ops *p, void *st
 {
 	int rc = 0;
 
-	m->placing = m->planning = true;
+	m->placing = true;
 	for (int v = 0; v < m->nvms; v++) {
 		struct cs_vm *vm = &m->vms[v];
 		int h;
@@ -784,7 +786,7 @@ static int place_all(struct cs_model *m, const struct cs_policy_ops *p, void *st
 		vm->home = h;
 		vm->req = 0; /* no cloudlet yet */
 	}
-	m->placing = m->planning = false;
+	m->placing = false;
 	return rc;
 }
 
@@ -891,9 +893,9 @@ int cs_run(struct cs_model *m, const struct cs_policy_ops *p, FILE *steps, struc
 		} else if (tstep < m->limit) {
 			long started = 0;
 			double a, d;
-			int present;
+			int busy;
 			m->clock = tstep;
-			present = update_all(m, tstep);
+			busy = update_all(m, tstep);
 			a = now_s();
 			rc = decide(m, p, st, &mv, &started);
 			d = now_s() - a;
@@ -914,7 +916,7 @@ int cs_run(struct cs_model *m, const struct cs_policy_ops *p, FILE *steps, struc
 				fprintf(steps, "%.1f,%ld,%ld,%d,%d,%.1f\n", tstep, started,
 				        m->migrations, active, vms, m->energy_ws);
 			}
-			if (present == 0) /* no VM left: CloudSim schedules no further update */
+			if (busy == 0) /* CloudSim schedules no further update */
 				stepping = false;
 			next = tstep + CS_INTERVAL;
 		} else {

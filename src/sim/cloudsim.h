@@ -167,7 +167,7 @@ struct cs_model {
 	int nmigs, capmigs;
 	long seq, migrations, updates, refused;
 	double energy_ws;
-	/* planning (inside decide(), or place() at the initial placement) */
+	/* inside decide(); inside place() (RAM and bandwidth count) */
 	bool planning, placing;
 	struct cs_slot **saved;
 	int *nsaved;
@@ -234,7 +234,7 @@ double cs_vm_alloc(const struct cs_model *m, int v);
 /* Is v in h's list of VMs migrating in? */
 bool cs_host_migrating_in(const struct cs_model *m, int h, int v);
 
-/* Planning, only inside decide() (and place()): put VM v on host h's list
+/* Planning, only inside decide() (not place()): put VM v on host h's list
  * (Host.vmCreate) or take it off (Host.vmDestroy); the allocations follow.
  * 0, or -EINVAL (bad index, already there / not there). */
 int cs_plan_add(struct cs_model *m, int h, int v);
@@ -259,7 +259,8 @@ struct cs_policy_ops {
 	/* 0 or a negative errno; *state is the policy's, freed by free_state. */
 	int (*init)(void **state, const struct cs_model *m);
 	/* The host for VM v at the initial placement (time 0; v requests its
-	 * full MIPS, the VMs placed before it none), or -1 when none fits. */
+	 * full MIPS, the VMs placed before it none), or -1 when none fits; the
+	 * model puts it there. */
 	int (*place)(void *state, struct cs_model *m, int v);
 	/* After each 300-s update (m->clock): appends the migrations to start,
 	 * in order. May use cs_plan_add/remove; the model undoes them. Moves of

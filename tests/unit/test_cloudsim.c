@@ -28,6 +28,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,6 +217,109 @@ static void test_leaving(void **state)
 	near(s.slatah, 0, 1e-12, "SLATAH");
 }
 
+/* ---- the policy interface, as a further policy would use it --------------------------- */
+
+static bool never_over(void *ctx, struct cs_model *m, int h, int extra)
+{
+	return false;
+}
+
+static int probe_init(void **state, const struct cs_model *m)
+{
+	*state = calloc(1, sizeof(int)); /* decisions seen */
+	return *state ? 0 : -ENOMEM;
+}
+
+static int probe_place(void *state, struct cs_model *m, int v)
+{
+	assert_int_equal(cs_plan_add(m, 0, v), -EINVAL); /* the model places */
+	return cs_find_host(m, v, NULL, never_over, NULL);
+}
+
+/* First decision: tries VM 0 elsewhere (undone by the model), then asks for
+ * a move to its own host (refused), to h0 (started) and of a VM that does
+ * not exist (refused). Second: VM 0 is on h0, h1 empty; one refused move. */
+static int probe_decide(void *state, struct cs_model *m, struct cs_moves *out)
+{
+	int *seen = state, home = m->vms[0].home;
+
+	if ((*seen)++ == 0) {
+		assert_int_equal(home, 1);
+		assert_int_equal(cs_plan_remove(m, 1, 0), 0);
+		assert_int_equal(cs_plan_add(m, 0, 0), 0);
+		assert_int_equal(cs_plan_add(m, 0, 0), -EINVAL);
+		assert_int_equal(m->hosts[1].n, 0);
+		assert_true(cs_host_alloc_mips(m, 0) == 1750);
+		assert_int_equal(cs_moves_add(out, 0, 1), 0);
+		assert_int_equal(cs_moves_add(out, 0, 0), 0);
+		return cs_moves_add(out, 5, 0);
+	}
+	assert_int_equal(home, 0);
+	assert_int_equal(m->hosts[1].n, 0);
+	assert_int_equal(m->hosts[0].n, 1);
+	assert_int_equal(m->nmigs, 0);
+	assert_true(cs_vm_alloc(m, 0) == 1750);
+	assert_int_equal(m->vms[0].nhist, 2); /* 300.1 and 600.1 */
+	return cs_moves_add(out, 0, 0);
+}
+
+static void probe_free(void *state)
+{
+	free(state);
+}
+
+static void test_policy_interface(void **state)
+{
+	static const struct cs_policy_ops probe = {"probe",     "test",       probe_init,
+	                                           probe_place, probe_decide, probe_free};
+	static const double pct[] = {70, 70, 70};
+	struct cs_config c;
+	struct cs_model m;
+	struct cs_summary s;
+	struct trace t;
+	char err[256];
+
+	cs_config_defaults(&c);
+	c.nhosts = 2;
+	hand_trace(&t, 1, 3, pct);
+	assert_int_equal(cs_model_init(&m, &c, &t, err, sizeof(err)), 0);
+	assert_int_equal(cs_run(&m, &probe, NULL, &s, err, sizeof(err)), 0);
+	assert_int_equal(s.migrations, 1);
+	assert_int_equal(s.refused, 3);
+	assert_int_equal(m.vms[0].home, 0);
+	cs_model_free(&m);
+	trace_free(&t);
+}
+
+/* When no VM requests anything, CloudSim schedules no further update. */
+static void test_all_idle(void **state)
+{
+	static const double pct[] = {50, 0, 0, 0, 0};
+	struct cs_config c;
+	struct cs_model m;
+	struct cs_summary s;
+	struct trace t;
+	char err[256], line[128];
+	FILE *f = tmpfile();
+	int rows = 0;
+
+	assert_non_null(f);
+	cs_config_defaults(&c);
+	c.nhosts = 2;
+	hand_trace(&t, 1, 5, pct);
+	assert_int_equal(cs_model_init(&m, &c, &t, err, sizeof(err)), 0);
+	assert_int_equal(cs_run(&m, &cs_policy_thr_mmt, f, &s, err, sizeof(err)), 0);
+	rewind(f);
+	while (fgets(line, sizeof(line), f))
+		rows++;
+	fclose(f);
+	assert_int_equal(rows, 1); /* 300.1 only, not 600.1 .. 1200.1 */
+	assert_int_equal(s.vms_left, 0);
+	assert_int_equal(s.updates, 1);
+	cs_model_free(&m);
+	trace_free(&t);
+}
+
 /* Writes a PlanetLab day of two VMs into dir/name. */
 static void write_day(const char *dir, const char *a, const char *b)
 {
@@ -338,7 +442,8 @@ int main(void)
 	    cmocka_unit_test(test_power),      cmocka_unit_test(test_migration_seconds),
 	    cmocka_unit_test(test_vm_types),   cmocka_unit_test(test_utilization),
 	    cmocka_unit_test(test_leave_rule), cmocka_unit_test(test_one_migration),
-	    cmocka_unit_test(test_leaving),    cmocka_unit_test(test_cli),
+	    cmocka_unit_test(test_leaving),    cmocka_unit_test(test_policy_interface),
+	    cmocka_unit_test(test_all_idle),   cmocka_unit_test(test_cli),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
