@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-static double mono_s(void)
+double sim_mono_s(void)
 {
 	struct timespec ts;
 
@@ -23,7 +23,7 @@ int sim_run(struct sim_model *m, const struct policy_ops *p, FILE *steps, bool p
 	struct sim_metrics mt;
 	struct sim_moves mv = {0};
 	void *st = NULL;
-	double t0 = mono_s(), last = t0;
+	double t0 = sim_mono_s(), last = t0;
 	bool shown = false;
 	int rc;
 
@@ -52,9 +52,9 @@ int sim_run(struct sim_model *m, const struct policy_ops *p, FILE *steps, bool p
 				goto out;
 			}
 			mv.n = 0;
-			a = mono_s();
+			a = sim_mono_s();
 			rc = p->decide(st, m, &mv);
-			plan_ms = (mono_s() - a) * 1000;
+			plan_ms = (sim_mono_s() - a) * 1000;
 			if (rc < 0) {
 				snprintf(err, errcap, "%s: step %d: %s", p->name, t, strerror(-rc));
 				goto out;
@@ -71,7 +71,7 @@ int sim_run(struct sim_model *m, const struct policy_ops *p, FILE *steps, bool p
 			fprintf(steps, "%d,%s,%d,%.6f,%d,%d,%.3f\n", t, p->name, mt.step_over,
 			        mt.step_active ? (double)mt.step_over / mt.step_active : 0.0,
 			        started, mt.step_active, plan_ms);
-		now = mono_s();
+		now = sim_mono_s();
 		if (progress && now - last >= 2) {
 			fprintf(stderr, "sim: %s: %s step %d/%d, %ld migrations, %.0f s\n",
 			        m->trace->name, p->name, t + 1, m->trace->nsteps, mt.migrations,
@@ -82,10 +82,10 @@ int sim_run(struct sim_model *m, const struct policy_ops *p, FILE *steps, bool p
 	}
 	metrics_summary(&mt, m, out);
 	if (wall_s)
-		*wall_s = mono_s() - t0;
+		*wall_s = sim_mono_s() - t0;
 	if (shown)
 		fprintf(stderr, "sim: %s: %s done in %.1f s\n", m->trace->name, p->name,
-		        mono_s() - t0);
+		        sim_mono_s() - t0);
 	rc = 0;
 out:
 	p->free_state(st);
@@ -98,88 +98,112 @@ out:
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-	        "usage: loadease sim (--planetlab DIR | --google DIR | --trace FILE.csv |\n"
-	        "                     --synthetic) [--hosts N] [--policy NAME[,NAME...]|all]\n"
-	        "                    [--seed S] [--out DIR] [options]\n"
-	        "\n"
-	        "Replays a workload through LoadEase's planner (the controller's own core code)\n"
-	        "and through the baselines, each on a copy of the same initial placement, one\n"
-	        "step per trace sample (5 minutes), and reports per policy the overload time\n"
-	        "share, PDM, SLAV, migrations, hosts in use and planning time. Deterministic for\n"
-	        "a seed, except the planning times. Progress goes to stderr; a table, then one\n"
-	        "RESULT line per policy, to stdout.\n"
-	        "\n"
-	        "workload (one of):\n"
-	        "  --planetlab DIR      a PlanetLab day as shipped with CloudSim: one file per\n"
-	        "                       VM, one CPU percent per line; memory = the VM's size\n"
-	        "  --google DIR         Google cluster VMs: one file per VM, 'cpu%% mem%%' lines\n"
-	        "  --trace FILE.csv     your own: '#' comments, a header naming the columns\n"
-	        "                       step,vm,cpu (required) and mem,net,vcpus,mem_mib, then a\n"
-	        "                       row per VM and step; cpu and mem in percent of the VM's\n"
-	        "                       size (mem missing: 100), net in Mbit/s (missing: 0)\n"
-	        "  --synthetic          AR(1) workloads (the Sandpiper paper's simulations):\n"
-	        "    --vms-per-host K   VMs per host (20), or --vms M\n"
-	        "    --steps S          steps (288)\n"
-	        "    --ar-cpu LO:HI     range of the VMs' mean cpu, fraction (0.2:0.8)\n"
-	        "    --ar-mem LO:HI     mean memory, fraction (0.4:0.9)\n"
-	        "    --ar-net LO:HI     mean network, fraction of the host NIC (0:0)\n"
-	        "    --ar-phi X         lag-1 correlation (0.9)\n"
-	        "    --ar-sigma X       cpu noise per step (0.1; mem and net a quarter of it)\n"
-	        "\n"
-	        "cluster:\n"
-	        "  --hosts N            hosts (800)\n"
-	        "  --host-cpu CORES     per host (2; synthetic 24)\n"
-	        "  --host-mem MIB       (4096; synthetic 131072)\n"
-	        "  --host-net MBIT      (1000; synthetic 10000)\n"
-	        "  --vm-vcpus LIST      sizes drawn (seeded) for VMs the trace gives none (1;\n"
-	        "                       synthetic 1,2)\n"
-	        "  --vm-mem LIST        MiB (613,870,1740: CloudSim's VM types; synthetic\n"
-	        "                       1024,2048,4096)\n"
-	        "  --threshold PCT      hotspot and overload threshold of every resource (75)\n"
-	        "  --overcommit-cpu X   vCPUs per core a host may hold (4); memory: none\n"
-	        "  --place-shard N      initial placement works on shards of N hosts (auto:\n"
-	        "                       all hosts while hosts x VMs <= 5e7)\n"
-	        "\n"
-	        "migration cost:\n"
-	        "  --link-mbit X        bandwidth; duration = memory * 8 / (link - dirty) (1000)\n"
-	        "  --dirty-mbit X       every VM's memory dirty rate (0)\n"
-	        "  --mig-cpu CORES      extra CPU on source and destination while it runs (0.1)\n"
-	        "  --downtime-ms MS     the VM's pause at the switch-over (300)\n"
-	        "  --pdm-factor X       share of its CPU a migrating VM loses, for PDM (0.1)\n"
-	        "\n"
-	        "loadease (the controller's planner):\n"
-	        "  --window N           samples per profile (12 = 1 hour)\n"
-	        "  --k K --n N          hot when K of the last N samples and the forecast are\n"
-	        "                       over the threshold (3 of 5)\n"
-	        "  --peak-pct P         percentile taken as demand (95)\n"
-	        "  --cooldown-min M     a VM that moved rests M minutes (60)\n"
-	        "  --max-per-round N    migrations per step, all hosts (0 = no limit)\n"
-	        "  --max-per-host N     per host, in flight included (2)\n"
-	        "  --min-gain X         volume per second of migration a move must gain (0.0005)\n"
-	        "  --no-swaps           do not try swaps\n"
-	        "  --risk-target P      move before a hotspot when a host's chance of passing\n"
-	        "                       a threshold in the next sample exceeds P (0.2; 0 off)\n"
-	        "  --risk-horizon N     samples ahead the risk looks (1)\n"
-	        "\n"
-	        "baselines:\n"
-	        "  --balanciness PTS    proxlb: max - min host CPU percent that triggers it (10)\n"
-	        "  --stddev-threshold X stddev: per-metric standard deviation that triggers (0.1)\n"
-	        "  --thr-mmt PCT        thr-mmt: static CPU threshold (80)\n"
-	        "\n"
-	        "run:\n"
-	        "  --policy LIST        none, proxlb, stddev, thr-mmt, loadease, or all (all)\n"
-	        "  --seed S             VM sizes and synthetic workloads (1)\n"
-	        "  --out DIR            write DIR/steps-<policy>.csv and DIR/summary.csv\n"
-	        "  --name NAME          the trace's name in the output\n"
-	        "  --quiet              no progress on stderr\n"
-	        "  --explain            loadease prints every planned action and every hotspot\n"
-	        "                       it leaves, with the planner's reason, to stderr\n"
-	        "  -h, --help           this text\n"
-	        "\n"
-	        "policies:\n");
+	fprintf(
+	    f,
+	    "usage: loadease sim (--planetlab DIR | --google DIR | --trace FILE.csv |\n"
+	    "                     --synthetic) [--model default|cloudsim] [--hosts N]\n"
+	    "                    [--policy NAME[,NAME...]|all] [--seed S] [--out DIR] [options]\n"
+	    "\n"
+	    "Replays a workload through LoadEase's planner (the controller's own core code)\n"
+	    "and through the baselines, each on a copy of the same initial placement, one\n"
+	    "step per trace sample (5 minutes), and reports per policy the overload time\n"
+	    "share, PDM, SLAV, migrations, hosts in use and planning time. Deterministic for\n"
+	    "a seed, except the planning times. Progress goes to stderr; a table, then one\n"
+	    "RESULT line per policy, to stdout.\n"
+	    "\n"
+	    "workload (one of):\n"
+	    "  --planetlab DIR      a PlanetLab day as shipped with CloudSim: one file per\n"
+	    "                       VM, one CPU percent per line; memory = the VM's size\n"
+	    "  --google DIR         Google cluster VMs: one file per VM, 'cpu%% mem%%' lines\n"
+	    "  --trace FILE.csv     your own: '#' comments, a header naming the columns\n"
+	    "                       step,vm,cpu (required) and mem,net,vcpus,mem_mib, then a\n"
+	    "                       row per VM and step; cpu and mem in percent of the VM's\n"
+	    "                       size (mem missing: 100), net in Mbit/s (missing: 0)\n"
+	    "  --synthetic          AR(1) workloads (the Sandpiper paper's simulations):\n"
+	    "    --vms-per-host K   VMs per host (20), or --vms M\n"
+	    "    --steps S          steps (288)\n"
+	    "    --ar-cpu LO:HI     range of the VMs' mean cpu, fraction (0.2:0.8)\n"
+	    "    --ar-mem LO:HI     mean memory, fraction (0.4:0.9)\n"
+	    "    --ar-net LO:HI     mean network, fraction of the host NIC (0:0)\n"
+	    "    --ar-phi X         lag-1 correlation (0.9)\n"
+	    "    --ar-sigma X       cpu noise per step (0.1; mem and net a quarter of it)\n"
+	    "\n"
+	    "cluster:\n"
+	    "  --hosts N            hosts (800)\n"
+	    "  --host-cpu CORES     per host (2; synthetic 24)\n"
+	    "  --host-mem MIB       (4096; synthetic 131072)\n"
+	    "  --host-net MBIT      (1000; synthetic 10000)\n"
+	    "  --vm-vcpus LIST      sizes drawn (seeded) for VMs the trace gives none (1;\n"
+	    "                       synthetic 1,2)\n"
+	    "  --vm-mem LIST        MiB (613,870,1740: CloudSim's VM types; synthetic\n"
+	    "                       1024,2048,4096)\n"
+	    "  --threshold PCT      hotspot and overload threshold of every resource (75)\n"
+	    "  --overcommit-cpu X   vCPUs per core a host may hold (4); memory: none\n"
+	    "  --place-shard N      initial placement works on shards of N hosts (auto:\n"
+	    "                       all hosts while hosts x VMs <= 5e7)\n"
+	    "\n"
+	    "migration cost:\n"
+	    "  --link-mbit X        bandwidth; duration = memory * 8 / (link - dirty) (1000)\n"
+	    "  --dirty-mbit X       every VM's memory dirty rate (0)\n"
+	    "  --mig-cpu CORES      extra CPU on source and destination while it runs (0.1)\n"
+	    "  --downtime-ms MS     the VM's pause at the switch-over (300)\n"
+	    "  --pdm-factor X       share of its CPU a migrating VM loses, for PDM (0.1)\n"
+	    "\n"
+	    "loadease (the controller's planner):\n"
+	    "  --window N           samples per profile (12 = 1 hour)\n"
+	    "  --k K --n N          hot when K of the last N samples and the forecast are\n"
+	    "                       over the threshold (3 of 5)\n"
+	    "  --peak-pct P         percentile taken as demand (95)\n"
+	    "  --cooldown-min M     a VM that moved rests M minutes (60)\n"
+	    "  --max-per-round N    migrations per step, all hosts (0 = no limit)\n"
+	    "  --max-per-host N     per host, in flight included (2)\n"
+	    "  --min-gain X         volume per second of migration a move must gain (0.0005)\n"
+	    "  --no-swaps           do not try swaps\n"
+	    "  --risk-target P      move before a hotspot when a host's chance of passing\n"
+	    "                       a threshold in the next sample exceeds P (0.2; 0 off)\n"
+	    "  --risk-horizon N     samples ahead the risk looks (1)\n"
+	    "\n"
+	    "baselines:\n"
+	    "  --balanciness PTS    proxlb: max - min host CPU percent that triggers it (10)\n"
+	    "  --stddev-threshold X stddev: per-metric standard deviation that triggers (0.1)\n"
+	    "  --thr-mmt PCT        thr-mmt: static CPU threshold (80)\n"
+	    "\n"
+	    "model:\n"
+	    "  --model default      today's model: the options above and below (the default)\n"
+	    "  --model cloudsim     CloudSim 3.0.3's PlanetLab power experiments, event for\n"
+	    "                       event (docs/sim-cloudsim.md): --hosts CloudSim hosts (800,\n"
+	    "                       G4 and G5 alternating), VM types by blocks of the trace\n"
+	    "                       files' order, RAM checked at the initial placement only,\n"
+	    "                       VMs leaving when they request nothing, CloudSim's\n"
+	    "                       migration time and 10 %% CPU loss; prints energy_kwh,\n"
+	    "                       slatah, pdm, slav, esv, migrations, host_shutdowns. Its\n"
+	    "                       knobs (each policy's CloudSim parameter):\n"
+	    "    --thr-mmt PCT      thr-mmt: static threshold (80)\n"
+	    "    --lr-safety X      lr-mmt: safety parameter (1.2)\n"
+	    "    --mad-safety X     mad-mmt: threshold 1 - X * MAD (2.5)\n"
+	    "    --iqr-safety X     iqr-mmt: threshold 1 - X * IQR (1.5)\n"
+	    "    --fallback-thr PCT lr, mad, iqr while a host's history is short (70)\n"
+	    "    --param X          the one chosen policy's parameter as CloudSim's runner\n"
+	    "                       takes it (thr-mmt 0.8, lr-mmt 1.2, mad-mmt 2.5, iqr-mmt 1.5)\n"
+	    "\n"
+	    "run:\n"
+	    "  --policy LIST        default model: none, proxlb, stddev, thr-mmt, loadease;\n"
+	    "                       cloudsim model: thr-mmt, lr-mmt, mad-mmt, iqr-mmt; or all\n"
+	    "                       (all; see the lists below)\n"
+	    "  --seed S             VM sizes and synthetic workloads (1)\n"
+	    "  --out DIR            write DIR/steps-<policy>.csv and DIR/summary.csv\n"
+	    "  --name NAME          the trace's name in the output\n"
+	    "  --quiet              no progress on stderr\n"
+	    "  --explain            loadease prints every planned action and every hotspot\n"
+	    "                       it leaves, with the planner's reason, to stderr\n"
+	    "  -h, --help           this text\n"
+	    "\n"
+	    "policies of --model default:\n");
 	for (int i = 0; policy_list[i]; i++)
 		fprintf(f, "  %-10s %s\n", policy_list[i]->name, policy_list[i]->about);
+	fprintf(f, "\npolicies of --model cloudsim (loadease: not in this model yet):\n");
+	for (int i = 0; cs_policy_list[i]; i++)
+		fprintf(f, "  %-10s %s\n", cs_policy_list[i]->name, cs_policy_list[i]->about);
 }
 
 struct opts {
@@ -190,6 +214,11 @@ struct opts {
 	int vms_per_host, vms;
 	struct trace_synth syn;
 	bool set_cpu, set_mem, set_net, set_vcpus, set_vmem;
+	bool cloudsim;       /* --model cloudsim */
+	struct cs_config cs; /* its knobs */
+	const char *cs_opt;  /* a cloudsim-only option given */
+	bool param_set;
+	double param;
 };
 
 static int bad(const char *opt, const char *val, const char *want)
@@ -431,6 +460,37 @@ static int parse(int argc, char **argv, struct opts *o, struct sim_config *c)
 			NEEDV;
 			rc = num(a, v, 1, 100, &x);
 			c->thr_mmt = x / 100;
+			o->cs.thr = x / 100;
+		} else if (OPT("--model")) {
+			NEEDV;
+			if (strcmp(v, "cloudsim") == 0)
+				o->cloudsim = true;
+			else if (strcmp(v, "default") == 0)
+				o->cloudsim = false;
+			else
+				rc = bad(a, v, "need default or cloudsim");
+		} else if (OPT("--param")) {
+			NEEDV;
+			rc = num(a, v, -1e9, 1e9, &o->param);
+			o->param_set = true;
+			o->cs_opt = a;
+		} else if (OPT("--lr-safety")) {
+			NEEDV;
+			rc = num(a, v, 0.001, 100, &o->cs.lr_safety);
+			o->cs_opt = a;
+		} else if (OPT("--mad-safety")) {
+			NEEDV;
+			rc = num(a, v, 0, 100, &o->cs.mad_safety);
+			o->cs_opt = a;
+		} else if (OPT("--iqr-safety")) {
+			NEEDV;
+			rc = num(a, v, 0, 100, &o->cs.iqr_safety);
+			o->cs_opt = a;
+		} else if (OPT("--fallback-thr")) {
+			NEEDV;
+			rc = num(a, v, 1, 100, &x);
+			o->cs.fallback_thr = x / 100;
+			o->cs_opt = a;
 		} else {
 			fprintf(stderr, "loadease sim: unknown option '%s' (see --help)\n", a);
 			return -EINVAL;
@@ -443,6 +503,19 @@ static int parse(int argc, char **argv, struct opts *o, struct sim_config *c)
 	if (o->nsrc != 1) {
 		fprintf(stderr, "loadease sim: give exactly one of --planetlab, --google, --trace, "
 		                "--synthetic (see --help)\n");
+		return -EINVAL;
+	}
+	o->cs.nhosts = c->nhosts;
+	if (o->cs_opt && !o->cloudsim) {
+		fprintf(stderr, "loadease sim: %s is for --model cloudsim\n", o->cs_opt);
+		return -EINVAL;
+	}
+	if (o->cloudsim &&
+	    (o->set_cpu || o->set_mem || o->set_net || o->set_vcpus || o->set_vmem)) {
+		fprintf(stderr,
+		        "loadease sim: --model cloudsim has CloudSim's hosts and VMs: "
+		        "--host-cpu, --host-mem, --host-net, --vm-vcpus and --vm-mem do not "
+		        "apply (--hosts does)\n");
 		return -EINVAL;
 	}
 	if (c->k > c->n) {
@@ -485,11 +558,28 @@ static int parse(int argc, char **argv, struct opts *o, struct sim_config *c)
 	return 0;
 }
 
+int sim_pick_add(const char **picked, int n, int max, const char *name)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(picked[i], name) == 0) {
+			fprintf(stderr, "loadease sim: --policy: '%s' twice\n", name);
+			return -EINVAL;
+		}
+	if (n == max)
+		return -EINVAL;
+	picked[n] = name;
+	return 0;
+}
+
 /* The policies named in s ("all" or a comma list) into ps. Count, or -EINVAL. */
 static int pick_policies(const char *s, const struct policy_ops **ps, int max)
 {
 	char buf[256], *save = NULL, *tok;
+	const char *picked[64];
 	int n = 0;
+
+	if (max > 64)
+		max = 64;
 
 	if (!*s || strcmp(s, "all") == 0) {
 		for (int i = 0; policy_list[i] && n < max; i++)
@@ -507,19 +597,14 @@ static int pick_policies(const char *s, const struct policy_ops **ps, int max)
 			    tok);
 			return -EINVAL;
 		}
-		for (int i = 0; i < n; i++)
-			if (ps[i] == p) {
-				fprintf(stderr, "loadease sim: --policy: '%s' twice\n", tok);
-				return -EINVAL;
-			}
-		if (n == max)
+		if (sim_pick_add(picked, n, max, p->name) < 0)
 			return -EINVAL;
 		ps[n++] = p;
 	}
 	return n;
 }
 
-static FILE *open_out(const char *dir, const char *file, char *path, size_t cap)
+FILE *sim_open_out(const char *dir, const char *file, char *path, size_t cap)
 {
 	FILE *f;
 
@@ -564,7 +649,7 @@ static void print_table(const struct sim_model *m, const struct sim_config *c,
 static int write_summary(const char *dir, const struct sim_model *m, const struct row *rows, int n)
 {
 	char path[4096];
-	FILE *f = open_out(dir, "summary.csv", path, sizeof(path));
+	FILE *f = sim_open_out(dir, "summary.csv", path, sizeof(path));
 
 	if (!f)
 		return -EIO;
@@ -598,6 +683,7 @@ int sim_main(int argc, char **argv)
 	struct sim_model m;
 	const struct policy_ops *ps[16];
 	struct row rows[16];
+	const struct cs_policy_ops *cps[16];
 	char err[1024];
 	int np, rc;
 	bool have_model = false;
@@ -606,6 +692,7 @@ int sim_main(int argc, char **argv)
 	memset(&t, 0, sizeof(t));
 	sim_config_defaults(&cfg);
 	trace_synth_defaults(&o.syn);
+	cs_config_defaults(&o.cs);
 	snprintf(o.policies, sizeof(o.policies), "all");
 	rc = parse(argc, argv, &o, &cfg);
 	if (rc == 1)
@@ -615,8 +702,21 @@ int sim_main(int argc, char **argv)
 		                "FILE.csv | --synthetic) [options]; see --help\n");
 		return 2;
 	}
-	if ((np = pick_policies(o.policies, ps, 16)) < 0)
+	if (o.cloudsim) {
+		if ((np = sim_cloudsim_pick(o.policies, cps, 16)) < 0)
+			return 2;
+		if (o.param_set && np != 1) {
+			fprintf(stderr,
+			        "loadease sim: --param sets one policy's parameter: give one "
+			        "--policy (or use --thr-mmt, --lr-safety, --mad-safety, "
+			        "--iqr-safety)\n");
+			return 2;
+		}
+		if (o.param_set && sim_cloudsim_param(cps[0], o.param, &o.cs) < 0)
+			return 2;
+	} else if ((np = pick_policies(o.policies, ps, 16)) < 0) {
 		return 2;
+	}
 	if (o.out && mkdir(o.out, 0777) < 0 && errno != EEXIST) {
 		fprintf(stderr, "loadease sim: --out %s: %s\n", o.out, strerror(errno));
 		return 2;
@@ -631,6 +731,10 @@ int sim_main(int argc, char **argv)
 	}
 	if (o.name)
 		snprintf(t.name, sizeof(t.name), "%s", o.name);
+	if (o.cloudsim) {
+		rc = sim_cloudsim(&t, &o.cs, cps, np, o.out, o.quiet);
+		goto out;
+	}
 	if (model_init(&m, &cfg, &t, err, sizeof(err)) < 0) {
 		fprintf(stderr, "loadease sim: %s: %s\n", t.name, err);
 		rc = 1;
@@ -651,7 +755,7 @@ int sim_main(int argc, char **argv)
 		rows[i].p = ps[i];
 		if (o.out) {
 			snprintf(file, sizeof(file), "steps-%s.csv", ps[i]->name);
-			if (!(f = open_out(o.out, file, path, sizeof(path)))) {
+			if (!(f = sim_open_out(o.out, file, path, sizeof(path)))) {
 				rc = 1;
 				goto out;
 			}

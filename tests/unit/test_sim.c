@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "sim/sim.h"
+#include "sim_cli.h"
 
 #define EPS        1e-6
 #define ARRAY_N(a) (sizeof(a) / sizeof((a)[0]))
@@ -217,14 +218,6 @@ static void write_file(const char *path, const char *content)
 		fputs(content, f);
 	}
 	assert_int_equal(fclose(f), 0);
-}
-
-static void rm_rf(const char *dir)
-{
-	char cmd[512];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	assert_int_equal(system(cmd), 0);
 }
 
 static void test_load_errors(void **state)
@@ -741,44 +734,6 @@ static void test_determinism(void **state)
 }
 
 /* ---- the command line -------------------------------------------------------------------- */
-
-/* Runs sim_main with stdout and stderr sent to files; returns its exit code. */
-static int sim_cli(const char *outfile, const char *const *args, int n)
-{
-	char *argv[64];
-	int so = dup(1), se = dup(2), fd = open(outfile, O_WRONLY | O_CREAT | O_TRUNC, 0600), rc;
-
-	assert_true(n < 63 && so >= 0 && se >= 0 && fd >= 0);
-	argv[0] = "sim";
-	for (int i = 0; i < n; i++)
-		argv[i + 1] = (char *)args[i];
-	argv[n + 1] = NULL;
-	fflush(stdout);
-	fflush(stderr);
-	dup2(fd, 1);
-	dup2(fd, 2);
-	rc = sim_main(n + 1, argv);
-	fflush(stdout);
-	fflush(stderr);
-	dup2(so, 1);
-	dup2(se, 2);
-	close(so);
-	close(se);
-	close(fd);
-	return rc;
-}
-
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf = calloc(1, 65536);
-
-	assert_non_null(f);
-	assert_non_null(buf);
-	fread(buf, 1, 65535, f);
-	fclose(f);
-	return buf;
-}
 
 static void test_cli(void **state)
 {
