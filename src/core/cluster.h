@@ -42,6 +42,9 @@ struct cl_vm {
 	char id[CLUSTER_ID_MAX];
 	int host;              /* index into the hosts */
 	double vcpus, mem_mib; /* allocation */
+	/* resize in place: the most the VM may be given on its own host (its
+	 * domain's maximum vCPUs and memory); 0 = its allocation (not resizable) */
+	double max_vcpus, max_mem_mib;
 	double demand[RES_N];  /* peak demand (the configured percentile) */
 	double dirty_mbit;     /* memory dirty rate, Mbit/s; 0 when unknown */
 	bool excluded;         /* never moved by the balancer */

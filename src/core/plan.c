@@ -26,11 +26,14 @@ void plan_opts_defaults(struct plan_opts *o)
 	o->swaps = true;
 	o->risk_target = 0.2;
 	risk_opts_defaults(&o->risk);
+	o->objective = PLAN_SPREAD;
+	o->resize = true;
 }
 
 const char *plan_kind_name(enum plan_kind k)
 {
-	static const char *const n[] = {"move", "swap", "evacuate", "prevent"};
+	static const char *const n[] = {"move",    "swap",   "evacuate",
+	                                "prevent", "resize", "consolidate"};
 	return (unsigned)k < sizeof(n) / sizeof(n[0]) ? n[k] : "unknown";
 }
 
@@ -1269,6 +1272,7 @@ void plan_result_free(struct plan_result *r)
 	free(r->actions);
 	free(r->unresolved);
 	free(r->overdemand);
+	free(r->emptied);
 	free(r->risk);
 	free(r->risk_after);
 	memset(r, 0, sizeof(*r));

@@ -47,15 +47,26 @@ struct plan_opts {
 	double risk_target;
 	struct risk_opts risk;
 	double sample_s; /* seconds per sample, for the reasons' wording (0: "samples") */
+	/* spread (default): relieve and prevent; pack: also consolidate VMs onto
+	 * fewer hosts while every host's risk stays under risk_target, and report
+	 * the hosts a plan empties (plan_result.emptied) */
+	enum plan_objective { PLAN_SPREAD, PLAN_PACK } objective;
+	/* resize in place before migrating (default true): a VM whose demand
+	 * reaches its allocation gets more (up to max_vcpus / max_mem_mib) when
+	 * its host has room; idle guests' free memory is reclaimed through the
+	 * balloon to relieve a memory hotspot */
+	bool resize;
 };
 
 void plan_opts_defaults(struct plan_opts *o);
 
 enum plan_kind {
-	PLAN_MOVE,     /* relieve a hotspot */
-	PLAN_SWAP,     /* one half of a swap: two actions with the same swap id */
-	PLAN_EVACUATE, /* leave a host in maintenance */
-	PLAN_PREVENT,  /* lower a host's risk before it is hot */
+	PLAN_MOVE,        /* relieve a hotspot */
+	PLAN_SWAP,        /* one half of a swap: two actions with the same swap id */
+	PLAN_EVACUATE,    /* leave a host in maintenance */
+	PLAN_PREVENT,     /* lower a host's risk before it is hot */
+	PLAN_RESIZE,      /* change a VM's allocation on its own host (from == to) */
+	PLAN_CONSOLIDATE, /* objective pack: move a VM off a host being emptied */
 };
 const char *plan_kind_name(enum plan_kind k);
 
@@ -67,6 +78,8 @@ struct plan_action {
 	double src_vol_before, src_vol_after, dst_vol_before, dst_vol_after;
 	double cost_s; /* estimated migration time */
 	double src_risk_before, src_risk_after, dst_risk_before, dst_risk_after;
+	/* PLAN_RESIZE: the allocation before and after (equal when unchanged) */
+	double vcpus_before, vcpus_after, mem_before, mem_after;
 	char reason[256];
 };
 
@@ -99,6 +112,8 @@ struct plan_result {
 	double max_vol_before, max_vol_after; /* cluster's max host volume, projected */
 	double *risk, *risk_after;            /* per host: its risk now and after the plan */
 	int nrisky;                           /* hosts over the risk target now */
+	int *emptied; /* objective pack: hosts left without VMs once the plan is done */
+	int nemptied;
 };
 
 /* 0, -EINVAL (a VM on a host index out of range), -ENOMEM. The result is
