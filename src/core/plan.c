@@ -522,6 +522,25 @@ static int record_moves(struct pctx *p, int n, int src, int dst, enum plan_kind 
 	return 0;
 }
 
+static bool any_hot(const struct cl_host *H)
+{
+	return H->hot[RES_CPU] || H->hot[RES_MEM] || H->hot[RES_NET];
+}
+
+/* A host of the projection that holds VMs (an empty one is a host pack
+ * would rather keep empty). */
+static bool in_use(const struct pctx *p, int h)
+{
+	return p->head[h] >= 0;
+}
+
+/* Target scans under pack run twice: hosts in use, then (pass 0 over)
+ * the empty ones. */
+static bool pack_wake(const struct pctx *p, int pass)
+{
+	return p->o->objective == PLAN_PACK && pass == 0 && p->ncand > 0;
+}
+
 /* Tries to move VM v (with its affinity unit) off host src. Returns 1 when a
  * move was planned, 0 when not (the reason goes to the tally), -ENOMEM. */
 static int try_move(struct pctx *p, int v, int src, enum plan_kind kind, int res, struct tally *t)
@@ -563,9 +582,10 @@ static int try_move(struct pctx *p, int v, int src, enum plan_kind kind, int res
 		    vms[v].id, p->o->link_mbit);
 		return 0;
 	}
-	for (int i = 0; i < p->ncand; i++) {
+	/* pack: hosts in use first; an empty host is woken only when none fits */
+	for (int i = 0, pass = 0; i < p->ncand || (pack_wake(p, pass) && (i = 0, ++pass)); i++) {
 		int h = p->cand[i], f;
-		if (h == src)
+		if (h == src || (p->o->objective == PLAN_PACK && (pass == 0) != in_use(p, h)))
 			continue;
 		if (!host_limit_ok(p, h, n)) {
 			limit_blocked++;
@@ -1112,12 +1132,17 @@ static int prevent_host(struct pctx *p, int h, int *vmbuf, double *keybuf)
 			nu = build_unit(p, v, dem, &vcpus, &mem);
 			cost = unit_cost(p, nu);
 			rs = risk_with(p, h, nu, -1);
-			for (int c = 0; c < p->ncand && scanned < RISK_MAX_T; c++) {
+			for (int c = 0, pass = 0;
+			     (c < p->ncand && scanned < RISK_MAX_T) ||
+			     (pack_wake(p, pass) && bv < 0 && (c = 0, scanned = 0, ++pass));
+			     c++) {
 				int d = p->cand[c];
 				double rd0, rd1, score;
-				if (d == h || p->c->hosts[d].hot[RES_CPU] ||
-				    p->c->hosts[d].hot[RES_MEM] || p->c->hosts[d].hot[RES_NET] ||
-				    !host_limit_ok(p, d, nu) || !rules_ok(p, p->unit, nu, d) ||
+				if (d == h ||
+				    (p->o->objective == PLAN_PACK && (pass == 0) != in_use(p, d)) ||
+				    p->c->hosts[d].hot[RES_CPU] || p->c->hosts[d].hot[RES_MEM] ||
+				    p->c->hosts[d].hot[RES_NET] || !host_limit_ok(p, d, nu) ||
+				    !rules_ok(p, p->unit, nu, d) ||
 				    fits(p, d, dem, vcpus, mem, true))
 					continue;
 				scanned++;
@@ -1157,6 +1182,190 @@ static int prevent_host(struct pctx *p, int h, int *vmbuf, double *keybuf)
 		moved++;
 	}
 	return moved;
+}
+
+/* --- objective pack: empty the least-loaded hosts ------------------------- */
+
+#define PACK_MAX_T     128 /* targets tried per VM, fullest first */
+#define PACK_DST_SHARE 0.5 /* a host being filled stays under this share of the risk target */
+
+/* What a dry run changes on a host, to put it back. */
+struct hsnap {
+	int h, moves;
+	double load[RES_N], fc[RES_N], ms[RES_N], acpu, amem, vol;
+};
+
+static void snap_save(struct pctx *p, struct hsnap *s, int *ns, int h)
+{
+	for (int i = 0; i < *ns; i++)
+		if (s[i].h == h)
+			return;
+	s[*ns].h = h;
+	s[*ns].moves = p->moves[h];
+	memcpy(s[*ns].load, p->load[h], sizeof(s[*ns].load));
+	memcpy(s[*ns].fc, p->fc[h], sizeof(s[*ns].fc));
+	memcpy(s[*ns].ms, p->ms[h], sizeof(s[*ns].ms));
+	s[*ns].acpu = p->acpu[h];
+	s[*ns].amem = p->amem[h];
+	s[*ns].vol = p->vol[h];
+	(*ns)++;
+}
+
+static void snap_restore(struct pctx *p, const struct hsnap *s, int ns)
+{
+	for (int i = 0; i < ns; i++) {
+		int h = s[i].h;
+		cand_remove(p, h);
+		p->moves[h] = s[i].moves;
+		memcpy(p->load[h], s[i].load, sizeof(s[i].load));
+		memcpy(p->fc[h], s[i].fc, sizeof(s[i].fc));
+		memcpy(p->ms[h], s[i].ms, sizeof(s[i].ms));
+		p->acpu[h] = s[i].acpu;
+		p->amem[h] = s[i].amem;
+		p->vol[h] = s[i].vol;
+		cand_insert(p, h);
+	}
+}
+
+/* The fullest host in use, other than src and the hosts marked in skip,
+ * that takes the unit within capacity, headroom, rules and limits and whose
+ * risk stays under target x PACK_DST_SHARE; -1 if none. */
+static int pack_target(const struct pctx *p, int src, int n, const double dem[RES_N], double vcpus,
+                       double mem, const char *skip, double *rd1)
+{
+	const double lim = p->o->risk_target * PACK_DST_SHARE;
+	int scanned = 0;
+
+	for (int i = p->ncand - 1; i >= 0 && scanned < PACK_MAX_T; i--) {
+		int d = p->cand[i];
+		if (d == src || skip[d] || !in_use(p, d) || any_hot(&p->c->hosts[d]) ||
+		    !host_limit_ok(p, d, n) || !rules_ok(p, p->unit, n, d))
+			continue;
+		scanned++;
+		if (fits(p, d, dem, vcpus, mem, false))
+			continue;
+		*rd1 = risk_with(p, d, n, +1);
+		if (*rd1 <= lim)
+			return d;
+	}
+	return -1;
+}
+
+/* Empties host h if every one of its VMs finds a fuller host that stays
+ * under the pack risk limit; moves as many as the limits allow this round
+ * (the rest in later rounds: h stays the emptiest). 1 when moves were
+ * planned, 0 when not, -ENOMEM. */
+static int pack_host(struct pctx *p, int h, char *skip, int *vmbuf, double *keybuf,
+                     struct hsnap *snap, int *dst)
+{
+	const struct cl_host *H = &p->c->hosts[h];
+	int n = 0, ns = 0, k, left, ok = 1, total;
+	double u = H->cap[RES_CPU] > 0 ? p->load[h][RES_CPU] / H->cap[RES_CPU] : 0;
+
+	for (int v = p->head[h]; v >= 0; v = p->next[v]) {
+		if (vm_blocked(p, v, h) != WHY_NONE || p->c->vms[v].group >= 0)
+			return 0; /* a VM that cannot move (or moves with a group): h stays */
+		vmbuf[n] = v;
+		keybuf[n++] = p->c->vms[v].demand[RES_CPU];
+	}
+	if (n == 0)
+		return 0;
+	for (int i = 1; i < n; i++) { /* largest demand first, as best fit wants */
+		int v = vmbuf[i], j = i - 1;
+		double key = keybuf[i];
+		while (j >= 0 && keybuf[j] < key) {
+			vmbuf[j + 1] = vmbuf[j];
+			keybuf[j + 1] = keybuf[j];
+			j--;
+		}
+		vmbuf[j + 1] = v;
+		keybuf[j + 1] = key;
+	}
+	total = n;
+	left = p->o->max_per_round > 0 ? p->o->max_per_round - p->nround : n;
+	if (p->o->max_per_host > 0 && p->o->max_per_host - p->moves[h] < left)
+		left = p->o->max_per_host - p->moves[h];
+	if (left <= 0)
+		return 0;
+	skip[h] = 1;
+	/* dry run: every VM placed, cumulatively, then all put back */
+	snap_save(p, snap, &ns, h);
+	for (int i = 0; i < n && ok; i++) {
+		double dem[RES_N], vcpus, mem, rd1;
+		int v = vmbuf[i];
+		build_unit(p, v, dem, &vcpus, &mem);
+		dst[i] = pack_target(p, h, 1, dem, vcpus, mem, skip, &rd1);
+		if (dst[i] < 0 ||
+		    cluster_migration_seconds(p->c->vms[v].mem_mib, p->c->vms[v].dirty_mbit,
+		                              p->o->link_mbit) < 0) {
+			ok = 0;
+			n = i;
+			break;
+		}
+		snap_save(p, snap, &ns, dst[i]);
+		project_move(p, v, dst[i]);
+		p->moves[dst[i]]++;
+	}
+	for (int i = n - 1; i >= 0; i--) {
+		list_remove(p, vmbuf[i]);
+		list_add(p, vmbuf[i], h);
+	}
+	snap_restore(p, snap, ns);
+	if (!ok) {
+		skip[h] = 0; /* it may still take VMs of others */
+		return 0;
+	}
+	k = n < left ? n : left;
+	for (int i = 0; i < k; i++) {
+		double dem[RES_N], vcpus, mem, cost, rb = host_risk(p, dst[i], NULL);
+		const struct cl_host *D = &p->c->hosts[dst[i]];
+		int v = vmbuf[i];
+		char why[220];
+		build_unit(p, v, dem, &vcpus, &mem);
+		cost = unit_cost(p, 1);
+		snprintf(why, sizeof(why),
+		         "pack: %s (cpu %.0f%%) can be emptied, its %d VM%s fit on fuller hosts "
+		         "under %.1f%% risk; vm %s to %s (risk %.1f%% -> %.1f%%)",
+		         H->id, 100 * u, total, total > 1 ? "s" : "",
+		         100 * p->o->risk_target * PACK_DST_SHARE, p->c->vms[v].id, D->id, 100 * rb,
+		         100 * risk_with(p, dst[i], 1, +1));
+		if (record_moves(p, 1, h, dst[i], PLAN_CONSOLIDATE, RES_CPU, cost, -1, why) < 0)
+			return -ENOMEM;
+	}
+	return 1;
+}
+
+/* Donors: hosts in use, up, not excluded, not hot, not at risk, the least
+ * loaded (lowest volume) first, each emptied whole or not at all. */
+static int pack(struct pctx *p, int *vmbuf, double *keybuf)
+{
+	int H = p->c->nhosts, nd = 0, rc = 0, *order = malloc(((size_t)H + 1) * sizeof(int));
+	int *dst = malloc(((size_t)p->c->nvms + 1) * sizeof(int));
+	char *skip = calloc((size_t)H + 1, 1);
+	struct hsnap *snap = malloc(((size_t)p->c->nvms + 2) * sizeof(*snap));
+
+	if (!order || !dst || !skip || !snap) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (int i = 0; i < p->ncand; i++) {
+		int h = p->cand[i];
+		if (in_use(p, h) && !any_hot(&p->c->hosts[h]) &&
+		    host_risk(p, h, NULL) <= p->o->risk_target)
+			order[nd++] = h;
+	}
+	for (int i = 0; i < nd && rc >= 0; i++) {
+		if (!limit_ok(p, 1))
+			break;
+		if (in_use(p, order[i]) && p->moves[order[i]] <= p->c->hosts[order[i]].inflight)
+			rc = pack_host(p, order[i], skip, vmbuf, keybuf, snap, dst);
+	}
+out:
+	free(order);
+	free(dst);
+	free(skip);
+	free(snap);
+	return rc < 0 ? rc : 0;
 }
 
 int plan_compute(const struct cluster *c, const struct plan_opts *o, struct plan_result *out)
@@ -1251,9 +1460,23 @@ int plan_compute(const struct cluster *c, const struct plan_opts *o, struct plan
 		if (rc < 0)
 			goto out;
 	}
+	if (o->objective == PLAN_PACK && o->risk_target > 0 && (rc = pack(&p, vmbuf, keybuf)) < 0)
+		goto out;
 	for (int h = 0; h < c->nhosts; h++)
 		out->risk_after[h] = host_risk(&p, h, NULL);
 	out->max_vol_after = max_volume(&p);
+	/* the hosts the plan leaves without VMs */
+	out->emptied = malloc(((size_t)c->nhosts + 1) * sizeof(int));
+	if (!out->emptied) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	memset(hot, 0, sizeof(int) * (size_t)c->nhosts);
+	for (int v = 0; v < c->nvms; v++)
+		hot[c->vms[v].host] = 1;
+	for (int h = 0; h < c->nhosts; h++)
+		if (hot[h] && p.head[h] < 0)
+			out->emptied[out->nemptied++] = h;
 	rc = 0;
 out:
 	free(hot);

@@ -53,6 +53,31 @@ void profile_release(struct profile *p)
 	hist_clear(&p->hist);
 }
 
+struct profile (*profile_set_new(size_t n, size_t window))[RES_N]
+{
+	struct profile(*set)[RES_N] = calloc(n ? n : 1, sizeof(*set));
+
+	if (!set)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		for (int r = 0; r < RES_N; r++)
+			if (profile_init(&set[i][r], window) < 0) {
+				profile_set_free(set, n);
+				return NULL;
+			}
+	return set;
+}
+
+void profile_set_free(struct profile (*set)[RES_N], size_t n)
+{
+	/* a profile calloc left zero, or that failed to init, releases as
+	 * a no-op: ring_release and free take the zeroed pointers */
+	for (size_t i = 0; set && i < n; i++)
+		for (int r = 0; r < RES_N; r++)
+			profile_release(&set[i][r]);
+	free(set);
+}
+
 void profile_clear(struct profile *p)
 {
 	ring_clear(&p->win);

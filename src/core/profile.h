@@ -56,6 +56,11 @@ struct profile_summary {
 int profile_init(struct profile *p, size_t window);
 void profile_release(struct profile *p);
 void profile_clear(struct profile *p);
+/* n sets of the RES_N profiles (a host's or a VM's), each of window
+ * samples; NULL on bad window or no memory. profile_set_free() takes what
+ * profile_set_new() gave, or NULL. */
+struct profile (*profile_set_new(size_t n, size_t window))[RES_N];
+void profile_set_free(struct profile (*set)[RES_N], size_t n);
 /* Adds one sample; NaN and infinities are rejected (returns -EINVAL, nothing
  * changes). */
 int profile_push(struct profile *p, double u);

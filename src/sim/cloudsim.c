@@ -23,6 +23,7 @@ static const double spec_power[2][11] = {
 
 void cs_config_defaults(struct cs_config *c)
 {
+	*c = (struct cs_config){0};
 	c->nhosts = 800;
 	c->thr = 0.8;
 	c->lr_safety = 1.2;
@@ -879,6 +880,7 @@ int cs_run(struct cs_model *m, const struct cs_policy_ops *p, FILE *steps, struc
 	reset(m);
 	if ((rc = p->init(&st, m)) < 0) {
 		snprintf(err, errcap, "%s: cannot start: %s", p->name, strerror(-rc));
+		p->free_state(st); /* what init made before it failed */
 		return rc;
 	}
 	if ((rc = place_all(m, p, st, err, errcap)) < 0)

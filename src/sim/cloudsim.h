@@ -72,6 +72,8 @@
 
 #include "sim/trace.h"
 
+struct sim_config;
+
 #define CS_HISTORY   30 /* PowerVm.HISTORY_LENGTH */
 #define CS_VM_TYPES  4
 #define CS_INTERVAL  300.0 /* Constants.SCHEDULING_INTERVAL */
@@ -89,6 +91,8 @@ struct cs_config {
 	double mad_safety;   /* mad-mmt (2.5) */
 	double iqr_safety;   /* iqr-mmt (1.5) */
 	double fallback_thr; /* lr, mad, iqr with short histories: static threshold (0.7) */
+	/* loadease: the sim's loadease options (cloudsim_loadease.c); NULL: none */
+	const struct sim_config *le;
 };
 void cs_config_defaults(struct cs_config *c);
 
@@ -256,7 +260,8 @@ void cs_moves_free(struct cs_moves *mv);
 struct cs_policy_ops {
 	const char *name;
 	const char *about; /* one line for --help */
-	/* 0 or a negative errno; *state is the policy's, freed by free_state. */
+	/* 0 or a negative errno; *state is the policy's, freed by free_state
+	 * (also when init fails: free_state takes what it set, or NULL). */
 	int (*init)(void **state, const struct cs_model *m);
 	/* The host for VM v at the initial placement (time 0; v requests its
 	 * full MIPS, the VMs placed before it none), or -1 when none fits; the
@@ -272,6 +277,8 @@ struct cs_policy_ops {
 
 extern const struct cs_policy_ops cs_policy_thr_mmt, cs_policy_lr_mmt, cs_policy_mad_mmt,
     cs_policy_iqr_mmt;
+/* LoadEase's planner in this world (cloudsim_loadease.c); needs cs_config.le. */
+extern const struct cs_policy_ops cs_policy_loadease;
 /* The model's policies, in report order; NULL terminated. */
 extern const struct cs_policy_ops *const cs_policy_list[];
 const struct cs_policy_ops *cs_policy_find(const char *name);

@@ -360,8 +360,9 @@ const struct cs_policy_ops cs_policy_iqr_mmt = {
     iqr_init,   abs_place,
     abs_decide, abs_free};
 
-const struct cs_policy_ops *const cs_policy_list[] = {&cs_policy_thr_mmt, &cs_policy_lr_mmt,
-                                                      &cs_policy_mad_mmt, &cs_policy_iqr_mmt, NULL};
+const struct cs_policy_ops *const cs_policy_list[] = {&cs_policy_thr_mmt,  &cs_policy_lr_mmt,
+                                                      &cs_policy_mad_mmt,  &cs_policy_iqr_mmt,
+                                                      &cs_policy_loadease, NULL};
 
 const struct cs_policy_ops *cs_policy_find(const char *name)
 {

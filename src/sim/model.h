@@ -48,6 +48,7 @@ struct sim_config {
 	bool swaps;
 	double risk_target; /* prevention: a host's risk that triggers a move (0.2; 0 off) */
 	int risk_horizon;   /* samples ahead (1) */
+	bool pack;          /* objective pack: consolidate under the risk target (spread) */
 	/* baselines */
 	double proxlb_balanciness; /* percentage points (10) */
 	double stddev_threshold;   /* per metric (0.1) */

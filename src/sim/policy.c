@@ -91,14 +91,8 @@ static void le_free(void *state)
 
 	if (!s)
 		return;
-	for (int h = 0; s->hprof && h < s->nh; h++)
-		for (int r = 0; r < RES_N; r++)
-			profile_release(&s->hprof[h][r]);
-	for (int v = 0; s->vprof && v < s->nv; v++)
-		for (int r = 0; r < RES_N; r++)
-			profile_release(&s->vprof[v][r]);
-	free(s->hprof);
-	free(s->vprof);
+	profile_set_free(s->hprof, (size_t)s->nh);
+	profile_set_free(s->vprof, (size_t)s->nv);
 	free(s->hosts);
 	free(s->vms);
 	free(s->scratch);
@@ -115,8 +109,8 @@ static int le_init(void **state, const struct sim_model *m)
 		return -ENOMEM;
 	s->nh = m->nhosts;
 	s->nv = m->nvms;
-	s->hprof = calloc((size_t)s->nh, sizeof(*s->hprof));
-	s->vprof = calloc((size_t)s->nv, sizeof(*s->vprof));
+	s->hprof = profile_set_new((size_t)s->nh, (size_t)cfg->window);
+	s->vprof = profile_set_new((size_t)s->nv, (size_t)cfg->window);
 	s->hosts = calloc((size_t)s->nh, sizeof(*s->hosts));
 	s->vms = calloc((size_t)s->nv, sizeof(*s->vms));
 	s->scratch = calloc(ROUND_SCRATCH(cfg->window), sizeof(double));
@@ -124,9 +118,6 @@ static int le_init(void **state, const struct sim_model *m)
 		return -ENOMEM;
 	for (int h = 0; h < s->nh; h++) {
 		struct cl_host *H = &s->hosts[h];
-		for (int r = 0; r < RES_N; r++)
-			if (profile_init(&s->hprof[h][r], (size_t)cfg->window) < 0)
-				return -ENOMEM;
 		cluster_host_defaults(H);
 		snprintf(H->id, sizeof(H->id), "h%d", h);
 		memcpy(H->cap, m->hosts[h].cap, sizeof(H->cap));
@@ -135,9 +126,6 @@ static int le_init(void **state, const struct sim_model *m)
 	}
 	for (int v = 0; v < s->nv; v++) {
 		struct cl_vm *V = &s->vms[v];
-		for (int r = 0; r < RES_N; r++)
-			if (profile_init(&s->vprof[v][r], (size_t)cfg->window) < 0)
-				return -ENOMEM;
 		cluster_vm_defaults(V);
 		trace_vm_id(m->trace, v, V->id);
 		V->vcpus = m->vms[v].vcpus;
@@ -163,6 +151,7 @@ static int le_init(void **state, const struct sim_model *m)
 	s->po.min_gain = cfg->min_gain;
 	s->po.swaps = cfg->swaps;
 	s->po.risk_target = cfg->risk_target;
+	s->po.objective = cfg->pack ? PLAN_PACK : PLAN_SPREAD;
 	s->ro.risk.horizon = (unsigned)cfg->risk_horizon;
 	s->po.risk = s->ro.risk;
 	s->po.sample_s = m->step_s;

@@ -162,6 +162,9 @@ static void usage(FILE *f)
 	    "  --risk-target P      move before a hotspot when a host's chance of passing\n"
 	    "                       a threshold in the next sample exceeds P (0.2; 0 off)\n"
 	    "  --risk-horizon N     samples ahead the risk looks (1)\n"
+	    "  --objective OBJ      spread (default) or pack: also empty the least-loaded\n"
+	    "                       hosts onto fuller ones that stay under half the risk\n"
+	    "                       target (wakes an empty host only when none in use fits)\n"
 	    "\n"
 	    "baselines:\n"
 	    "  --balanciness PTS    proxlb: max - min host CPU percent that triggers it (10)\n"
@@ -201,7 +204,8 @@ static void usage(FILE *f)
 	    "policies of --model default:\n");
 	for (int i = 0; policy_list[i]; i++)
 		fprintf(f, "  %-10s %s\n", policy_list[i]->name, policy_list[i]->about);
-	fprintf(f, "\npolicies of --model cloudsim (loadease: not in this model yet):\n");
+	fprintf(f, "\npolicies of --model cloudsim (loadease takes the loadease options above;\n"
+	           "--max-per-host is 0 there unless given: CloudSim has no such limit):\n");
 	for (int i = 0; cs_policy_list[i]; i++)
 		fprintf(f, "  %-10s %s\n", cs_policy_list[i]->name, cs_policy_list[i]->about);
 }
@@ -217,6 +221,7 @@ struct opts {
 	bool cloudsim;       /* --model cloudsim */
 	struct cs_config cs; /* its knobs */
 	const char *cs_opt;  /* a cloudsim-only option given */
+	bool set_mph;        /* --max-per-host given */
 	bool param_set;
 	double param;
 };
@@ -441,6 +446,7 @@ static int parse(int argc, char **argv, struct opts *o, struct sim_config *c)
 		} else if (OPT("--max-per-host")) {
 			NEEDV;
 			rc = inum(a, v, 0, 1000000, &c->max_per_host);
+			o->set_mph = true;
 		} else if (OPT("--min-gain")) {
 			NEEDV;
 			rc = num(a, v, 0, 1e6, &c->min_gain);
@@ -450,6 +456,14 @@ static int parse(int argc, char **argv, struct opts *o, struct sim_config *c)
 		} else if (OPT("--risk-horizon")) {
 			NEEDV;
 			rc = inum(a, v, 1, 1000, &c->risk_horizon);
+		} else if (OPT("--objective")) {
+			NEEDV;
+			if (strcmp(v, "pack") == 0)
+				c->pack = true;
+			else if (strcmp(v, "spread") == 0)
+				c->pack = false;
+			else
+				rc = bad(a, v, "need spread or pack");
 		} else if (OPT("--balanciness")) {
 			NEEDV;
 			rc = num(a, v, 0, 100, &c->proxlb_balanciness);
@@ -732,6 +746,11 @@ int sim_main(int argc, char **argv)
 	if (o.name)
 		snprintf(t.name, sizeof(t.name), "%s", o.name);
 	if (o.cloudsim) {
+		/* CloudSim starts every migration of a decision at once, with no
+		 * per-host limit: loadease gets none either unless asked */
+		if (!o.set_mph)
+			cfg.max_per_host = 0;
+		o.cs.le = &cfg;
 		rc = sim_cloudsim(&t, &o.cs, cps, np, o.out, o.quiet);
 		goto out;
 	}

@@ -37,8 +37,7 @@ FILE *sim_open_out(const char *dir, const char *file, char *path, size_t cap);
 int sim_pick_add(const char **picked, int n, int max, const char *name);
 
 /* --model cloudsim (sim_cloudsim.c). The policies named in s ("all" or a
- * comma list) into ps: their count, or -EINVAL with the reason on stderr
- * (loadease: "not in this model yet"). */
+ * comma list) into ps: their count, or -EINVAL with the reason on stderr. */
 int sim_cloudsim_pick(const char *s, const struct cs_policy_ops **ps, int max);
 /* Sets policy p's CloudSim parameter (--param) in c; -EINVAL when out of
  * range, with the reason on stderr. */

@@ -34,13 +34,6 @@ int sim_cloudsim_pick(const char *s, const struct cs_policy_ops **ps, int max)
 	snprintf(buf, sizeof(buf), "%s", s);
 	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		const struct cs_policy_ops *p = cs_policy_find(tok);
-		if (!p && strcmp(tok, "loadease") == 0) {
-			fprintf(stderr,
-			        "loadease sim: --policy loadease: not in this model yet (--model "
-			        "cloudsim has %s, all)\n",
-			        have);
-			return -EINVAL;
-		}
 		if (!p && policy_find(tok)) {
 			fprintf(stderr,
 			        "loadease sim: --policy %s: not in the cloudsim model (it has %s, "

@@ -893,16 +893,22 @@ def controller_factory(workdir):
 # /run and /var/lib/libvirt): reached through the Host, at the path the
 # registry's serial_socket names.
 
+class NoReply(AssertionError):
+    """A guest's load channel took a command and answered nothing in time."""
+
+
 def guest_cmd(h, sock, line, timeout=10, tries=3):
     """One command on the load channel `sock` (a path inside host h) of a
     guest; the reply line. QEMU's channel takes one client at a time and may
-    reset a connection made just as the last one closed: every command of the
-    load tool sets a state (not a step), so it is sent again, up to `tries`
-    times."""
+    reset a connection made just as the last one closed, and a reply written
+    while QEMU had no client is lost (seen once in CI: a guest that had
+    answered every second of a ramp answered nothing to the next command for
+    10 s): every command of the load tool sets a state (not a step), so it is
+    sent again on a new connection, up to `tries` times."""
     for i in range(tries):
         try:
             return _guest_cmd_once(h, sock, line, timeout)
-        except (ConnectionResetError, ConnectionRefusedError):
+        except (ConnectionResetError, ConnectionRefusedError, NoReply):
             if i == tries - 1:
                 raise
             time.sleep(0.5)
@@ -920,7 +926,7 @@ def _guest_cmd_once(h, sock, line, timeout):
                 break
             buf += chunk
         if b"\n" not in buf:
-            raise AssertionError(f"no reply to {line!r} on {h.id}:{sock} within {timeout} s")
+            raise NoReply(f"no reply to {line!r} on {h.id}:{sock} within {timeout} s")
         return buf.split(b"\n", 1)[0].decode()
     finally:
         s.close()

@@ -773,6 +773,29 @@ static void test_profile_sorted_matches_sort(void **state)
 	}
 }
 
+/* A set of profiles is n independent RES_N-arrays of the window asked for;
+ * a bad window gives NULL, not a half-made set. */
+static void test_profile_set(void **state)
+{
+	struct profile(*set)[RES_N];
+
+	(void)state;
+	assert_null(profile_set_new(2, 0));
+	assert_null(profile_set_new(2, PROFILE_MAX_WINDOW + 1));
+	set = profile_set_new(3, 4);
+	assert_non_null(set);
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(profile_push(&set[2][RES_NET], i), 0);
+	assert_int_equal(profile_len(&set[2][RES_NET]), 4);
+	assert_int_equal(profile_len(&set[0][RES_CPU]), 0);
+	assert_int_equal(profile_len(&set[2][RES_MEM]), 0);
+	profile_set_free(set, 3);
+	profile_set_free(NULL, 3);
+	set = profile_set_new(0, 4);
+	assert_non_null(set);
+	profile_set_free(set, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -793,6 +816,7 @@ int main(void)
 	    cmocka_unit_test(test_profile_rule_hot),
 	    cmocka_unit_test(test_profile_summarize),
 	    cmocka_unit_test(test_profile_sorted_matches_sort),
+	    cmocka_unit_test(test_profile_set),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -198,6 +198,18 @@ static void fx_vm(struct fx *f, int i, int host, double fc, double ms, double co
 	v->cov[RES_CPU] = cov;
 }
 
+/* The cluster of the first nh hosts and nv VMs, default options at NOW. */
+static void fx_done(struct fx *f, int nh, int nv)
+{
+	f->c.hosts = f->h;
+	f->c.nhosts = nh;
+	f->c.vms = f->v;
+	f->c.nvms = nv;
+	plan_opts_defaults(&f->o);
+	f->o.now_ms = NOW;
+	f->o.sample_s = 300;
+}
+
 /* h0: forecast 7.3 cores, sd 0.5: P(> 7.5) = 1 - Phi(0.4) = 34.5 %, over
  * the 20 % target, though no sample was over (not hot). v0 (3 cores,
  * moving with the host: cov = ms = 0.16) and v1 (3 cores, steady) both
@@ -215,13 +227,7 @@ static void fx_base(struct fx *f)
 	fx_vm(f, 1, 0, 3, 0.01, 0.01, 4000);
 	fx_vm(f, 2, 1, 1, 0.01, 0, 1000);
 	fx_vm(f, 3, 2, 4.6, 0.25, 0.25, 1000);
-	f->c.hosts = f->h;
-	f->c.nhosts = 3;
-	f->c.vms = f->v;
-	f->c.nvms = 4;
-	plan_opts_defaults(&f->o);
-	f->o.now_ms = NOW;
-	f->o.sample_s = 300;
+	fx_done(f, 3, 4);
 }
 
 static void test_prevent(void **state)
@@ -304,12 +310,129 @@ static void test_prevent(void **state)
 	plan_result_free(&f.r);
 }
 
+/* Objective pack (plan.c, PLAN_CONSOLIDATE). h0 runs v0 (2 cores), h1 v1
+ * (5 cores), h2 v2 (3 cores), h3 nothing; every forecast is steady (ms
+ * 0.01). Donors go least loaded first: h0's v0 fits the fullest host, h1,
+ * at 7 cores (P(> 7.5) with sd 0.14: ~0, under the 10 % that a filled host
+ * may reach): h0 is emptied. h2's v2 fits nowhere in use (h1 would be at 10
+ * cores, h0 is empty now and h3 was: empty hosts are never woken for it),
+ * so h2 stays; h1, the fullest, is no donor anyone could take. The
+ * reason's cpu share is of the host's capacity (2 of 10 cores). */
+static void fx_pack(struct fx *f)
+{
+	memset(f, 0, sizeof(*f));
+	fx_host(f, 0, 2, 2, 0.01);
+	fx_host(f, 1, 5, 5, 0.01);
+	fx_host(f, 2, 3, 3, 0.01);
+	fx_host(f, 3, 0, 0, 0.01);
+	fx_vm(f, 0, 0, 2, 0.01, 0, 1000);
+	fx_vm(f, 1, 1, 5, 0.01, 0, 1000);
+	fx_vm(f, 2, 2, 3, 0.01, 0, 1000);
+	fx_done(f, 4, 3);
+	f->o.objective = PLAN_PACK;
+	f->o.max_per_host = 0;
+}
+
+static void test_pack(void **state)
+{
+	struct fx f;
+	const struct plan_action *a;
+
+	(void)state;
+	fx_pack(&f);
+	assert_int_equal(plan_compute(&f.c, &f.o, &f.r), 0);
+	assert_int_equal(f.r.nactions, 1);
+	a = &f.r.actions[0];
+	assert_int_equal(a->kind, PLAN_CONSOLIDATE);
+	assert_string_equal(plan_kind_name(a->kind), "consolidate");
+	assert_int_equal(a->vm, 0);
+	assert_int_equal(a->from, 0);
+	assert_int_equal(a->to, 1);
+	assert_true(f.r.risk_after[1] <= f.o.risk_target / 2);
+	assert_int_equal(f.r.nemptied, 1);
+	assert_int_equal(f.r.emptied[0], 0);
+	assert_non_null(strstr(a->reason, "pack: h0 (cpu 20%) can be emptied, its 1 VM fit on "
+	                                  "fuller hosts under 10.0% risk; vm v0 to h1"));
+	plan_result_free(&f.r);
+
+	/* spread (the default), or prevention off (no risk to bound a filled
+	 * host by): nothing moves */
+	fx_pack(&f);
+	f.o.objective = PLAN_SPREAD;
+	assert_int_equal(plan_compute(&f.c, &f.o, &f.r), 0);
+	assert_int_equal(f.r.nactions, 0);
+	assert_int_equal(f.r.nemptied, 0);
+	plan_result_free(&f.r);
+	fx_pack(&f);
+	f.o.risk_target = 0;
+	assert_int_equal(plan_compute(&f.c, &f.o, &f.r), 0);
+	assert_int_equal(f.r.nactions, 0);
+	plan_result_free(&f.r);
+
+	/* h1 less steady: 7 cores there would be a 10.6 % risk (sd 0.6), over
+	 * the 10 % limit: h0 is not emptied onto it; h2 takes v0 (5 cores, ~0) */
+	fx_pack(&f);
+	f.h[1].ms[RES_CPU] = 0.35;
+	assert_int_equal(plan_compute(&f.c, &f.o, &f.r), 0);
+	assert_int_equal(f.r.nactions, 1);
+	assert_int_equal(f.r.actions[0].to, 2);
+	plan_result_free(&f.r);
+
+	/* a host is emptied whole or not at all: a second VM on h0 (5 cores)
+	 * fits nowhere (h1 at 10, h2 at 8), so v0 does not move either; a
+	 * pinned VM keeps its host in use */
+	fx_pack(&f);
+	fx_vm(&f, 3, 0, 5, 0.01, 0, 1000);
+	f.h[0].load[RES_CPU] = f.h[0].fc[RES_CPU] = 7;
+	f.c.nvms = 4;
+	assert_int_equal(plan_compute(&f.c, &f.o, &f.r), 0);
+	for (int i = 0; i < f.r.nactions; i++)
+		assert_int_not_equal(f.r.actions[i].from, 0);
+	plan_result_free(&f.r);
+	fx_pack(&f);
+	{
+		static const int home[] = {0};
+		f.v[0].pin = home;
+		f.v[0].npin = 1;
+	}
+	/* ... h0, pinned to, takes h2's v2 instead (5 cores; h1 would be at 8) */
+	assert_int_equal(plan_compute(&f.c, &f.o, &f.r), 0);
+	assert_int_equal(f.r.nactions, 1);
+	assert_int_equal(f.r.actions[0].vm, 2);
+	assert_int_equal(f.r.actions[0].to, 0);
+	assert_int_equal(f.r.nemptied, 1);
+	assert_int_equal(f.r.emptied[0], 2);
+	plan_result_free(&f.r);
+
+	/* h0 with v0 and v3 (1 core): v0 to h1 (7 cores), v3 to h2 (4; h1 would
+	 * be at 8). The round's limit holds for pack as for any move: at 1, v0
+	 * moves now and h0 is not yet empty (the rest next round) */
+	fx_pack(&f);
+	fx_vm(&f, 3, 0, 1, 0.01, 0, 1000);
+	f.h[0].load[RES_CPU] = f.h[0].fc[RES_CPU] = 3;
+	f.c.nvms = 4;
+	assert_int_equal(plan_compute(&f.c, &f.o, &f.r), 0);
+	assert_int_equal(f.r.nactions, 2);
+	assert_int_equal(f.r.actions[0].vm, 0);
+	assert_int_equal(f.r.actions[0].to, 1);
+	assert_int_equal(f.r.actions[1].vm, 3);
+	assert_int_equal(f.r.actions[1].to, 2);
+	assert_int_equal(f.r.nemptied, 1);
+	plan_result_free(&f.r);
+	f.o.max_per_round = 1;
+	assert_int_equal(plan_compute(&f.c, &f.o, &f.r), 0);
+	assert_int_equal(f.r.nactions, 1);
+	assert_int_equal(f.r.actions[0].vm, 0);
+	assert_int_equal(f.r.nemptied, 0);
+	plan_result_free(&f.r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_pass),    cmocka_unit_test(test_host_combines),
 	    cmocka_unit_test(test_fit),     cmocka_unit_test(test_round_vm_risk),
-	    cmocka_unit_test(test_prevent),
+	    cmocka_unit_test(test_prevent), cmocka_unit_test(test_pack),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
