@@ -87,8 +87,10 @@ int virt_migrate(struct virt *v, const char *id, const char *to, json_t **out, i
 /* Changes a running VM's allocation in place (virt_resize.c): vcpus by
  * vCPU hot-plug, mem_mib by the balloon (0 = unchanged), both in the running
  * domain and, when it is persistent, in its definition. Refused (400) beyond
- * the domain's maxima (<vcpu>, <memory>) or below the memory floor (64 MiB,
- * and what the guest uses plus a tenth, at least 32 MiB); 404 unknown; 409
+ * the domain's maxima (<vcpu>, <memory>), below the memory floor (64 MiB,
+ * and what the guest uses plus a tenth, at least 32 MiB), or with fewer
+ * vCPUs than it runs (hot-plug only: libvirt loses track of an unplug that
+ * a guest finishes after its 5 s wait); 404 unknown; 409
  * migrating, being deleted or resized; 503 libvirt down; 502 libvirt
  * refused (memory is set back when the vCPUs fail after it). The balloon is
  * waited for (15 s at most). Whatever happened, the registry then says what

@@ -118,6 +118,18 @@ static int check_request(const char *id, const struct sizes *s, int vcpus, int m
 		         id, vcpus, s->max_vcpus);
 		return -EINVAL;
 	}
+	/* vCPUs are only added while it runs: libvirt 9.0 waits 5 s for a
+	 * guest to eject an unplugged vCPU and never learns of one that ends
+	 * later (a TCG guest took longer): it would go on counting a vCPU that
+	 * QEMU and the guest no longer have */
+	if (vcpus && vcpus < s->vcpus) {
+		snprintf(
+		    err, errlen,
+		    "resize vm %s: vcpus %d is fewer than the %d it runs: a running VM's vCPUs "
+		    "are only added (hot-plug), never taken away",
+		    id, vcpus, s->vcpus);
+		return -EINVAL;
+	}
 	if (mem_mib && mem_mib > s->max_mem_mib) {
 		snprintf(
 		    err, errlen,
@@ -218,11 +230,12 @@ int virt_resize(struct virt *v, const char *id, int vcpus, int mem_mib, json_t *
 		snprintf(why, sizeof(why), "vCPUs to %d: %s", vcpus,
 		         virt_lasterr("libvirt refused"));
 		rc = -EIO;
-		if (mem_changed &&
-		    virDomainSetMemoryFlags(dom, (unsigned long)before.mem_mib << 10, flags) < 0)
-			log_warn("vm %s: memory not set back to %d MiB: %s", id, before.mem_mib,
-			         virt_lasterr("libvirt refused"));
 	}
+	/* the vCPUs failed after the memory moved: the memory goes back */
+	if (rc < 0 && mem_changed &&
+	    virDomainSetMemoryFlags(dom, (unsigned long)before.mem_mib << 10, flags) < 0)
+		log_warn("vm %s: memory not set back to %d MiB: %s", id, before.mem_mib,
+		         virt_lasterr("libvirt refused"));
 	if (rc == 0 && mem_changed)
 		wait_balloon(dom, mem_mib, before.mem_mib);
 	if (read_sizes(dom, &now) < 0)
@@ -241,7 +254,8 @@ out:
 		d->reread = true; /* the registry follows what libvirt has now */
 	}
 	pthread_mutex_unlock(&v->lock);
-	if (marked) {
+	/* a refused request (400) changed nothing and is no event */
+	if (marked && (rc == 0 || *http == 502)) {
 		char msg[600];
 		virt_reconcile(v);
 		if (rc == 0)
