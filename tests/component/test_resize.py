@@ -25,11 +25,12 @@ reason where they are absent). One or two small guests at a time.
 import json
 import os
 import re
+import subprocess
 import time
 
 import pytest
 
-from conftest import wait_for
+from conftest import BIN, SANITIZER_MARKS, Controller, wait_for, workdir  # noqa: F401
 # the module's own one-host cluster (vh) and guest images, as test_virt.py makes them
 from test_virt import SMALL, TOKEN, images, vh  # noqa: F401
 
@@ -336,3 +337,72 @@ def test_a_running_vms_vcpus_are_only_added(rz, grow):
     assert rz.snapshot() == before
     assert vcpucount(h, name)["current live"] == 2 and qemu_cpus(h, name) == 2
     assert grow["port"].status()["cpus_present"] == 2
+
+
+def cli(ctl, *args, timeout=120):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOADEASE_")}
+    env.update(LOADEASE_CONTROLLER=ctl.url, LOADEASE_TOKEN=TOKEN)
+    p = subprocess.run([BIN, *args], capture_output=True, text=True, env=env, timeout=timeout)
+    assert not [m for m in SANITIZER_MARKS if m in p.stderr], p.stderr
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_the_controller_and_the_cli_resize_through_the_agent(rz, grow, workdir):
+    h, name = rz.h, grow["name"]
+    ctl = Controller(workdir, rz.c.redis_address, {"controller.mode": "recommend"},
+                     ip=rz.c.bridge_ip, name="ctl-resize", token=TOKEN).start()
+    try:
+        v = wait_for(lambda: (lambda j: j if j and j["max_vcpus"] else None)(
+            ctl.http("GET", f"/v1/vms/{name}")[1] if ctl.http("GET", f"/v1/vms/{name}")[0]
+            == 200 else None), 20, f"the controller to list {name} with its maxima")
+        assert (v["max_vcpus"], v["max_mem_mib"], v["resizing"]) == (2, GROW_MAX_MEM, None), v
+        have = sizes(rz, name)
+        vcpus = have["libvirt vcpus"]
+
+        # the CLI verb: what the guest got, from libvirt through the agent
+        rc, out, err = cli(ctl, "vm", "resize", name, "--vcpus", "2", "--mem", "192")
+        assert (rc, err) == (0, ""), (rc, out, err)
+        assert out == f"{name} resized on {h.id}: {vcpus} -> 2 vCPU, " \
+            f"{have['libvirt mem KiB'] >> 10} -> 192 MiB\n", out
+        vcpus = 2
+        assert sizes(rz, name)["libvirt mem KiB"] == 192 << 10
+        assert rz.cfg(name)["mem"] == "192"
+        ev = [e for e in ctl.decisions() if e.get("vm") == name]
+        assert [e["type"] for e in ev] == ["resize_started", "resize_done"], ev
+        assert (ev[0]["host"], ev[0]["vcpus_after"], ev[0]["mem_after"], ev[0]["reason"]) == \
+            (h.id, "2", "192", "requested through the API"), ev[0]
+        assert (ev[1]["mem_mib"], ev[1]["vcpus"]) == ("192", str(vcpus)), ev[1]
+        wait_for(lambda: ctl.get(f"/v1/vms/{name}")["mem_mib"] == 192, 10,
+                 "the controller's view of the new size")
+
+        # --json: the agent's answer and the reason
+        rc, out, err = cli(ctl, "--json", "vm", "resize", name, "--mem", str(SMALL))
+        assert rc == 0, (rc, out, err)
+        j = json.loads(out)
+        assert (j["mem_mib"], j["mem_mib_before"], j["reason"]) == \
+            (SMALL, 192, "requested through the API"), j
+
+        # refused: beyond the maxima (the controller knows them), fewer vCPUs
+        # (the agent's refusal passed on), an unknown VM; nothing changes
+        before = sizes(rz, name)
+        for args, words in (
+                (["--vcpus", "3"], "its domain's maximum is 2 vCPU, 256 MiB"),
+                (["--vcpus", "1"], "vcpus 1 is fewer than the 2 it runs"),
+                (["--mem", "100000"], "maximum")):
+            rc, out, err = cli(ctl, "vm", "resize", name, *args)
+            assert rc == 1 and out == "" and words in err, (args, rc, out, err)
+        rc, out, err = cli(ctl, "vm", "resize", f"nope{os.getpid()}", "--vcpus", "2")
+        assert rc == 1 and "no vm" in err, (rc, err)
+        rc, out, err = cli(ctl, "vm", "resize", name)
+        assert rc == 2 and "give --vcpus N or --mem MIB" in err, (rc, err)
+        st, out = ctl.http("POST", f"/v1/vms/{name}/resize", {"vcpus": "2"})
+        assert st == 400 and out["error"]["code"] == "bad_request", (st, out)
+        st, out = ctl.http("POST", f"/v1/vms/{name}/resize", {"vcpus": 2}, token=None)
+        assert st == 401, (st, out)
+        assert sizes(rz, name) == before
+        types = [e["type"] for e in ctl.decisions() if e.get("vm") == name]
+        assert types.count("resize_done") == 2 and types.count("resize_failed") == 1, types
+        m = ctl.http("GET", "/metrics", raw=True)[1]
+        assert 'loadease_controller_resizes_total{result="done"} 2' in m, m
+    finally:
+        ctl.stop()
