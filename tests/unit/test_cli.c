@@ -496,6 +496,19 @@ static void test_fmt_plan(void **state)
 	          "unresolved hotspots:\n"
 	          "HOST  WHY        REASON\n"
 	          "h3    no_target  no host has room\n");
+	/* a resize in place: its sizes lead the reason */
+	check_fmt(
+	    "{\"mode\": \"auto\", \"round\": 9, \"actions\": [{\"kind\": \"resize\", "
+	    "\"vm\": \"g1\", \"from\": \"h0\", \"to\": \"h0\", \"swap_id\": -1, \"res\": "
+	    "\"cpu\", \"reason\": \"busy\", \"src_vol_before\": 1.2, \"src_vol_after\": 1.2, "
+	    "\"dst_vol_before\": 1.2, \"dst_vol_after\": 1.2, \"cost_s\": 0, "
+	    "\"vcpus_before\": 1, \"vcpus_after\": 2, \"mem_before\": 256, \"mem_after\": "
+	    "256}], \"unresolved\": [], \"max_volume_before\": 1.2, \"max_volume_after\": 1.2}",
+	    fmt_plan, NULL, 0,
+	    "plan (mode auto, round 9): 1 action, max volume 1.20 -> 1.20\n"
+	    "KIND    VM  FROM  TO  RES     SRC-VOL     DST-VOL  COST  REASON\n"
+	    "resize  g1  h0    h0  cpu  1.20->1.20  1.20->1.20  0.0s  1->2 vCPU, 256->256 MiB: "
+	    "busy\n");
 	check_fmt("{\"mode\": \"auto\", \"round\": 3, \"actions\": [], \"unresolved\": []}",
 	          fmt_plan, NULL, 0, "no action: the cluster is balanced\n");
 	check_fmt("{\"actions\": [], \"unresolved\": [{\"host\": \"h3\", \"why\": \"pinned\"}]}",
