@@ -536,3 +536,41 @@ def test_a_domain_started_with_virsh_is_seen_and_moved_by_the_controller(loop_fa
     assert lp.events("vm_stopped", onset) and not vm_qemus(lp.c, name)
     assert name in h1.domains(all=True), "LoadEase left the operator's definition alone"
     h1.virsh("undefine", name)
+
+
+# --------------------------------------------------------------------------- resize in place
+
+
+def test_a_resized_vm_keeps_its_size_and_maxima_through_a_migration(loop_factory):
+    """Resized through the controller's API (vCPU hot-plug, the balloon), then
+    migrated: the destination's libvirt runs it with the same vCPUs and
+    memory, its definition there has them too, and the registry says so."""
+    lp = loop_factory(2)
+    h0, h1 = lp.c.hosts
+    lp.boot(h0, "rm1", max_vcpus=2, max_mem_mib=384)
+    ctl = lp.start_controller(**{"controller.mode": "recommend"})
+    wait_for(lambda: (ctl.http("GET", "/v1/vms/rm1")[1] or {}).get("max_vcpus") == 2, 20,
+             "the controller to know rm1's maxima")
+    st, out = ctl.http("POST", "/v1/vms/rm1/resize", {"vcpus": 2, "mem_mib": 320})
+    assert st == 200 and (out["vcpus"], out["mem_mib"]) == (2, 320), (st, out)
+    st, out = ctl.http("POST", "/v1/vms/rm1/migrate", {"to": "h1"}, timeout=300)
+    assert st == 200, (st, out)
+    lp.running_once("rm1")
+    assert lp.host_of("rm1") == "h1"
+
+    def sizes(h):
+        info = {k.strip(): v.strip() for k, v in (ln.split(":", 1) for ln in
+                h.virsh("dominfo", "rm1").stdout.splitlines() if ":" in ln)}
+        return (int(info["CPU(s)"]), int(info["Used memory"].split()[0]) >> 10,
+                int(info["Max memory"].split()[0]) >> 10,
+                h.virsh("vcpucount", "rm1", "--maximum", "--live").stdout.strip())
+    assert sizes(h1) == (2, 320, 384, "2"), sizes(h1)
+    inactive = h1.virsh("dumpxml", "--inactive", "rm1").stdout
+    assert "<vcpu placement='static'>2</vcpu>" in inactive, inactive
+    assert "<currentMemory unit='KiB'>327680</currentMemory>" in inactive, inactive
+    cfg = lp.r.hgetall("vm_configs:rm1")
+    assert {k: cfg.get(k) for k in ("cpu", "mem", "max_cpu", "max_mem")} == \
+        {"cpu": "2", "mem": "320", "max_cpu": "2", "max_mem": "384"}, cfg
+    # and it can still grow where it is now: memory up to its maximum
+    st, out = ctl.http("POST", "/v1/vms/rm1/resize", {"mem_mib": 384})
+    assert st == 200 and (out["host"], out["mem_mib"]) == ("h1", 384), (st, out)
