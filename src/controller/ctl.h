@@ -90,6 +90,7 @@ struct ctl_vm {
 	double vcpus, mem_mib;
 	double max_vcpus, max_mem_mib; /* its domain's maxima (max_cpu, max_mem); 0 unknown */
 	int64_t resize_failed_ms;      /* our last resize of it failed then; 0 = never */
+	int64_t resized_ms;            /* our last resize of it ended then; 0 = never */
 	/* where it runs, as its host's agent registered it from libvirt */
 	int64_t pid;
 	char tap[32], uuid[40];

@@ -117,11 +117,16 @@ static int resize_run(struct ctl *c, struct ctl_resize *r, json_t **result, int 
 	}
 	json_decref(reply);
 	pthread_mutex_lock(&c->lock);
-	if (rc < 0) {
+	{
 		struct ctl_vm *v = ctl_vm_find(c, r->vm);
-		c->m.resize_failed++;
 		if (v)
-			v->resize_failed_ms = util_now_ms(); /* a move is the way for a while */
+			v->resized_ms = util_now_ms();
+		if (rc < 0) {
+			c->m.resize_failed++;
+			if (v)
+				v->resize_failed_ms =
+				    util_now_ms(); /* a move is the way for a while */
+		}
 	}
 	resize_remove(c, r);
 	pthread_mutex_unlock(&c->lock);
@@ -157,7 +162,13 @@ void ctl_resize_start(struct ctl *c, const struct plan_action *a)
 		free(w);
 		return;
 	}
-	if (v && v->resize_failed_ms && util_now_ms() - v->resize_failed_ms < c->po.cooldown_ms) {
+	/* not again before its samples show the new size (balance.settle_s, two
+	 * rounds at least), nor within the cooldown after a failure */
+	int64_t settle =
+	    c->o.settle_s * 1000 > 2 * c->o.round_ms ? c->o.settle_s * 1000 : 2 * c->o.round_ms;
+	if (v &&
+	    ((v->resize_failed_ms && util_now_ms() - v->resize_failed_ms < c->po.cooldown_ms) ||
+	     (v->resized_ms && util_now_ms() - v->resized_ms < settle))) {
 		free(r);
 		free(w);
 		return;
