@@ -107,9 +107,11 @@ function renderPlan(p) {
       a.res && el('span', {class: 'badge'}, a.res),
       isNum(a.swap_id) && a.swap_id >= 0 && el('span', {class: 'badge'}, 'swap ' + a.swap_id)),
     a.reason && el('div', {class: 'reason'}, a.reason),
-    el('div', {class: 'note'},
-      `source volume ${num(a.src_vol_before, 2)} → ${num(a.src_vol_after, 2)}, ` +
-      `target ${num(a.dst_vol_before, 2)} → ${num(a.dst_vol_after, 2)}, cost ${num(a.cost_s)} s`)));
+    el('div', {class: 'note'}, a.kind === 'resize'
+      ? `in place: ${num(a.vcpus_before, 0)} → ${num(a.vcpus_after, 0)} vCPU, ` +
+        `${num(a.mem_before, 0)} → ${num(a.mem_after, 0)} MiB`
+      : `source volume ${num(a.src_vol_before, 2)} → ${num(a.src_vol_after, 2)}, ` +
+        `target ${num(a.dst_vol_before, 2)} → ${num(a.dst_vol_after, 2)}, cost ${num(a.cost_s)} s`)));
   const unresolved = (p.unresolved || []).map((u) => el('li', {class: 'unresolved'},
     el('div', {}, el('b', {}, 'host ' + u.host), ' ', el('span', {class: 'badge warn'}, u.why || '?')),
     u.reason && el('div', {class: 'reason'}, u.reason)));

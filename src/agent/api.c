@@ -1,6 +1,7 @@
 /* api.c - the agent's HTTP API (DESIGN.md section 4): host, VMs, health,
  * Prometheus metrics. Read-only for now; every mutating method already needs
  * the bearer token, so the VM calls to come inherit the check. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,6 +243,78 @@ static void api_migrate_vm(struct agent *a, const struct httpd_req *req, const c
 	httpd_resp_json(resp, 200, out);
 }
 
+/* One size of a resize body: absent (0), or an integer from lo to hi. */
+static int resize_field(json_t *body, const char *k, int lo, int hi, int *out, char *err,
+                        size_t errlen)
+{
+	json_t *j = json_object_get(body, k);
+
+	*out = 0;
+	if (!j)
+		return 0;
+	if (!json_is_integer(j)) {
+		snprintf(err, errlen, "resize: '%s' must be an integer", k);
+		return -EINVAL;
+	}
+	if (json_integer_value(j) < lo || json_integer_value(j) > hi) {
+		snprintf(err, errlen, "resize: '%s' %lld is %s %d", k,
+		         (long long)json_integer_value(j),
+		         json_integer_value(j) < lo ? "below the floor of"
+		                                    : "more than this host's limit of",
+		         json_integer_value(j) < lo ? lo : hi);
+		return -EINVAL;
+	}
+	*out = (int)json_integer_value(j);
+	return 0;
+}
+
+/* POST /v1/vms/<id>/resize {"vcpus": N, "mem_mib": M} (either or both). */
+static void api_resize_vm(struct agent *a, const struct httpd_req *req, const char *id,
+                          struct httpd_resp *resp)
+{
+	char err[600] = "";
+	json_t *body, *out = NULL;
+	int http = 500, vcpus, mem;
+
+	if (!driver_ready(a, resp))
+		return;
+	if (!util_valid_id(id)) {
+		httpd_resp_error(resp, 400, "bad_request", "'%.64s' is not a vm id", id);
+		return;
+	}
+	body = httpd_body_json(req, resp);
+	if (!body)
+		return;
+	if (json_object_size(body) !=
+	        (size_t)(!!json_object_get(body, "vcpus") + !!json_object_get(body, "mem_mib")) ||
+	    json_object_size(body) == 0) {
+		json_decref(body);
+		httpd_resp_error(resp, 400, "bad_request",
+		                 "resize: the body is {\"vcpus\": N, \"mem_mib\": M}, either or "
+		                 "both, and nothing else");
+		return;
+	}
+	if (resize_field(body, "vcpus", 1, a->o.vm.max_vcpus, &vcpus, err, sizeof(err)) < 0 ||
+	    resize_field(body, "mem_mib", VIRT_MIN_MEM_MIB, a->o.vm.max_mem_mib, &mem, err,
+	                 sizeof(err)) < 0) {
+		json_decref(body);
+		httpd_resp_error(resp, 400, "bad_request", "%s", err);
+		return;
+	}
+	json_decref(body);
+	if (virt_resize(a->virt, id, vcpus, mem, &out, &http, err, sizeof(err)) < 0) {
+		httpd_resp_error(resp, http,
+		                 http == 404   ? "vm_not_found"
+		                 : http == 400 ? "bad_request"
+		                 : http == 409 ? "conflict"
+		                 : http == 503 ? "unavailable"
+		                               : "resize_failed",
+		                 "%s", err);
+		return;
+	}
+	httpd_resp_json(resp, 200, out);
+}
+
 void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 {
 	struct agent *a = ctx;
@@ -299,6 +372,11 @@ void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 	if (n == 4 && strcmp(seg[1], "vms") == 0 && strcmp(seg[3], "migrate") == 0 &&
 	    strcmp(req->method, "POST") == 0) {
 		api_migrate_vm(a, req, seg[2], resp);
+		return;
+	}
+	if (n == 4 && strcmp(seg[1], "vms") == 0 && strcmp(seg[3], "resize") == 0 &&
+	    strcmp(req->method, "POST") == 0) {
+		api_resize_vm(a, req, seg[2], resp);
 		return;
 	}
 	if (strcmp(req->method, "GET") != 0) {

@@ -164,6 +164,16 @@ static int check_build(const struct domxml_opts *o, const struct vm_spec *s, cha
 		snprintf(err, errlen, PFX "vm %s: mem_mib %d is less than 1", s->id, s->mem_mib);
 		return -EINVAL;
 	}
+	if (s->max_vcpus && s->max_vcpus < s->vcpus) {
+		snprintf(err, errlen, PFX "vm %s: max_vcpus %d is less than vcpus %d", s->id,
+		         s->max_vcpus, s->vcpus);
+		return -EINVAL;
+	}
+	if (s->max_mem_mib && s->max_mem_mib < s->mem_mib) {
+		snprintf(err, errlen, PFX "vm %s: max_mem_mib %d is less than mem_mib %d", s->id,
+		         s->max_mem_mib, s->mem_mib);
+		return -EINVAL;
+	}
 	if (!s->kernel[0] && !s->disk[0]) {
 		snprintf(err, errlen, PFX "vm %s: give a kernel or a disk", s->id);
 		return -EINVAL;
@@ -403,26 +413,35 @@ static void build_devices(struct bld *b, xmlNodePtr dom, const struct domxml_opt
 int domxml_build(const struct domxml_opts *o, const struct vm_spec *spec, char **out, char *err,
                  size_t errlen)
 {
-	char kib[32], vcpus[16];
+	char kib[32], max_kib[32], vcpus[16], max_vcpus[16];
 	struct bld b;
 	xmlNodePtr dom, n;
-	int rc;
+	int rc, maxv, maxm;
 
 	*out = NULL;
 	rc = check_build(o, spec, err, errlen);
 	if (rc < 0)
 		return rc;
+	maxv = spec->max_vcpus ? spec->max_vcpus : spec->vcpus;
+	maxm = spec->max_mem_mib ? spec->max_mem_mib : spec->mem_mib;
 	snprintf(kib, sizeof(kib), "%lld", (long long)spec->mem_mib * 1024);
+	snprintf(max_kib, sizeof(max_kib), "%lld", (long long)maxm * 1024);
 	snprintf(vcpus, sizeof(vcpus), "%d", spec->vcpus);
+	snprintf(max_vcpus, sizeof(max_vcpus), "%d", maxv);
 
 	b = new_doc();
 	dom = el(&b, NULL, "domain", NULL, "type", o->domain_type, NULL);
 	el(&b, dom, "name", spec->id, NULL);
 	n = el(&b, dom, "metadata", NULL, NULL);
 	meta_node(&b, n, spec, true);
-	el(&b, dom, "memory", kib, "unit", "KiB", NULL);
+	/* the guest's RAM is the maximum; the balloon holds back the rest */
+	el(&b, dom, "memory", max_kib, "unit", "KiB", NULL);
 	el(&b, dom, "currentMemory", kib, "unit", "KiB", NULL);
-	el(&b, dom, "vcpu", vcpus, NULL);
+	/* vCPUs up to the maximum can be hot-plugged while it runs */
+	if (maxv > spec->vcpus)
+		el(&b, dom, "vcpu", max_vcpus, "current", vcpus, NULL);
+	else
+		el(&b, dom, "vcpu", vcpus, NULL);
 	build_os(&b, dom, o, spec);
 	/* ACPI, as QEMU gives by default: a guest can be shut down cleanly */
 	n = el(&b, dom, "features", NULL, NULL);
@@ -807,13 +826,16 @@ static int parse_domain(xmlNodePtr dom, struct domxml_info *out, char *err, size
 		return -EINVAL;
 
 	/* vCPUs: libvirt always writes <vcpu>; it means 1 when absent */
-	out->vcpus = 1;
+	out->vcpus = out->max_vcpus = 1;
 	n = child_el(dom, "vcpu");
+	if (n && (get_text(n, "vcpu", text, sizeof(text), err, errlen) < 0 ||
+	          parse_int("vcpu", text, 1, MAX_VCPUS, &out->max_vcpus, err, errlen) < 0))
+		return -EINVAL;
+	out->vcpus = out->max_vcpus;
 	if (get_attr(n, "current", "vcpu current", text, sizeof(text), err, errlen) < 0)
 		return -EINVAL;
-	if (n && !text[0] && get_text(n, "vcpu", text, sizeof(text), err, errlen) < 0)
-		return -EINVAL;
-	if (n && parse_int("vcpu", text, 1, MAX_VCPUS, &out->vcpus, err, errlen) < 0)
+	if (n && text[0] &&
+	    parse_int("vcpu", text, 1, out->max_vcpus, &out->vcpus, err, errlen) < 0)
 		return -EINVAL;
 
 	n = child_el(dom, "memory");

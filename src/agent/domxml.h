@@ -38,6 +38,9 @@ struct domxml_opts {
 struct vm_spec {
 	char id[65];
 	int vcpus, mem_mib;
+	/* the most it may be resized to in place (live vCPU hot-plug up to
+	 * max_vcpus, the balloon up to max_mem_mib); 0 = the allocation */
+	int max_vcpus, max_mem_mib;
 	char kernel[512], initrd[512], disk[512];
 	char append[1024];
 	char bridge[16];
@@ -63,8 +66,9 @@ struct domxml_info {
 	char type[16];   /* kvm, qemu, ... */
 	int id;          /* libvirt's run-time domain id; -1 when inactive/absent */
 	int vcpus;       /* current vCPUs (<vcpu current=...> else its text) */
+	int max_vcpus;   /* <vcpu>'s text: the most vCPUs it can have while it runs */
 	int mem_mib;     /* <currentMemory> (else <memory>), rounded down to MiB */
-	int max_mem_mib; /* <memory> */
+	int max_mem_mib; /* <memory>: the most the balloon can give it */
 	char kernel[512], initrd[512], cmdline[1024];
 	char disk[512]; /* source of the first disk of device "disk" (file or block dev) */
 	struct domxml_nic nic[DOMXML_MAX_NICS];
@@ -89,7 +93,12 @@ struct domxml_info {
  * path, a bridge, tap or machine name outside A-Z a-z 0-9 _ . - (libvirt's
  * schema), a tap name libvirt reserves (vnet*, macvtap*, macvlan*: it drops
  * them from a definition), a malformed or multicast mac, a negative balloon
- * period, a string with control characters or invalid UTF-8.
+ * period, a string with control characters or invalid UTF-8, a max_vcpus or
+ * max_mem_mib below the allocation.
+ * Sizes: <memory> is max_mem_mib (the guest's RAM; the balloon takes back
+ * what is not allocated), <currentMemory> mem_mib, <vcpu current=vcpus>
+ * max_vcpus (the current attribute only when they differ). <maxMemory>
+ * (DIMM hot-plug, which needs NUMA cells) is not used.
  * append is used only with a kernel ("console=ttyS0 quiet" when empty). */
 int domxml_build(const struct domxml_opts *o, const struct vm_spec *spec, char **out, char *err,
                  size_t errlen);

@@ -269,6 +269,7 @@ struct listed {
 	int domid, state, reason;
 	bool job;
 	bool need_xml;
+	int vcpus, mem_mib; /* virDomainGetInfo's: a change made elsewhere (virsh) */
 	struct domxml_info x;
 	int pid;
 	bool ok;
@@ -289,6 +290,14 @@ static void read_listed(struct virt *v, struct listed *l)
 	if (virDomainGetState(l->dom, &l->state, &l->reason, 0) < 0)
 		return; /* gone meanwhile */
 	l->job = virDomainGetJobInfo(l->dom, &ji) == 0 && ji.type != VIR_DOMAIN_JOB_NONE;
+	if (!l->need_xml && l->vcpus >= 0) {
+		/* resized since its XML was read (virsh setvcpus, setmem, the
+		 * balloon moving): read it again */
+		virDomainInfo info;
+		if (virDomainGetInfo(l->dom, &info) == 0 &&
+		    ((int)info.nrVirtCpu != l->vcpus || (int)(info.memory >> 10) != l->mem_mib))
+			l->need_xml = true;
+	}
 	if (l->need_xml) {
 		xml = virDomainGetXMLDesc(l->dom, 0);
 		if (!xml)
@@ -408,7 +417,8 @@ static int run_lua(struct virt *v, const char *script, int nkeys, const char **k
 /* 1 claimed or unchanged, 0 conflict (*owner set), negative on failure. */
 static int claim(struct virt *v, const struct virt_dom *d, bool force, char *owner, size_t ocap)
 {
-	char k1[128], k2[128], k3[128], pid[16], mem[16], cpu[16], port[16] = "0", gs[600];
+	char k1[128], k2[128], k3[128], pid[16], mem[16], cpu[16], maxmem[16], maxcpu[16];
+	char port[16] = "0", gs[600];
 	const char *keys[3] = {k1, k2, k3}, *args[64];
 	const char *colon = strrchr(v->o.api_addr, ':');
 	const struct domxml_info *x = &d->x;
@@ -423,6 +433,8 @@ static int claim(struct virt *v, const struct virt_dom *d, bool force, char *own
 	snprintf(pid, sizeof(pid), "%d", d->pid);
 	snprintf(mem, sizeof(mem), "%d", x->mem_mib);
 	snprintf(cpu, sizeof(cpu), "%d", x->vcpus);
+	snprintf(maxmem, sizeof(maxmem), "%d", x->max_mem_mib);
+	snprintf(maxcpu, sizeof(maxcpu), "%d", x->max_vcpus);
 	snprintf(gs, sizeof(gs), "%s/vms/%s/guest-stats.json", v->o.state_dir, d->id);
 	args[n++] = v->o.host_id;
 	args[n++] = d->id;
@@ -433,6 +445,8 @@ static int claim(struct virt *v, const struct virt_dom *d, bool force, char *own
 	KV("uuid", d->uuid);
 	KV("mem", mem);
 	KV("cpu", cpu);
+	KV("max_mem", maxmem);
+	KV("max_cpu", maxcpu);
 	KV("disk", x->disk);
 	KV("image_path", x->disk[0] ? x->disk : x->kernel);
 	KV("initrd", x->initrd);
@@ -579,7 +593,12 @@ int virt_reconcile(struct virt *v)
 			continue;
 		pthread_mutex_lock(&v->lock);
 		d = find_uuid(v, ls[i].uuid);
-		ls[i].need_xml = !d || d->domid != (int)virDomainGetID(list[i]) || !d->pid;
+		ls[i].need_xml =
+		    !d || d->domid != (int)virDomainGetID(list[i]) || !d->pid || d->reread;
+		ls[i].vcpus = d && !d->transit && !d->migrating ? d->x.vcpus : -1;
+		ls[i].mem_mib = d ? d->x.mem_mib : -1;
+		if (d)
+			d->reread = false;
 		pthread_mutex_unlock(&v->lock);
 		read_listed(v, &ls[i]);
 	}
@@ -829,6 +848,16 @@ static int on_lifecycle(virConnectPtr c, virDomainPtr dom, int event, int detail
 	return 0;
 }
 
+/* The balloon moved (a resize, the guest's driver starting, virsh setmem):
+ * the registry's mem follows. */
+static int on_balloon(virConnectPtr c, virDomainPtr dom, unsigned long long actual, void *opaque)
+{
+	(void)c;
+	log_debug("libvirt: domain %s: balloon at %llu KiB", virDomainGetName(dom), actual);
+	wake(opaque);
+	return 0;
+}
+
 static void on_close(virConnectPtr c, int reason, void *opaque)
 {
 	struct virt *v = opaque;
@@ -871,7 +900,9 @@ static void disconnect(struct virt *v)
 		return;
 	if (v->cb_lifecycle >= 0)
 		virConnectDomainEventDeregisterAny(c, v->cb_lifecycle);
-	v->cb_lifecycle = -1;
+	if (v->cb_balloon >= 0)
+		virConnectDomainEventDeregisterAny(c, v->cb_balloon);
+	v->cb_lifecycle = v->cb_balloon = -1;
 	virConnectUnregisterCloseCallback(c, on_close);
 	virConnectClose(c);
 }
@@ -899,6 +930,9 @@ static void try_connect(struct virt *v)
 	v->cb_lifecycle =
 	    virConnectDomainEventRegisterAny(c, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
 	                                     VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), v, NULL);
+	v->cb_balloon =
+	    virConnectDomainEventRegisterAny(c, NULL, VIR_DOMAIN_EVENT_ID_BALLOON_CHANGE,
+	                                     VIR_DOMAIN_EVENT_CALLBACK(on_balloon), v, NULL);
 	if (v->cb_lifecycle < 0)
 		log_warn("libvirt: no domain events (%s); the registry follows by polling every "
 		         "%d ms",
@@ -973,10 +1007,11 @@ static json_t *dom_json(const struct virt *v, const struct virt_dom *d)
 {
 	const struct domxml_info *x = &d->x;
 
-	return json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:i,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:b,"
-	                 "s:b}",
+	return json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,"
+	                 "s:s,s:b,s:b}",
 	                 "id", d->id, "name", x->name, "uuid", d->uuid, "host", v->o.host_id, "pid",
-	                 d->pid, "vcpus", x->vcpus, "mem_mib", x->mem_mib, "state",
+	                 d->pid, "vcpus", x->vcpus, "mem_mib", x->mem_mib, "max_vcpus",
+	                 x->max_vcpus, "max_mem_mib", x->max_mem_mib, "state",
 	                 d->transit     ? "migrating"
 	                 : d->migrating ? "migrating"
 	                                : state_name(d->state),
@@ -1270,10 +1305,12 @@ int virt_delete(struct virt *v, const char *id, int *http, char *err, size_t err
 		*http = 404;
 		snprintf(err, errlen, "host %s runs no vm '%.64s'", v->o.host_id, id);
 		rc = -ENOENT;
-	} else if (d->migrating || d->stopping || d->transit) {
+	} else if (d->migrating || d->stopping || d->transit || d->resizing) {
 		*http = 409;
 		snprintf(err, errlen, "vm %s is %s; try again when it is done", id,
-		         d->stopping ? "being deleted" : "migrating");
+		         d->stopping   ? "being deleted"
+		         : d->resizing ? "being resized"
+		                       : "migrating");
 		rc = -EBUSY;
 	} else {
 		d->stopping = true;
@@ -1371,7 +1408,7 @@ struct virt *virt_new(const struct virt_opts *o, char *err, size_t errlen)
 		return NULL;
 	}
 	v->o = *o;
-	v->cb_lifecycle = -1;
+	v->cb_lifecycle = v->cb_balloon = -1;
 	v->ev_timer = -1;
 	pthread_mutex_init(&v->lock, NULL);
 	pthread_mutex_init(&v->reconcile_lock, NULL);

@@ -81,6 +81,25 @@ int virt_delete(struct virt *v, const char *id, int *http, char *err, size_t err
 int virt_migrate(struct virt *v, const char *id, const char *to, json_t **out, int *http, char *err,
                  size_t errlen);
 
+/* The least memory a resize leaves a VM (also the least POST /v1/vms takes). */
+#define VIRT_MIN_MEM_MIB 64
+
+/* Changes a running VM's allocation in place (virt_resize.c): vcpus by
+ * vCPU hot-plug, mem_mib by the balloon (0 = unchanged), both in the running
+ * domain and, when it is persistent, in its definition. Refused (400) beyond
+ * the domain's maxima (<vcpu>, <memory>), below the memory floor (64 MiB,
+ * and what the guest uses plus a tenth, at least 32 MiB), or with fewer
+ * vCPUs than it runs (hot-plug only: libvirt loses track of an unplug that
+ * a guest finishes after its 5 s wait); 404 unknown; 409
+ * migrating, being deleted or resized; 503 libvirt down; 502 libvirt
+ * refused (memory is set back when the vCPUs fail after it). The balloon is
+ * waited for (15 s at most). Whatever happened, the registry then says what
+ * libvirt has. *out: vm, host, vcpus, mem_mib, max_vcpus, max_mem_mib (read
+ * back from libvirt), vcpus_before, mem_mib_before, asked {vcpus, mem_mib},
+ * mem_settled (the balloon reached the asked size), persistent, wall_ms. */
+int virt_resize(struct virt *v, const char *id, int vcpus, int mem_mib, json_t **out, int *http,
+                char *err, size_t errlen);
+
 /* The VMs of this host (array), or one (NULL when unknown). */
 json_t *virt_list(struct virt *v);
 json_t *virt_get(struct virt *v, const char *id);

@@ -1,5 +1,6 @@
 /* virt_int.h - what the VM layer's files share (virt.c: domains of this host
- * and the registry; virt_migrate.c: live migration). Not for other modules. */
+ * and the registry; virt_migrate.c: live migration; virt_resize.c: resizing
+ * in place). Not for other modules. */
 #ifndef LE_AGENT_VIRT_INT_H
 #define LE_AGENT_VIRT_INT_H
 
@@ -24,6 +25,8 @@ struct virt_dom {
 	bool job;       /* libvirt runs a job on it (a migration, perhaps not ours) */
 	bool migrating; /* virt_migrate() moves it now */
 	bool stopping;  /* virt_delete() shuts it down now */
+	bool resizing;  /* virt_resize() changes its size now */
+	bool reread;    /* its XML is read again by the next reconcile */
 	bool conflict_logged;
 	struct domxml_info x;
 	bool seen; /* listed by the current reconcile */
@@ -34,13 +37,13 @@ struct virt {
 	pthread_mutex_t lock;
 	pthread_mutex_t reconcile_lock; /* one reconcile at a time; taken before lock */
 	pthread_cond_t wake;
-	virConnectPtr conn; /* NULL while libvirt is unreachable */
-	int cb_lifecycle;
-	bool conn_dead; /* its close callback fired: reopen */
+	virConnectPtr conn;           /* NULL while libvirt is unreachable */
+	int cb_lifecycle, cb_balloon; /* domain event callbacks, -1 none */
+	bool conn_dead;               /* its close callback fired: reopen */
 	struct store *redis;
 	struct virt_dom **doms;
 	int n, cap;
-	bool dirty; /* an event came: reconcile at once */
+	bool dirty;    /* an event came: reconcile at once */
 	bool job_seen; /* the last reconcile saw a domain in a libvirt job */
 	bool stop;
 	pthread_t ev_thread, worker;

@@ -250,9 +250,9 @@ int virt_migrate(struct virt *v, const char *id, const char *to, json_t **out, i
 		*http = 409;
 		snprintf(err, errlen, "vm %s is already being migrated", id);
 		rc = -EBUSY;
-	} else if (d->stopping) {
+	} else if (d->stopping || d->resizing) {
 		*http = 409;
-		snprintf(err, errlen, "vm %s is being deleted", id);
+		snprintf(err, errlen, "vm %s is being %s", id, d->stopping ? "deleted" : "resized");
 		rc = -EBUSY;
 	} else if (!virt_redis_up(v)) {
 		*http = 503;

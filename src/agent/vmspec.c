@@ -91,9 +91,10 @@ static int get_str(json_t *req, const char *k, char *out, size_t cap, char *err,
 int vmspec_from_json(const struct vmspec_limits *o, json_t *req, struct vm_spec *s, char *err,
                      size_t errlen)
 {
-	static const char *const known[] = {
-	    "name",   "vcpus", "mem_mib", "kernel",     "initrd",  "disk",       "append",
-	    "bridge", "pin",   "group",   "anti_group", "exclude", "guest_load", NULL};
+	static const char *const known[] = {"name",        "vcpus",   "mem_mib",    "max_vcpus",
+	                                    "max_mem_mib", "kernel",  "initrd",     "disk",
+	                                    "append",      "bridge",  "pin",        "group",
+	                                    "anti_group",  "exclude", "guest_load", NULL};
 	char rel[512];
 	const char *k;
 	json_t *val;
@@ -120,6 +121,14 @@ int vmspec_from_json(const struct vmspec_limits *o, json_t *req, struct vm_spec 
 	}
 	if (get_int(req, "vcpus", 1, o->max_vcpus, &s->vcpus, false, err, errlen) < 0 ||
 	    get_int(req, "mem_mib", 64, o->max_mem_mib, &s->mem_mib, true, err, errlen) < 0)
+		return -EINVAL;
+	/* the most it may be resized to in place; default its allocation */
+	s->max_vcpus = s->vcpus;
+	s->max_mem_mib = s->mem_mib;
+	if (get_int(req, "max_vcpus", s->vcpus, o->max_vcpus, &s->max_vcpus, false, err, errlen) <
+	        0 ||
+	    get_int(req, "max_mem_mib", s->mem_mib, o->max_mem_mib, &s->max_mem_mib, false, err,
+	            errlen) < 0)
 		return -EINVAL;
 	rel[0] = '\0';
 	if (get_str(req, "kernel", rel, sizeof(rel), err, errlen) < 0)

@@ -1,7 +1,8 @@
 /* vmspec.h - a POST /v1/vms body, validated into a struct vm_spec
- * (domxml.h): sizes within the host's limits, an id, images that resolve to
- * regular files inside the images directory (no "..", no symlink out), a
- * bridge that exists, placement rules. Pure but for the file system checks. */
+ * (domxml.h): sizes within the host's limits (max_vcpus and max_mem_mib, the
+ * most a resize in place may give, from the allocation up to those limits), an id, images that
+ * resolve to regular files inside the images directory (no "..", no symlink out), a bridge that
+ * exists, placement rules. Pure but for the file system checks. */
 #ifndef LE_AGENT_VMSPEC_H
 #define LE_AGENT_VMSPEC_H
 

@@ -370,17 +370,20 @@ static const struct cli_opt events_opts[] = {
     {"n", 'n', true, CLI_K_NONE}, {"follow", 'f', false, CLI_K_NONE}, {"type", 0, true, CLI_K_NONE},
     {"vm", 0, true, CLI_K_VM},    {"host", 0, true, CLI_K_HOST},      END_OPTS};
 static const struct cli_opt create_opts[] = {
-    {"mem", 0, true, CLI_K_NONE},      {"vcpus", 0, true, CLI_K_NONE},
-    {"kernel", 0, true, CLI_K_FILE},   {"initrd", 0, true, CLI_K_FILE},
-    {"append", 0, true, CLI_K_NONE},   {"disk", 0, true, CLI_K_FILE},
-    {"host", 0, true, CLI_K_HOST},     {"pin", 0, true, CLI_K_HOST},
-    {"group", 0, true, CLI_K_NONE},    {"anti-group", 0, true, CLI_K_NONE},
-    {"exclude", 0, false, CLI_K_NONE}, END_OPTS};
+    {"mem", 0, true, CLI_K_NONE},       {"vcpus", 0, true, CLI_K_NONE},
+    {"max-vcpus", 0, true, CLI_K_NONE}, {"max-mem", 0, true, CLI_K_NONE},
+    {"kernel", 0, true, CLI_K_FILE},    {"initrd", 0, true, CLI_K_FILE},
+    {"append", 0, true, CLI_K_NONE},    {"disk", 0, true, CLI_K_FILE},
+    {"host", 0, true, CLI_K_HOST},      {"pin", 0, true, CLI_K_HOST},
+    {"group", 0, true, CLI_K_NONE},     {"anti-group", 0, true, CLI_K_NONE},
+    {"exclude", 0, false, CLI_K_NONE},  END_OPTS};
 static const struct cli_opt migrate_opts[] = {{"to", 0, true, CLI_K_HOST},
                                               {"force", 0, false, CLI_K_NONE},
                                               {"no-wait", 0, false, CLI_K_NONE},
                                               END_OPTS};
 static const struct cli_opt rm_opts[] = {{"no-wait", 0, false, CLI_K_NONE}, END_OPTS};
+static const struct cli_opt resize_opts[] = {
+    {"vcpus", 0, true, CLI_K_NONE}, {"mem", 0, true, CLI_K_NONE}, END_OPTS};
 
 const struct cli_verb cli_verbs[] = {
     {NULL, "cluster", "the cluster at a glance", "loadease cluster [--json]",
@@ -441,15 +444,17 @@ const struct cli_verb cli_verbs[] = {
      "when there is no VM ID. `loadease vm ID` is short for it.\n",
      no_opts, "vm", run_vm_show},
     {"vm", "create", "provision a VM (placement picks the host)",
-     "loadease vm create ID --mem MIB [--vcpus N] (--kernel PATH [--initrd PATH]\n"
-     "       [--append STR] | --disk PATH) [--host H] [--pin h1,h2] [--group G]\n"
-     "       [--anti-group G] [--exclude]",
+     "loadease vm create ID --mem MIB [--vcpus N] [--max-vcpus N] [--max-mem MIB]\n"
+     "       (--kernel PATH [--initrd PATH] [--append STR] | --disk PATH) [--host H]\n"
+     "       [--pin h1,h2] [--group G] [--anti-group G] [--exclude]",
      "Provisions a VM (POST /v1/vms): the placement picks the host (or checks the\n"
      "one given); prints the host and why. When no host fits, prints why each\n"
      "host was refused. Paths are inside the agents' vm.images_dir.\n"
      "\noptions:\n"
      "  --mem MIB         memory in MiB (64 to 16777216; required)\n"
      "  --vcpus N         vCPUs (1 to 1024; default 1)\n"
+     "  --max-vcpus N     the most vCPUs a resize in place may give it (default --vcpus)\n"
+     "  --max-mem MIB     the most memory a resize in place may give it (default --mem)\n"
      "  --kernel PATH     kernel to boot (direct kernel boot)\n"
      "  --initrd PATH     its initrd\n"
      "  --append STR      its command line\n"
@@ -480,6 +485,19 @@ const struct cli_verb cli_verbs[] = {
      "  --no-wait   return once the controller has started it (status 0);\n"
      "              `loadease vm ID` shows how it goes\n",
      migrate_opts, "vm", cli_vm_migrate},
+    {"vm", "resize", "change a VM's vCPUs or memory in place",
+     "loadease vm resize ID [--vcpus N] [--mem MIB] [--timeout S]",
+     "Changes a running VM's allocation on its own host (POST /v1/vms/ID/resize):\n"
+     "vCPUs are hot-plugged, memory moves through the balloon, up to the maxima\n"
+     "its domain was defined with (`loadease vm ID` shows them). Prints what the\n"
+     "guest has afterwards, as libvirt reads it back, which may differ from what\n"
+     "was asked (a guest whose balloon stops short). Refused (status 1): beyond\n"
+     "the maxima, fewer vCPUs than it runs, memory below what the guest uses plus\n"
+     "a margin, a VM that migrates; libvirt's reason when it refuses.\n"
+     "\noptions:\n"
+     "  --vcpus N   the vCPUs it should have (more than it runs: hot-plug only)\n"
+     "  --mem MIB   the memory it should have, MiB\n",
+     resize_opts, "vm", cli_vm_resize},
     {"vm", "rm", "delete a VM and wait until it is gone",
      "loadease vm rm ID [--no-wait] [--timeout S]",
      "Deletes a VM: its agent powers it down and removes it (DELETE /v1/vms/ID);\n"

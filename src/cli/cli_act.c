@@ -1,5 +1,5 @@
-/* cli_act.c - the verbs that change things: vm create, vm migrate, vm rm,
- * host maintenance.
+/* cli_act.c - the verbs that change things: vm create, vm migrate, vm
+ * resize, vm rm, host maintenance.
  *
  * `vm migrate` and `vm rm` wait until the controller shows the change (where
  * the VM runs after the migration, the VM gone), so that `vms` right after
@@ -26,6 +26,7 @@
 #define CREATE_TIMEOUT_MS  120000 /* defaults of --timeout */
 #define MIGRATE_TIMEOUT_MS 900000
 #define RM_TIMEOUT_MS      60000
+#define RESIZE_TIMEOUT_MS  90000 /* the agent waits up to 15 s for the balloon */
 
 static const char *jstr(const json_t *o, const char *k, const char *dflt)
 {
@@ -364,6 +365,30 @@ int cli_vm_migrate(struct cli_ctx *c, const struct cli_args *a)
 	free(k.errbuf);
 	json_decref(k.reply);
 	return rc;
+}
+
+/* --- vm resize ------------------------------------------------------------- */
+
+int cli_vm_resize(struct cli_ctx *c, const struct cli_args *a)
+{
+	char err[256], path[128], note[160] = "";
+	json_t *body, *reply;
+	int rc;
+
+	if (cli_req_vm_resize(a, &body, err, sizeof(err)) < 0)
+		return cli_usage(c, "%s", err);
+	snprintf(path, sizeof(path), "/v1/vms/%s/resize", a->pos[0]);
+	rc = send_body(c, "POST", path, body, verb_timeout(c, RESIZE_TIMEOUT_MS), &reply);
+	if (rc)
+		return rc;
+	/* what the guest got, as libvirt has it after, not what was asked */
+	if (!json_is_true(json_object_get(reply, "mem_settled")))
+		snprintf(note, sizeof(note), "; the balloon stopped at %.0f of the %.0f MiB asked",
+		         jnum(reply, "mem_mib"), jnum(json_object_get(reply, "asked"), "mem_mib"));
+	return answer(c, reply, "%s resized on %s: %.0f -> %.0f vCPU, %.0f -> %.0f MiB%s\n",
+	              a->pos[0], jstr(reply, "host", "?"), jnum(reply, "vcpus_before"),
+	              jnum(reply, "vcpus"), jnum(reply, "mem_mib_before"), jnum(reply, "mem_mib"),
+	              note);
 }
 
 /* --- vm rm ----------------------------------------------------------------- */

@@ -371,6 +371,16 @@ static int action_row(struct cli_table *t, const json_t *a)
 	vol_change(a, "dst_vol", c[6], CELL);
 	num_cell(c[7], CELL, a, "cost_s", "%.1fs");
 	snprintf(c[8], CELL, "%s", str_at(a, "reason") ? str_at(a, "reason") : "-");
+	if (str_at(a, "kind") && !strcmp(str_at(a, "kind"), "resize")) {
+		/* resize in place: the sizes before and after lead its reason */
+		double vb = 0, va = 0, mb = 0, ma = 0;
+		char r[CELL];
+		snprintf(r, sizeof(r), "%s", c[8]);
+		if (num_at(a, "vcpus_before", &vb) && num_at(a, "vcpus_after", &va) &&
+		    num_at(a, "mem_before", &mb) && num_at(a, "mem_after", &ma))
+			snprintf(c[8], CELL, "%.0f->%.0f vCPU, %.0f->%.0f MiB: %s", vb, va, mb, ma,
+			         r);
+	}
 	for (int i = 0; i < ACTION_COLS; i++)
 		cells[i] = c[i];
 	return cli_table_add(t, cells);

@@ -82,6 +82,7 @@ int cli_events(struct cli_ctx *c, const struct cli_args *a);
 int cli_vm_create(struct cli_ctx *c, const struct cli_args *a);
 int cli_vm_migrate(struct cli_ctx *c, const struct cli_args *a);
 int cli_vm_rm(struct cli_ctx *c, const struct cli_args *a);
+int cli_vm_resize(struct cli_ctx *c, const struct cli_args *a);
 int cli_maintenance(struct cli_ctx *c, const struct cli_args *a);
 
 /* `loadease __complete WORD...` (cli_complete.c): the candidates for the

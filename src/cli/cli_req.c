@@ -112,6 +112,17 @@ static int create_numbers(json_t *body, const struct cli_args *a, char *err, siz
 	}
 	json_object_set_new(body, "vcpus", json_integer(vcpus));
 	json_object_set_new(body, "mem_mib", json_integer(mem));
+	/* the most a resize in place may give it (the agent checks them
+	 * against the allocation and its limits) */
+	if ((rc = cli_opt_int(a, "max-vcpus", 1, CLI_MAX_VCPUS, &vcpus, err, errlen)) < 0)
+		return -EINVAL;
+	if (rc)
+		json_object_set_new(body, "max_vcpus", json_integer(vcpus));
+	if ((rc = cli_opt_int(a, "max-mem", CLI_MIN_MEM_MIB, CLI_MAX_MEM_MIB, &mem, err, errlen)) <
+	    0)
+		return -EINVAL;
+	if (rc)
+		json_object_set_new(body, "max_mem_mib", json_integer(mem));
 	return 0;
 }
 
@@ -180,6 +191,35 @@ int cli_req_vm_migrate(const struct cli_args *a, json_t **body, char *err, size_
 	if (cli_opt_flag(a, "force"))
 		json_object_set_new(b, "force", json_true());
 	*body = b;
+	return 0;
+}
+
+int cli_req_vm_resize(const struct cli_args *a, json_t **body, char *err, size_t errlen)
+{
+	static const char *const what[] = {"the VM id (vm resize ID ...)"};
+	int64_t vcpus = 0, mem = 0;
+	int rv, rm;
+
+	*body = NULL;
+	if (want_pos(a, 1, what, err, errlen) < 0 || cli_req_check_id("VM", a->pos[0], err, errlen))
+		return -EINVAL;
+	rv = cli_opt_int(a, "vcpus", 1, CLI_MAX_VCPUS, &vcpus, err, errlen);
+	if (rv < 0)
+		return -EINVAL;
+	rm = cli_opt_int(a, "mem", CLI_MIN_MEM_MIB, CLI_MAX_MEM_MIB, &mem, err, errlen);
+	if (rm < 0)
+		return -EINVAL;
+	if (!rv && !rm) {
+		snprintf(err, errlen, "give --vcpus N or --mem MIB (or both)");
+		return -EINVAL;
+	}
+	*body = json_object();
+	if (!*body)
+		return -ENOMEM;
+	if (rv)
+		json_object_set_new(*body, "vcpus", json_integer(vcpus));
+	if (rm)
+		json_object_set_new(*body, "mem_mib", json_integer(mem));
 	return 0;
 }
 

@@ -15,16 +15,21 @@
 #define CLI_MIN_MEM_MIB 64
 #define CLI_MAX_MEM_MIB 16777216
 
-/* `vm create ID --mem MIB [--vcpus N] (--kernel PATH [--initrd PATH] | --disk
- * PATH) [--append STR] [--host H] [--pin h1,h2] [--group G] [--anti-group G]
- * [--exclude]` (a->pos[0] = ID) -> the body of POST /v1/vms: the agent's VM
- * spec ("name", "vcpus", "mem_mib", "kernel", "initrd", "append", "disk",
+/* `vm create ID --mem MIB [--vcpus N] [--max-vcpus N] [--max-mem MIB] (--kernel
+ * PATH [--initrd PATH] | --disk PATH) [--append STR] [--host H] [--pin h1,h2]
+ * [--group G] [--anti-group G] [--exclude]` (a->pos[0] = ID) -> the body of
+ * POST /v1/vms: the agent's VM spec ("name", "vcpus", "mem_mib", "max_vcpus",
+ * "max_mem_mib", "kernel", "initrd", "append", "disk",
  * "pin", "group", "anti_group", "exclude") plus "host". */
 int cli_req_vm_create(const struct cli_args *a, json_t **body, char *err, size_t errlen);
 
 /* `vm migrate ID [--to HOST] [--force]` -> {"to": HOST, "force": true}, the
  * members only when given ({} lets the placement choose). */
 int cli_req_vm_migrate(const struct cli_args *a, json_t **body, char *err, size_t errlen);
+
+/* `vm resize ID [--vcpus N] [--mem MIB]` (one or both) -> {"vcpus": N,
+ * "mem_mib": MIB}, the members only when given. */
+int cli_req_vm_resize(const struct cli_args *a, json_t **body, char *err, size_t errlen);
 
 /* `host maintenance on|off HOST` (pos[0] = on|off, pos[1] = HOST) -> {"on": bool}. */
 int cli_req_maintenance(const struct cli_args *a, json_t **body, char *err, size_t errlen);

@@ -94,6 +94,10 @@ const struct cfg_key ctl_cfg_keys[] = {
      "wording"},
     {"balance", "swaps", CFG_BOOL, "true", O(swaps), 0, 0, 0, NULL,
      "try swapping two VMs when no single move relieves a hotspot"},
+    {"balance", "resize", CFG_BOOL, "true", O(resize), 0, 0, 0, NULL,
+     "resize in place before migrating: a VM whose demand reaches its allocation gets more "
+     "vCPUs or memory on its own host, up to its domain's maximum, when the host has room "
+     "(through the agent: vCPU hot-plug, the balloon)"},
     {"balance", "headroom_cpu", CFG_DOUBLE, "0", O(headroom[RES_CPU]), 0, 0, 0.99, NULL,
      "fraction of a target's CPU kept free"},
     {"balance", "headroom_mem", CFG_DOUBLE, "0", O(headroom[RES_MEM]), 0, 0, 0.99, NULL,
@@ -193,6 +197,7 @@ static int resolve(struct ctl *c, char *err, size_t errlen)
 	c->po.link_mbit = o->link_mbit;
 	c->po.min_gain = o->min_gain;
 	c->po.swaps = o->swaps;
+	c->po.resize = o->resize;
 	c->ro.risk.horizon = (unsigned)o->risk_horizon;
 	c->po.risk = c->ro.risk;
 	c->po.risk_target = o->risk_target;
@@ -418,15 +423,15 @@ join:
 		for (;;) {
 			int n;
 			pthread_mutex_lock(&c->lock);
-			n = c->nmigs;
+			n = c->nmigs + c->nresizes;
 			pthread_mutex_unlock(&c->lock);
 			if (!n)
 				break;
 			if (util_mono_ms() > deadline) {
-				log_warn("controller %s: %d migration(s) still running at the "
-				         "agents; the "
-				         "next controller reconciles them",
-				         c->o.id, n);
+				log_warn(
+				    "controller %s: %d migration(s) or resize(s) still running "
+				    "at the agents; the next controller reconciles them",
+				    c->o.id, n);
 				free(sets);
 				httpd_free(c->http);
 				return rc; /* their threads still use the state */

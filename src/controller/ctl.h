@@ -52,6 +52,7 @@ struct ctl_opts {
 	double risk_target, sample_s;
 	long long risk_horizon;
 	bool swaps;
+	bool resize;
 	double headroom[RES_N];
 	double overcommit_cpu, overcommit_mem;
 };
@@ -87,6 +88,9 @@ struct ctl_vm {
 	char host[CTL_ID_MAX];
 	char state[24];
 	double vcpus, mem_mib;
+	double max_vcpus, max_mem_mib; /* its domain's maxima (max_cpu, max_mem); 0 unknown */
+	int64_t resize_failed_ms;      /* our last resize of it failed then; 0 = never */
+	int64_t resized_ms;            /* our last resize of it ended then; 0 = never */
 	/* where it runs, as its host's agent registered it from libvirt */
 	int64_t pid;
 	char tap[32], uuid[40];
@@ -119,6 +123,16 @@ struct ctl_mig {
 	struct ctl_mig *then; /* the second half of a swap, run after this one */
 };
 
+/* A resize in place this controller runs (ctl_resize.c). */
+struct ctl_resize {
+	char vm[CTL_ID_MAX], host[CTL_ID_MAX];
+	char reason[256];
+	char res[8];
+	int vcpus, mem_mib;              /* asked; 0 = unchanged */
+	double vcpus_before, mem_before; /* as the controller saw it */
+	int64_t started_ms;
+};
+
 /* A relief to measure measure_after_ms after a migration ended. */
 struct ctl_measure {
 	char vm[CTL_ID_MAX], from[CTL_ID_MAX], to[CTL_ID_MAX];
@@ -140,6 +154,7 @@ struct ctl_metrics {
 	uint64_t decisions[32]; /* by event type index */
 	uint64_t mig_ok, mig_failed;
 	double mig_seconds;
+	uint64_t resize_ok, resize_failed;
 };
 
 struct ctl {
@@ -182,6 +197,8 @@ struct ctl {
 	char plan_sig[1024];   /* what recommend mode last logged */
 	struct ctl_mig **migs; /* running */
 	int nmigs, cap_migs;
+	struct ctl_resize **resizes; /* running */
+	int nresizes, cap_resizes;
 	struct ctl_measure *measures;
 	int nmeasures, cap_measures;
 	struct ctl_settle *settles;
@@ -220,9 +237,26 @@ bool ctl_mig_add(struct ctl *c, struct ctl_mig *m);
  * migrations run: 0, or -errno with m removed and freed. Call with c->lock held. */
 int ctl_migrate_start(struct ctl *c, struct ctl_mig *m);
 void ctl_measure_due(struct ctl *c);
+/* Runs fn(arg) on a detached thread: 0 or -errno. */
+int ctl_spawn(void *(*fn)(void *), void *arg);
 /* HTTP to an agent: url = http://<api><path>. */
 int ctl_agent_call(struct ctl *c, const char *api, const char *method, const char *path,
                    json_t *body, long timeout_ms, json_t **reply, char *err, size_t errlen);
+
+/* ctl_resize.c: resizes in place through the agents */
+/* The resize of vm this controller runs, or NULL. Under the lock. */
+const struct ctl_resize *ctl_resize_find(struct ctl *c, const char *vm);
+/* Starts a PLAN_RESIZE action on a worker thread (skipped when the VM
+ * resizes already or its last resize failed within the cooldown). Under
+ * the lock. */
+void ctl_resize_start(struct ctl *c, const struct plan_action *a);
+/* POST /v1/vms/<id>/resize {"vcpus", "mem_mib"}: an operator's resize. */
+void ctl_api_resize(struct ctl *c, const struct httpd_req *req, const char *id,
+                    struct httpd_resp *resp);
+/* The agent's error message in a reply, or fallback. */
+const char *ctl_agent_msg(json_t *reply, const char *fallback);
+/* 503 not_leader unless this controller leads (ctl_api.c). */
+bool ctl_require_leader(struct ctl *c, struct httpd_resp *resp);
 
 /* ctl_events.c: the decision log */
 /* Writes one entry (XADD events, the JSON-lines file): type, then

@@ -115,7 +115,7 @@ static json_t *vm_json(struct ctl *c, const struct ctl_vm *v)
 		                (json_int_t)m->started_ms, "data_processed", (json_int_t)0,
 		                "data_total", (json_int_t)0);
 	}
-	return json_pack(
+	json_t *j = json_pack(
 	    "{s:s,s:s,s:s,s:b,s:I,s:s,s:s,s:b,s:f,s:f,s:o,s:o,s:o,s:{s:o,s:s,s:s,s:b},s:b,s:o,s:I,"
 	    "s:I}",
 	    "id", v->id, "host", v->host, "state", reachable ? v->state : "unreachable",
@@ -126,6 +126,19 @@ static json_t *vm_json(struct ctl *c, const struct ctl_vm *v)
 	    v->anti_group, "exclude", v->exclude, "migrating", !json_is_null(mig), "migration", mig,
 	    "last_migration", (json_int_t)v->last_migration, "cooldown_until",
 	    (json_int_t)cooldown);
+	const struct ctl_resize *rs = ctl_resize_find(c, v->id);
+
+	/* its domain's maxima (0 unknown: a VM registered by hand) and a
+	 * resize of ours under way */
+	json_object_set_new(j, "max_vcpus", json_real(v->max_vcpus));
+	json_object_set_new(j, "max_mem_mib", json_real(v->max_mem_mib));
+	json_object_set_new(j, "resizing",
+	                    rs ? json_pack("{s:i,s:i,s:I}", "vcpus",
+	                                   rs->vcpus ? rs->vcpus : (int)v->vcpus, "mem_mib",
+	                                   rs->mem_mib ? rs->mem_mib : (int)v->mem_mib, "started",
+	                                   (json_int_t)rs->started_ms)
+	                       : json_null());
+	return j;
 }
 
 static json_t *cluster_json(struct ctl *c)
@@ -174,6 +187,12 @@ static json_t *plan_json(struct ctl *c)
 		    "reason", a->reason, "src_vol_before", a->src_vol_before, "src_vol_after",
 		    a->src_vol_after, "dst_vol_before", a->dst_vol_before, "dst_vol_after",
 		    a->dst_vol_after, "cost_s", a->cost_s);
+		if (aj && a->kind == PLAN_RESIZE) {
+			json_object_set_new(aj, "vcpus_before", json_real(a->vcpus_before));
+			json_object_set_new(aj, "vcpus_after", json_real(a->vcpus_after));
+			json_object_set_new(aj, "mem_before", json_real(a->mem_before));
+			json_object_set_new(aj, "mem_after", json_real(a->mem_after));
+		}
 		if (aj && c->model.hosts[a->from].risk_known) {
 			json_object_set_new(aj, "src_risk_before", json_real(a->src_risk_before));
 			json_object_set_new(aj, "src_risk_after", json_real(a->src_risk_after));
@@ -486,7 +505,7 @@ static void api_events(struct ctl *c, const struct httpd_req *req, struct httpd_
 /* --- mutations ------------------------------------------------------------ */
 
 /* 503 not_leader naming the leader (and its address when known). */
-static bool require_leader(struct ctl *c, struct httpd_resp *resp)
+bool ctl_require_leader(struct ctl *c, struct httpd_resp *resp)
 {
 	char leader[CTL_ID_MAX], addr[160] = "";
 	bool is;
@@ -529,7 +548,7 @@ static void api_maintenance(struct ctl *c, const struct httpd_req *req, const ch
 		                 "maintenance: the body is {\"on\": true} or {\"on\": false}");
 		goto out;
 	}
-	if (!require_leader(c, resp))
+	if (!ctl_require_leader(c, resp))
 		goto out;
 	pthread_mutex_lock(&c->lock);
 	{
@@ -685,7 +704,7 @@ static void api_provision(struct ctl *c, const struct httpd_req *req, struct htt
 		httpd_resp_error(resp, 400, "bad_request", "vcpus: a positive integer");
 		goto out;
 	}
-	if (!require_leader(c, resp))
+	if (!ctl_require_leader(c, resp))
 		goto out;
 	pthread_mutex_lock(&c->prov_lock);
 	pthread_mutex_lock(&c->lock);
@@ -787,7 +806,7 @@ static void api_delete_vm(struct ctl *c, const struct httpd_req *req, const char
 	int st;
 
 	(void)req;
-	if (!require_leader(c, resp))
+	if (!ctl_require_leader(c, resp))
 		return;
 	pthread_mutex_lock(&c->lock);
 	{
@@ -864,7 +883,7 @@ static void api_migrate(struct ctl *c, const struct httpd_req *req, const char *
 	wait = !json_is_false(wait_j);
 	force = json_is_true(force_j);
 	to = json_string_value(to_j);
-	if (!require_leader(c, resp))
+	if (!ctl_require_leader(c, resp))
 		goto out;
 	pthread_mutex_lock(&c->lock);
 	vi = ctl_model_vm(&c->model, id);
@@ -1069,6 +1088,12 @@ static void api_metrics(struct ctl *c, struct httpd_resp *resp)
 		fprintf(f, "loadease_controller_decisions_total{type=\"%s\"} %llu\n",
 		        ctl_event_types[i],
 		        (unsigned long long)__atomic_load_n(&c->m.decisions[i], __ATOMIC_RELAXED));
+	fprintf(f,
+	        "# HELP loadease_controller_resizes_total Resizes in place ended, by result.\n"
+	        "# TYPE loadease_controller_resizes_total counter\n"
+	        "loadease_controller_resizes_total{result=\"done\"} %llu\n"
+	        "loadease_controller_resizes_total{result=\"failed\"} %llu\n",
+	        (unsigned long long)c->m.resize_ok, (unsigned long long)c->m.resize_failed);
 	pthread_mutex_unlock(&c->lock);
 	fclose(f);
 	httpd_resp_text(resp, 200, "text/plain; version=0.0.4", out, len);
@@ -1248,6 +1273,9 @@ void ctl_api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *r
 	} else if (!strcmp(req->method, "POST") && n == 4 && !strcmp(seg[1], "vms") &&
 	           !strcmp(seg[3], "migrate")) {
 		api_migrate(c, req, seg[2], resp);
+	} else if (!strcmp(req->method, "POST") && n == 4 && !strcmp(seg[1], "vms") &&
+	           !strcmp(seg[3], "resize")) {
+		ctl_api_resize(c, req, seg[2], resp);
 	} else if (!strcmp(req->method, "PUT") && n == 4 && !strcmp(seg[1], "hosts") &&
 	           !strcmp(seg[3], "maintenance")) {
 		api_maintenance(c, req, seg[2], resp);

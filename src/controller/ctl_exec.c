@@ -1,6 +1,6 @@
 /* ctl_exec.c - acting on the plan: the leader lease, the round's decisions
- * (recommend or start migrations), the migration workers and the measured
- * relief after each migration. */
+ * (recommend or start migrations, and resizes through ctl_resize.c), the migration workers and the
+ * measured relief after each migration. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,7 +62,7 @@ int ctl_agent_call(struct ctl *c, const char *api, const char *method, const cha
 }
 
 /* The message of an agent's JSON error, or a fallback. */
-static const char *agent_msg(json_t *reply, const char *fallback)
+const char *ctl_agent_msg(json_t *reply, const char *fallback)
 {
 	const char *m =
 	    json_string_value(json_object_get(json_object_get(reply, "error"), "message"));
@@ -208,7 +208,7 @@ static int run_one(struct ctl *c, struct ctl_mig *m, json_t **result, int *http,
 	}
 	if (st > 0)
 		snprintf(err, errlen, "agent of %s: HTTP %d: %s", m->from, st,
-		         agent_msg(reply, "no message"));
+		         ctl_agent_msg(reply, "no message"));
 	else {
 		char e2[300];
 		snprintf(e2, sizeof(e2), "agent of %s unreachable: %s", m->from, err);
@@ -284,11 +284,22 @@ static struct ctl_mig *mig_from_action(struct ctl *c, const struct plan_action *
 	return m;
 }
 
+int ctl_spawn(void *(*fn)(void *), void *arg)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	int rc;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	rc = -pthread_create(&t, &attr, fn, arg);
+	pthread_attr_destroy(&attr);
+	return rc;
+}
+
 int ctl_migrate_start(struct ctl *c, struct ctl_mig *m)
 {
 	struct worker_arg *w = malloc(sizeof(*w));
-	pthread_attr_t attr;
-	pthread_t t;
 	int rc = 0;
 
 	if (!w) {
@@ -298,16 +309,13 @@ int ctl_migrate_start(struct ctl *c, struct ctl_mig *m)
 	}
 	w->c = c;
 	w->m = m;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	rc = -pthread_create(&t, &attr, worker_main, w);
+	rc = ctl_spawn(worker_main, w);
 	if (rc < 0) {
 		log_error("cannot start a migration thread for vm %s", m->vm);
 		mig_remove(c, m);
 		free(w);
 		mig_free(m);
 	}
-	pthread_attr_destroy(&attr);
 	return rc;
 }
 
@@ -328,7 +336,8 @@ static void log_recommendations(struct ctl *c)
 	for (int i = 0; i < c->plan.nactions; i++) {
 		const struct plan_action *a = &c->plan.actions[i];
 		off += (size_t)snprintf(sig + off, off < sizeof(sig) ? sizeof(sig) - off : 0,
-		                        "%d:%d>%d;", a->vm, a->from, a->to);
+		                        "%d:%d>%d:%g,%g;", a->vm, a->from, a->to, a->vcpus_after,
+		                        a->mem_after);
 		if (off >= sizeof(sig))
 			off = sizeof(sig) - 1;
 	}
@@ -336,10 +345,24 @@ static void log_recommendations(struct ctl *c)
 		return;
 	snprintf(c->plan_sig, sizeof(c->plan_sig), "%s", sig);
 	for (int i = 0; i < c->plan.nactions; i++) {
-		struct ctl_mig *m = mig_from_action(c, &c->plan.actions[i]);
+		const struct plan_action *a = &c->plan.actions[i];
+		struct ctl_mig *m = mig_from_action(c, a);
 		char p[4][32], cost[32];
 		if (!m)
 			continue;
+		if (a->kind == PLAN_RESIZE) {
+			char vb[32], va[32], mb[32], ma[32];
+			ctl_fmt_double(vb, sizeof(vb), a->vcpus_before);
+			ctl_fmt_double(va, sizeof(va), a->vcpus_after);
+			ctl_fmt_double(mb, sizeof(mb), a->mem_before);
+			ctl_fmt_double(ma, sizeof(ma), a->mem_after);
+			ctl_event(c, "recommend", "vm", m->vm, "host", m->from, "kind", "resize",
+			          "res", m->res, "reason", m->reason, "vcpus_before", vb,
+			          "vcpus_after", va, "mem_before", mb, "mem_after", ma, "mode",
+			          ctl_mode_names[c->o.mode], NULL);
+			free(m);
+			continue;
+		}
 		fmt_proj(m, p);
 		ctl_fmt_double(cost, sizeof(cost), m->cost_s);
 		ctl_event(c, "recommend", "vm", m->vm, "from", m->from, "to", m->to, "res", m->res,
@@ -387,7 +410,12 @@ void ctl_decide(struct ctl *c)
 	} else if (c->leader) {
 		for (int i = 0; i < c->plan.nactions; i++) {
 			const struct plan_action *a = &c->plan.actions[i];
-			struct ctl_mig *m = mig_from_action(c, a);
+			struct ctl_mig *m;
+			if (a->kind == PLAN_RESIZE) {
+				ctl_resize_start(c, a);
+				continue;
+			}
+			m = mig_from_action(c, a);
 			if (!m)
 				break;
 			if (a->kind == PLAN_SWAP && i + 1 < c->plan.nactions &&

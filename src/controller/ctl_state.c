@@ -403,6 +403,8 @@ static void apply_vm(struct ctl *c, struct ctl_vm *v, const struct rd_vm *r, boo
 	snprintf(v->state, sizeof(v->state), "%s", st[0] ? st : "unknown");
 	v->vcpus = num(store_hget(r->cfg, "cpu"), 0, 1e5, 1);
 	v->mem_mib = num(store_hget(r->cfg, "mem"), 0, 1e9, 0);
+	v->max_vcpus = num(store_hget(r->cfg, "max_cpu"), 0, 1e5, 0);
+	v->max_mem_mib = num(store_hget(r->cfg, "max_mem"), 0, 1e9, 0);
 	v->pid = (int64_t)num(store_hget(r->cfg, "pid"), 0, 1e10, 0);
 	snprintf(v->tap, sizeof(v->tap), "%s", store_hget(r->cfg, "tap_device"));
 	snprintf(v->uuid, sizeof(v->uuid), "%s", store_hget(r->cfg, "uuid"));
@@ -681,7 +683,15 @@ static int build_model(struct ctl *c)
 		round_vm(mv, v->prof, c->hosts[hi]->cap[RES_NET], &c->ro, c->scratch);
 		round_vm_risk(mv, v->prof, c->hosts[hi]->prof, c->hosts[hi]->cap, &c->ro,
 		              c->scratch);
-		mv->migrating = v->migrating || ctl_mig_running(c, v->id);
+		/* resizable up to its domain's maxima, unless our last resize of it
+		 * failed within the cooldown: then a move is the way */
+		if (!v->resize_failed_ms || now - v->resize_failed_ms >= c->po.cooldown_ms) {
+			mv->max_vcpus = v->max_vcpus > mv->vcpus ? v->max_vcpus : 0;
+			mv->max_mem_mib = v->max_mem_mib > 0 ? v->max_mem_mib : 0;
+		}
+		/* a VM being resized is not moved or resized again meanwhile */
+		mv->migrating =
+		    v->migrating || ctl_mig_running(c, v->id) || ctl_resize_find(c, v->id);
 		mv->excluded = v->exclude || strcmp(c->hosts[hi]->state, "down") == 0;
 		mv->last_moved_ms = v->last_migration;
 		mv->group = intern(groups, &ngroups, cap_groups, v->group);
@@ -859,6 +869,9 @@ void ctl_state_free(struct ctl *c)
 		}
 	}
 	free(c->migs);
+	for (int i = 0; i < c->nresizes; i++)
+		free(c->resizes[i]);
+	free(c->resizes);
 	free(c->measures);
 	free(c->settles);
 }

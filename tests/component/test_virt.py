@@ -537,7 +537,7 @@ def test_create_defines_starts_and_registers_the_domain(vh, vm_a, clean):
 
     # the 201 body says what runs
     want = {"id": name, "name": name, "uuid": uuid, "host": h.id, "pid": pid, "vcpus": 1,
-            "mem_mib": MEM, "state": "running", "tap": tap, "mac": mac, "bridge": "br0",
+            "mem_mib": MEM, "max_vcpus": 1, "max_mem_mib": MEM, "state": "running", "tap": tap, "mac": mac, "bridge": "br0",
             "kernel": os.path.join(vh.images, "vmlinuz"), "disk": "", "serial_socket": channel,
             "domain_type": "qemu", "group": "web", "anti_group": "db", "exclude": True,
             "managed": True}
@@ -559,7 +559,8 @@ def test_create_defines_starts_and_registers_the_domain(vh, vm_a, clean):
     # the registry, field by field
     cfg = vh.cfg(name)
     want_cfg = {
-        "name": name, "uuid": uuid, "mem": str(MEM), "cpu": "1", "disk": "",
+        "name": name, "uuid": uuid, "mem": str(MEM), "cpu": "1", "max_mem": str(MEM),
+        "max_cpu": "1", "disk": "",
         "image_path": os.path.join(vh.images, "vmlinuz"),
         "initrd": os.path.join(vh.images, "initrd.img"), "append": vh.append(0),
         "pid": str(pid), "tap_device": tap, "mac": mac, "bridge": "br0", "host_id": h.id,
@@ -931,7 +932,8 @@ def test_domains_started_with_virsh_are_watched(vh, vm_a, clean):
         channel = h.channel_path(odd)
         cfg = vh.cfg(vid)
         want = {
-            "name": odd, "uuid": uuid, "mem": str(SMALL), "cpu": "1", "disk": "",
+            "name": odd, "uuid": uuid, "mem": str(SMALL), "cpu": "1", "max_mem": str(SMALL),
+            "max_cpu": "1", "disk": "",
             "image_path": os.path.join(vh.images, "vmlinuz"),
             "initrd": os.path.join(vh.images, "initrd.img"), "append": vh.append(2),
             "pid": str(pid), "tap_device": "leodd0", "mac": "52:54:00:ab:00:02",

@@ -167,13 +167,14 @@ static void test_opt_numbers(void **state)
 /* ---- request bodies ---- */
 
 static const struct cli_opt create_opts[] = {
-    {"mem", 0, true, 0},        {"vcpus", 0, true, 0},    {"kernel", 0, true, 0},
-    {"initrd", 0, true, 0},     {"append", 0, true, 0},   {"disk", 0, true, 0},
-    {"host", 0, true, 0},       {"pin", 0, true, 0},      {"group", 0, true, 0},
-    {"anti-group", 0, true, 0}, {"exclude", 0, false, 0}, {"to", 0, true, 0},
-    {"force", 0, false, 0},     {NULL, 0, false, 0}};
+    {"mem", 0, true, 0},        {"vcpus", 0, true, 0},     {"kernel", 0, true, 0},
+    {"initrd", 0, true, 0},     {"append", 0, true, 0},    {"disk", 0, true, 0},
+    {"host", 0, true, 0},       {"pin", 0, true, 0},       {"group", 0, true, 0},
+    {"anti-group", 0, true, 0}, {"exclude", 0, false, 0},  {"to", 0, true, 0},
+    {"force", 0, false, 0},     {"max-vcpus", 0, true, 0}, {"max-mem", 0, true, 0},
+    {NULL, 0, false, 0}};
 
-enum req_kind { CREATE, MIGRATE, MAINT };
+enum req_kind { CREATE, MIGRATE, MAINT, RESIZE };
 
 static void test_request_bodies(void **state)
 {
@@ -192,6 +193,11 @@ static void test_request_bodies(void **state)
 	     "\"initrd\": \"k/initrd.img\", \"append\": \"console=ttyS0 quiet\", \"pin\": "
 	     "[\"h1\", \"h2\"], \"group\": \"web\", \"anti_group\": \"db\", \"exclude\": true, "
 	     "\"host\": \"h2\"}"},
+	    {CREATE, "g1 --mem 256 --max-mem 1024 --vcpus 1 --max-vcpus 4 --kernel k",
+	     "{\"name\": \"g1\", \"vcpus\": 1, \"mem_mib\": 256, \"max_vcpus\": 4, "
+	     "\"max_mem_mib\": 1024, \"kernel\": \"k\"}"},
+	    {CREATE, "g1 --mem 256 --max-mem 32 --kernel k",
+	     "--max-mem: '32' is not an integer from 64 to 16777216"},
 	    {CREATE, "d1 --mem=64 --disk disk.qcow2",
 	     "{\"name\": \"d1\", \"vcpus\": 1, \"mem_mib\": 64, \"disk\": \"disk.qcow2\"}"},
 	    {CREATE, "--mem 256 --kernel k", "the VM id (vm create ID ...) is missing"},
@@ -223,6 +229,15 @@ static void test_request_bodies(void **state)
 	    {MIGRATE, "", "the VM id (vm migrate ID ...) is missing"},
 	    {MIGRATE, "vm1 --to h~2",
 	     "--to 'h 2' is not an id (1-64 of A-Z a-z 0-9 _ . -, not starting with . or -)"},
+	    {RESIZE, "vm1 --vcpus 2", "{\"vcpus\": 2}"},
+	    {RESIZE, "vm1 --mem 512", "{\"mem_mib\": 512}"},
+	    {RESIZE, "vm1 --vcpus=4 --mem 2048", "{\"vcpus\": 4, \"mem_mib\": 2048}"},
+	    {RESIZE, "vm1", "give --vcpus N or --mem MIB (or both)"},
+	    {RESIZE, "", "the VM id (vm resize ID ...) is missing"},
+	    {RESIZE, "vm1 --vcpus 0", "--vcpus: '0' is not an integer from 1 to 1024"},
+	    {RESIZE, "vm1 --mem 32", "--mem: '32' is not an integer from 64 to 16777216"},
+	    {RESIZE, "vm1 --mem 1.5", "--mem: '1.5' is not an integer from 64 to 16777216"},
+	    {RESIZE, "vm1 vm2 --vcpus 2", "unexpected argument 'vm2'"},
 	    {MAINT, "on h1", "{\"on\": true}"},
 	    {MAINT, "off h1", "{\"on\": false}"},
 	    {MAINT, "maybe h1", "'maybe' is neither on nor off"},
@@ -247,6 +262,8 @@ static void test_request_bodies(void **state)
 			rc = cli_req_vm_create(&a, &body, err, sizeof(err));
 		else if (cases[i].kind == MIGRATE)
 			rc = cli_req_vm_migrate(&a, &body, err, sizeof(err));
+		else if (cases[i].kind == RESIZE)
+			rc = cli_req_vm_resize(&a, &body, err, sizeof(err));
 		else
 			rc = cli_req_maintenance(&a, &body, err, sizeof(err));
 		if (rc < 0) {
@@ -479,6 +496,19 @@ static void test_fmt_plan(void **state)
 	          "unresolved hotspots:\n"
 	          "HOST  WHY        REASON\n"
 	          "h3    no_target  no host has room\n");
+	/* a resize in place: its sizes lead the reason */
+	check_fmt(
+	    "{\"mode\": \"auto\", \"round\": 9, \"actions\": [{\"kind\": \"resize\", "
+	    "\"vm\": \"g1\", \"from\": \"h0\", \"to\": \"h0\", \"swap_id\": -1, \"res\": "
+	    "\"cpu\", \"reason\": \"busy\", \"src_vol_before\": 1.2, \"src_vol_after\": 1.2, "
+	    "\"dst_vol_before\": 1.2, \"dst_vol_after\": 1.2, \"cost_s\": 0, "
+	    "\"vcpus_before\": 1, \"vcpus_after\": 2, \"mem_before\": 256, \"mem_after\": "
+	    "256}], \"unresolved\": [], \"max_volume_before\": 1.2, \"max_volume_after\": 1.2}",
+	    fmt_plan, NULL, 0,
+	    "plan (mode auto, round 9): 1 action, max volume 1.20 -> 1.20\n"
+	    "KIND    VM  FROM  TO  RES     SRC-VOL     DST-VOL  COST  REASON\n"
+	    "resize  g1  h0    h0  cpu  1.20->1.20  1.20->1.20  0.0s  1->2 vCPU, 256->256 MiB: "
+	    "busy\n");
 	check_fmt("{\"mode\": \"auto\", \"round\": 3, \"actions\": [], \"unresolved\": []}",
 	          fmt_plan, NULL, 0, "no action: the cluster is balanced\n");
 	check_fmt("{\"actions\": [], \"unresolved\": [{\"host\": \"h3\", \"why\": \"pinned\"}]}",

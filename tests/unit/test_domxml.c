@@ -100,6 +100,21 @@ static const struct build_case build_cases[] = {
       .guest_load = true},
      0,
      NULL},
+    /* resizable in place: 1 of 4 vCPUs and 256 of 1024 MiB at boot */
+    {"build_resizable.xml",
+     {OPTS_TCG},
+     {.id = "grow-1",
+      .vcpus = 1,
+      .max_vcpus = 4,
+      .mem_mib = 256,
+      .max_mem_mib = 1024,
+      .kernel = "/var/lib/loadease/images/vmlinuz",
+      .initrd = "/var/lib/loadease/images/initrd.img",
+      .bridge = "br0",
+      .tap = "le-grow-1",
+      .guest_load = true},
+     0,
+     NULL},
     /* markup characters in text and attributes, and UTF-8 */
     {"build_escape.xml",
      {OPTS_TCG, .console_log = "/var/log/le&co/<x>\"'.log"},
@@ -120,6 +135,16 @@ static const struct build_case build_cases[] = {
     {"vcpus 0", {OPTS_TCG}, {SPEC_OK, .vcpus = 0}, -EINVAL, "domain XML: vm t: vcpus 0 is less"},
     {"vcpus -2", {OPTS_TCG}, {SPEC_OK, .vcpus = -2}, -EINVAL, "domain XML: vm t: vcpus -2 is less"},
     {"mem 0", {OPTS_TCG}, {SPEC_OK, .mem_mib = 0}, -EINVAL, "domain XML: vm t: mem_mib 0 is less"},
+    {"max_vcpus below vcpus",
+     {OPTS_TCG},
+     {SPEC_OK, .vcpus = 2, .max_vcpus = 1},
+     -EINVAL,
+     "domain XML: vm t: max_vcpus 1 is less than vcpus 2"},
+    {"max_mem_mib below mem_mib",
+     {OPTS_TCG},
+     {SPEC_OK, .mem_mib = 128, .max_mem_mib = 64},
+     -EINVAL,
+     "domain XML: vm t: max_mem_mib 64 is less than mem_mib 128"},
     {"type xen",
      {OPTS_TCG, .domain_type = "xen"},
      {SPEC_OK},
@@ -281,8 +306,9 @@ static void test_round_trip(void **state)
 	assert_string_equal(in.uuid, "");
 	assert_int_equal(in.id, -1);
 	assert_int_equal(in.vcpus, c->s.vcpus);
+	assert_int_equal(in.max_vcpus, c->s.max_vcpus ? c->s.max_vcpus : c->s.vcpus);
 	assert_int_equal(in.mem_mib, c->s.mem_mib);
-	assert_int_equal(in.max_mem_mib, c->s.mem_mib);
+	assert_int_equal(in.max_mem_mib, c->s.max_mem_mib ? c->s.max_mem_mib : c->s.mem_mib);
 	assert_string_equal(in.kernel, c->s.kernel);
 	assert_string_equal(in.initrd, c->s.initrd);
 	if (c->s.kernel[0])
@@ -499,6 +525,7 @@ static const struct parse_case parse_cases[] = {
       .type = "kvm",
       .id = -1,
       .vcpus = 2,
+      .max_vcpus = 4,
       .mem_mib = 2048,
       .max_mem_mib = 2048,
       .disk = "/var/lib/libvirt/images/debian12.qcow2",
@@ -554,6 +581,8 @@ static const struct parse_case parse_cases[] = {
     {"vcpu_negative.xml", -EINVAL, "domain XML: vcpu '-2' is not a number", {.id = -1}},
     {"vcpu_zero.xml", -EINVAL, "domain XML: vcpu 0 is out of range", {.id = -1}},
     {"vcpu_current_negative.xml", -EINVAL, "domain XML: vcpu '-1' is not a number", {.id = -1}},
+    /* more vCPUs running than the maximum: not a domain libvirt writes */
+    {"vcpu_current_above.xml", -EINVAL, "domain XML: vcpu 5 is out of range 1-4", {.id = -1}},
     {"vcpu_huge.xml", -EINVAL, "domain XML: vcpu 99999999999 is out of range", {.id = -1}},
     {"vcpu_garbage.xml", -EINVAL, "domain XML: vcpu 'two' is not a number", {.id = -1}},
     {"vcpu_padded.xml", 0, "", {DB2, .vcpus = 3}},
@@ -648,6 +677,7 @@ static void check_info(const char *file, const struct domxml_info *g, const stru
 	assert_string_equal(g->type, w->type);
 	assert_int_equal(g->id, w->id);
 	assert_int_equal(g->vcpus, w->vcpus);
+	assert_int_equal(g->max_vcpus, w->max_vcpus ? w->max_vcpus : w->vcpus);
 	assert_int_equal(g->mem_mib, w->mem_mib);
 	assert_int_equal(g->max_mem_mib, w->max_mem_mib);
 	assert_string_equal(g->kernel, w->kernel);

@@ -8,7 +8,9 @@
  *   cpu <0-100>     duty cycle of one burner thread per online vCPU
  *   mem <MiB>       resident memory, every page written and re-written
  *   net <Mbit/s>    UDP datagrams to the sink at that rate (frame bytes)
- *   status          one line of JSON: uptime, counter, settings, bytes sent
+ *   status          one line of JSON: uptime, counter, settings, bytes sent,
+ *                   and the vCPUs and memory the kernel has now (a resize in
+ *                   place: hot-plugged vCPUs, the balloon)
  *
  * A set command answers "ok" or "error <reason>". The counter rises every
  * 10 ms in its own thread, so a test can see the guest keep running across a
@@ -40,6 +42,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -371,6 +374,33 @@ static int set_mem(unsigned mib, char *err, size_t errlen)
 	return 0;
 }
 
+/* The CPUs in a sysfs list such as "0-1,3" (/sys/devices/system/cpu/present,
+ * online); -1 when it cannot be read. */
+static long cpu_list_count(const char *path)
+{
+	char buf[256], *p = buf;
+	long n = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -1;
+	if (!fgets(buf, sizeof(buf), f)) {
+		fclose(f);
+		return -1;
+	}
+	fclose(f);
+	while (*p >= '0' && *p <= '9') {
+		long a = strtol(p, &p, 10), b = a;
+		if (*p == '-')
+			b = strtol(p + 1, &p, 10);
+		n += b >= a ? b - a + 1 : 0;
+		if (*p != ',')
+			break;
+		p++;
+	}
+	return n;
+}
+
 /* One command line (no newline) -> one reply line (no newline) in out. */
 static void handle_line(char *line, char *out, size_t outlen)
 {
@@ -391,16 +421,25 @@ static void handle_line(char *line, char *out, size_t outlen)
 	}
 	if (!strcmp(argv[0], "status") && argc == 1) {
 		double up = (double)now_ns(CLOCK_BOOTTIME) / 1e9;
+		/* now, not at start: vCPUs the kernel knows (present) and runs
+		 * (online), and its MemTotal (the balloon takes pages from it) */
+		long present = cpu_list_count("/sys/devices/system/cpu/present");
+		long online = cpu_list_count("/sys/devices/system/cpu/online");
+		struct sysinfo si;
+		unsigned long long total = 0;
 
+		if (sysinfo(&si) == 0)
+			total = (unsigned long long)si.totalram * si.mem_unit >> 20;
 		pthread_mutex_lock(&gl.lock);
 		snprintf(out, outlen,
 		         "{\"uptime_s\":%.3f,\"counter\":%" PRIuFAST64 ",\"cpu\":%d,\"mem_mib\":%u,"
 		         "\"net_mbit\":%u,\"sent_bytes\":%" PRIuFAST64
 		         ",\"sent_datagrams\":%" PRIuFAST64 ",\"send_errors\":%" PRIuFAST64
-		         ",\"ncpu\":%d}",
+		         ",\"ncpu\":%d,\"cpus_present\":%ld,\"cpus_online\":%ld,"
+		         "\"mem_total_mib\":%llu}",
 		         up, atomic_load(&gl.counter), gl.cpu, gl.nchunks, gl.net_mbit,
 		         atomic_load(&gl.sent_bytes), atomic_load(&gl.sent_datagrams),
-		         atomic_load(&gl.send_errors), gl.ncpu);
+		         atomic_load(&gl.send_errors), gl.ncpu, present, online, total);
 		pthread_mutex_unlock(&gl.lock);
 		return;
 	}
