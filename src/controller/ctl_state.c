@@ -607,9 +607,19 @@ static void project_moves(struct ctl *c)
 		if (x->until_ms <= now)
 			continue;
 		c->settles[j++] = *x;
-		if (vi >= 0 && m->vms[vi].host == ctl_host_index(c, x->to) &&
-		    !ctl_mig_running(c, x->vm))
+		if (vi < 0 || ctl_mig_running(c, x->vm))
+			continue;
+		if (m->vms[vi].host == ctl_host_index(c, x->to)) {
 			shift(m, vi, ctl_host_index(c, x->from), m->vms[vi].host);
+		} else if (m->vms[vi].host == ctl_host_index(c, x->from) &&
+		           ctl_host_index(c, x->to) >= 0) {
+			/* the migration ended after this round read the registry,
+			 * which still lists the VM on its source: it is on its
+			 * destination (a CI run once moved a second VM off a host
+			 * already relieved, in that gap) */
+			shift(m, vi, m->vms[vi].host, ctl_host_index(c, x->to));
+			m->vms[vi].host = ctl_host_index(c, x->to);
+		}
 	}
 	c->nsettles = j;
 	for (int i = 0; i < m->nhosts; i++)

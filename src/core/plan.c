@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/resize.h"
+
 #define EPS        1e-9
 #define SWAP_MAX_A 8  /* VMs of the hot host tried in swaps */
 #define SWAP_MAX_T 16 /* partner hosts tried */
@@ -343,10 +345,8 @@ static enum plan_why vm_blocked(const struct pctx *p, int v, int src)
 
 /* --- output ----------------------------------------------------------- */
 
-static struct plan_action *add_action(struct pctx *p)
+struct plan_action *plan_action_add(struct plan_result *r)
 {
-	struct plan_result *r = p->out;
-
 	if (r->nactions == r->cap_actions) {
 		int cap = r->cap_actions ? r->cap_actions * 2 : 16;
 		struct plan_action *na = realloc(r->actions, sizeof(*na) * (size_t)cap);
@@ -357,6 +357,11 @@ static struct plan_action *add_action(struct pctx *p)
 	}
 	memset(&r->actions[r->nactions], 0, sizeof(r->actions[0]));
 	return &r->actions[r->nactions++];
+}
+
+static struct plan_action *add_action(struct pctx *p)
+{
+	return plan_action_add(p->out);
 }
 
 static int add_unresolved(struct pctx *p, int h, enum plan_why why, const char *fmt, ...)
@@ -1403,6 +1408,17 @@ int plan_compute(const struct cluster *c, const struct plan_opts *o, struct plan
 	out->max_vol_before = max_volume(&p);
 	for (int h = 0; h < c->nhosts; h++)
 		out->risk[h] = host_risk(&p, h, NULL);
+	/* resize in place first: a VM that gets more where it is needs no move */
+	if (o->resize) {
+		struct resize_view w = {c, o, p.load, p.fc, p.acpu, p.amem, p.planned, out};
+		if ((rc = resize_plan(&w)) < 0)
+			goto out;
+		p.ncand = 0;
+		for (int h = 0; h < c->nhosts; h++) {
+			p.vol[h] = host_volume(&p, h);
+			cand_insert(&p, h);
+		}
+	}
 
 	for (int h = 0; h < c->nhosts; h++) {
 		const struct cl_host *H = &c->hosts[h];

@@ -1,6 +1,9 @@
 /* plan.h - the migration planner (Sandpiper, then past it) and placement.
  *
  * plan_compute() answers "what should move, and where, right now?":
+ *  0. resize in place (resize.h, opts.resize): VMs at their allocation get
+ *     more on their own host when it has room, idle guests on a memory-hot
+ *     host give memory back; a resized VM is not moved in the same plan;
  *  1. hosts with a hot resource (cl_host.hot, the k-of-n + forecast rule),
  *     hottest volume first, then hosts in maintenance (evacuation);
  *  2. on each, its movable VMs by VSR (volume / memory size), highest first

@@ -574,8 +574,6 @@ def test_a_resized_vm_keeps_its_size_and_maxima_through_a_migration(loop_factory
     # and it can still grow where it is now: memory up to its maximum
     st, out = ctl.http("POST", "/v1/vms/rm1/resize", {"mem_mib": 384})
     assert st == 200 and (out["host"], out["mem_mib"]) == ("h1", 384), (st, out)
-@pytest.mark.skip(reason="needs the planner's PLAN_RESIZE actions (branch resize-core, not "
-                  "merged yet); passed here with a stand-in rule in plan_compute")
 def test_a_guest_at_its_vcpu_allocation_is_resized_in_place_not_moved(loop_factory):
     """A guest of 1 vCPU (of 2) that burns all of it on a host with room gets
     a second vCPU where it runs (balance.resize): a resize through its agent,
@@ -586,7 +584,11 @@ def test_a_guest_at_its_vcpu_allocation_is_resized_in_place_not_moved(loop_facto
     ctl = lp.start_controller()
     onset = int(time.time() * 1000)
     lp.load("rg", "cpu 100")  # its one vCPU busy: demand at its allocation
-    done = lp.wait_event("resize_done", 60, onset, vm="rg")
+    try:
+        done = lp.wait_event("resize_done", 60, onset, vm="rg")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\ncontroller's view of rg: {ctl.get('/v1/vms/rg')}\n"
+                             f"plan: {ctl.get('/v1/plan')}") from e
     started = lp.wait_event("resize_started", 1, onset, vm="rg")
     print(f"\nresize in place: started {(int(started['ts']) - onset) / 1000:.1f} s after the "
           f"load, done in {int(done['wall_ms'])} ms: {started['reason']}")

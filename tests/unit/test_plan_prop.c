@@ -617,7 +617,8 @@ static void run(int fail_on, bool stats)
 	static struct gen g;
 	struct check k;
 	uint64_t seed = env_u64("LE_PROP_SEED", 0x5eed1e5a11ce0001ULL), s = seed;
-	int n = (int)env_u64("LE_PROP_N", N_DEFAULT), kinds[3] = {0}, whys[WHY_PARTIAL + 1] = {0};
+	int n = (int)env_u64("LE_PROP_N", N_DEFAULT), kinds[PLAN_CONSOLIDATE + 1] = {0},
+	    whys[WHY_PARTIAL + 1] = {0};
 	long vms = 0;
 
 	for (int i = 0; i < n; i++) {
