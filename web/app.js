@@ -57,7 +57,8 @@ function renderHosts(hosts) {
     const nosamples = !h.samples;
     return el('tr', {...rowAttrs('host', h.id, h.hotspot ? 'hotspot' : ''), 'data-state': h.state},
       el('td', {}, h.id, h.excluded && el('span', {class: 'badge'}, 'excluded'),
-         h.inflight > 0 && el('span', {class: 'badge mig'}, 'migrating')),
+         h.inflight > 0 && el('span', {class: 'badge mig'}, 'migrating'),
+         h.empty && el('span', {class: 'badge empty', title: 'no VMs on it: it can be powered down'}, 'empty')),
       el('td', {}, el('span', {class: 'state ' + h.state}, h.state)),
       RES.map((r) => el('td', {}, nosamples ? el('span', {class: 'note'}, 'no samples')
         : utilBar(util[r], hot[r], `peak ${pct(peak[r])}, forecast ${pct(fc[r])}`))),

@@ -215,8 +215,9 @@ static int host_row(struct cli_table *t, const json_t *h, int64_t now_ms)
 	const char *state = str_at(h, "state");
 
 	snprintf(c[0], CELL, "%s", str_at(h, "id") ? str_at(h, "id") : "?");
-	snprintf(c[1], CELL, "%s%s", state ? state : "-",
-	         json_is_true(json_object_get(h, "excluded")) ? ",excl" : "");
+	snprintf(c[1], CELL, "%s%s%s", state ? state : "-",
+	         json_is_true(json_object_get(h, "excluded")) ? ",excl" : "",
+	         json_is_true(json_object_get(h, "empty")) ? ",empty" : "");
 	for (int r = 0; r < 3; r++)
 		cli_fmt_pct(json_object_get(util, res_names[r]), c[2 + r], CELL);
 	peaks(json_object_get(h, "peak"), c[5], CELL);

@@ -19,6 +19,8 @@
 
 const char *const ctl_mode_names[] = {"off", "recommend", "auto", NULL};
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+/* in enum plan_objective's order */
+static const char *const objectives[] = {"spread", "pack", NULL};
 
 #define O(f) offsetof(struct ctl_opts, f)
 #define S(f) O(f), sizeof(((struct ctl_opts *)0)->f)
@@ -98,6 +100,10 @@ const struct cfg_key ctl_cfg_keys[] = {
      "resize in place before migrating: a VM whose demand reaches its allocation gets more "
      "vCPUs or memory on its own host, up to its domain's maximum, when the host has room "
      "(through the agent: vCPU hot-plug, the balloon)"},
+    {"balance", "objective", CFG_ENUM, "spread", O(objective), 0, 0, 0, objectives,
+     "spread: relieve and prevent hotspots; pack: also empty the least-loaded hosts onto "
+     "fuller ones whose risk stays under half of `risk_target` (needs it above 0), each "
+     "emptied host logged as `host_empty` so it can be powered down"},
     {"balance", "headroom_cpu", CFG_DOUBLE, "0", O(headroom[RES_CPU]), 0, 0, 0.99, NULL,
      "fraction of a target's CPU kept free"},
     {"balance", "headroom_mem", CFG_DOUBLE, "0", O(headroom[RES_MEM]), 0, 0, 0.99, NULL,
@@ -131,6 +137,12 @@ static int resolve(struct ctl *c, char *err, size_t errlen)
 {
 	struct ctl_opts *o = &c->o;
 
+	if (o->objective == PLAN_PACK && o->risk_target <= 0) {
+		snprintf(err, errlen,
+		         "balance.objective = pack needs balance.risk_target above 0: it is the "
+		         "risk every host is kept under while VMs are packed");
+		return -EINVAL;
+	}
 	if (o->k > o->n) {
 		snprintf(err, errlen, "profile.k (%lld) must not exceed profile.n (%lld)", o->k,
 		         o->n);
@@ -198,6 +210,7 @@ static int resolve(struct ctl *c, char *err, size_t errlen)
 	c->po.min_gain = o->min_gain;
 	c->po.swaps = o->swaps;
 	c->po.resize = o->resize;
+	c->po.objective = o->objective == PLAN_PACK ? PLAN_PACK : PLAN_SPREAD;
 	c->ro.risk.horizon = (unsigned)o->risk_horizon;
 	c->po.risk = c->ro.risk;
 	c->po.risk_target = o->risk_target;

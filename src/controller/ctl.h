@@ -53,6 +53,7 @@ struct ctl_opts {
 	long long risk_horizon;
 	bool swaps;
 	bool resize;
+	int objective; /* enum plan_objective: spread, pack */
 	double headroom[RES_N];
 	double overcommit_cpu, overcommit_mem;
 };
@@ -81,6 +82,9 @@ struct ctl_host {
 	int nvms, inflight;
 	int why; /* the unresolved reason last logged, WHY_NONE = none */
 	bool seen;
+	bool empty;     /* no VMs and none coming or going */
+	bool had_vms;   /* held a VM since this controller started */
+	bool empty_out; /* host_empty logged for this empty spell */
 };
 
 struct ctl_vm {

@@ -58,6 +58,7 @@ static json_t *host_json(struct ctl *c, const struct ctl_host *h, bool full)
 		bool known = c->have_plan && hi >= 0 && hi < c->model.nhosts &&
 		             c->model.hosts[hi].risk_known && c->plan.risk;
 		json_object_set_new(j, "risk", known ? json_real(c->plan.risk[hi]) : json_null());
+		json_object_set_new(j, "empty", json_boolean(h->empty));
 		json_object_set_new(j, "at_risk",
 		                    json_boolean(known && c->po.risk_target > 0 &&
 		                                 c->plan.risk[hi] > c->po.risk_target));
@@ -172,7 +173,7 @@ static json_t *cluster_json(struct ctl *c)
 
 static json_t *plan_json(struct ctl *c)
 {
-	json_t *acts = json_array(), *unres = json_array();
+	json_t *acts = json_array(), *unres = json_array(), *emptied = json_array();
 	const struct plan_result *p = &c->plan;
 
 	for (int i = 0; c->have_plan && i < p->nactions; i++) {
@@ -212,9 +213,14 @@ static json_t *plan_json(struct ctl *c)
 		                                    : "?",
 		                                "why", plan_why_name(u->why), "reason", u->reason));
 	}
-	return json_pack("{s:s,s:I,s:o,s:o,s:f,s:f}", "mode", ctl_mode_names[c->o.mode], "round",
-	                 (json_int_t)c->round, "actions", acts, "unresolved", unres,
-	                 "max_volume_before", c->have_plan ? p->max_vol_before : 0.0,
+	for (int i = 0; c->have_plan && i < p->nemptied; i++)
+		if (p->emptied[i] >= 0 && p->emptied[i] < c->model.nhosts)
+			json_array_append_new(emptied,
+			                      json_string(c->model.hosts[p->emptied[i]].id));
+	return json_pack("{s:s,s:s,s:I,s:o,s:o,s:o,s:f,s:f}", "mode", ctl_mode_names[c->o.mode],
+	                 "objective", c->po.objective == PLAN_PACK ? "pack" : "spread", "round",
+	                 (json_int_t)c->round, "actions", acts, "unresolved", unres, "emptied",
+	                 emptied, "max_volume_before", c->have_plan ? p->max_vol_before : 0.0,
 	                 "max_volume_after", c->have_plan ? p->max_vol_after : 0.0);
 }
 

@@ -549,17 +549,31 @@ static int intern(char (*names)[CTL_ID_MAX], int *n, int cap, const char *s)
 	return (*n)++;
 }
 
+/* VM vi's demand, and its part of the forecast and of the forecast's error
+ * (risk.h, as plan.c's projection counts them), taken off host `from` and put
+ * on `to`: the samples of both still show where it was. */
 static void shift(struct cluster *m, int vi, int from, int to)
 {
+	const struct cl_vm *v = &m->vms[vi];
+
 	for (int r = 0; r < RES_N; r++) {
-		double d = m->vms[vi].demand[r];
 		if (from >= 0) {
-			m->hosts[from].load[r] -= d;
-			if (m->hosts[from].load[r] < 0)
-				m->hosts[from].load[r] = 0;
+			struct cl_host *f = &m->hosts[from];
+			f->load[r] = f->load[r] > v->demand[r] ? f->load[r] - v->demand[r] : 0;
+			if (v->risk_known) {
+				f->fc[r] = f->fc[r] > v->fc[r] ? f->fc[r] - v->fc[r] : 0;
+				f->ms[r] += v->ms[r] - 2 * v->cov[r];
+				if (f->ms[r] < 0)
+					f->ms[r] = 0;
+			}
 		}
-		if (to >= 0)
-			m->hosts[to].load[r] += d;
+		if (to >= 0) {
+			m->hosts[to].load[r] += v->demand[r];
+			if (v->risk_known) {
+				m->hosts[to].fc[r] += v->fc[r];
+				m->hosts[to].ms[r] += v->ms[r];
+			}
+		}
 	}
 }
 
@@ -757,6 +771,32 @@ static int build_model(struct ctl *c)
 	return 0;
 }
 
+/* Each host that holds no VM any more (and has none coming or going), once
+ * per spell: host_empty, so an operator or a hook can power it down. A host
+ * empty since this controller started is shown empty (API) but not logged. */
+static void empty_events(struct ctl *c)
+{
+	for (int i = 0; i < c->nhosts; i++) {
+		struct ctl_host *h = c->hosts[i];
+		bool was = h->empty;
+		h->empty = h->nvms == 0 && h->inflight == 0;
+		if (h->nvms > 0)
+			h->had_vms = true;
+		if (!h->empty)
+			h->empty_out = false;
+		if (h->empty && !was && h->had_vms && !h->empty_out && !strcmp(h->state, "up")) {
+			h->empty_out = true;
+			ctl_event(
+			    c, "host_empty", "host", h->id, "objective",
+			    c->po.objective == PLAN_PACK ? "pack" : "spread", "msg",
+			    c->po.objective == PLAN_PACK
+			        ? "no VMs left: packed onto other hosts; it can be powered down"
+			        : "no VMs left; it can be powered down",
+			    NULL);
+		}
+	}
+}
+
 /* Hot transitions of each host's resources, as events. */
 static void hot_events(struct ctl *c)
 {
@@ -847,8 +887,10 @@ int ctl_refresh(struct ctl *c)
 		host_liveness(c);
 		rc = build_model(c);
 	}
-	if (rc == 0)
+	if (rc == 0) {
 		hot_events(c);
+		empty_events(c);
+	}
 	pthread_mutex_unlock(&c->lock);
 	rd_free(&rd);
 	return rc;

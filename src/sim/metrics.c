@@ -75,15 +75,20 @@ void metrics_step(struct sim_metrics *mt, const struct sim_model *m)
 	mt->host_steps += mt->step_active;
 	mt->over_steps += mt->step_over;
 	mt->sat_steps += mt->step_sat;
-	for (int v = 0; v < m->nvms; v++)
-		mt->cr[v] += m->vload[v][RES_CPU] * S;
+	for (int v = 0; v < m->nvms; v++) {
+		mt->cr[v] += m->vwant[v] * S;
+		mt->want_cs += m->vwant[v] * S;
+		if (m->vwant[v] > m->vload[v][RES_CPU])
+			mt->unserved_cs += (m->vwant[v] - m->vload[v][RES_CPU]) * S;
+	}
 	for (int i = 0; i < m->nran; i++)
 		mt->cd[m->ran[i].vm] +=
 		    m->cfg->pdm_factor * m->vload[m->ran[i].vm][RES_CPU] * m->ran[i].secs;
 }
 
-void metrics_plan(struct sim_metrics *mt, double plan_ms, int started, int refused)
+void metrics_plan(struct sim_metrics *mt, double plan_ms, int started, int refused, int resized)
 {
+	mt->resizes += resized;
 	mt->step_plan_ms = plan_ms;
 	mt->step_migrations = started;
 	mt->migrations += started;
@@ -113,6 +118,8 @@ void metrics_summary(const struct sim_metrics *mt, const struct sim_model *m,
 	out->slav = out->overload_share * out->pdm;
 	out->migrations = mt->migrations;
 	out->refused = mt->refused;
+	out->resizes = mt->resizes;
+	out->unserved_share = mt->want_cs > 0 ? mt->unserved_cs / mt->want_cs : 0;
 	out->hosts_in_use = mt->steps > 0 ? (double)mt->host_steps / mt->steps : 0;
 	out->energy_kwh = mt->energy_j / 3.6e6;
 	out->downtime_s = m->downtime_s;

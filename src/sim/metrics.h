@@ -13,6 +13,9 @@
  *    its CPU use for the seconds each migration ran) over the CPU it asked
  *    for in the whole run; averaged over all VMs.
  *  - SLAV = overload share * PDM.
+ *  - unserved CPU share: the CPU VMs asked for above their allocation (the
+ *    vCPUs they have, sim_config.vm_start_alloc) over all they asked for;
+ *    resizes in place (loadease) that gave VMs more.
  *  - migrations started, hosts in use (mean active hosts per step), energy
  *    (CloudSim's G4/G5 power tables, idle hosts switched off), planning time.
  */
@@ -24,8 +27,9 @@
 struct sim_metrics {
 	int nvms, steps;
 	long host_steps, over_steps, over_cpu_steps, sat_steps;
-	long migrations, refused;
-	double *cd, *cr; /* per VM: CPU core-seconds lost to migrations, requested */
+	long migrations, refused, resizes;
+	double want_cs, unserved_cs; /* CPU core-seconds asked for, and not served */
+	double *cd, *cr;             /* per VM: CPU core-seconds lost to migrations, requested */
 	double energy_j;
 	double plan_ms_sum, plan_ms_max;
 	long plans;
@@ -37,7 +41,8 @@ struct sim_metrics {
 struct sim_summary {
 	int steps;
 	double overload_share, cpu_share, sat_share, pdm, slav;
-	long migrations, refused;
+	long migrations, refused, resizes;
+	double unserved_share;
 	double hosts_in_use, energy_kwh, downtime_s;
 	double plan_ms_mean, plan_ms_max;
 };
@@ -50,7 +55,7 @@ void metrics_free(struct sim_metrics *mt);
 void metrics_step(struct sim_metrics *mt, const struct sim_model *m);
 /* After a policy's decision: its time and the migrations it started or had
  * refused by the model. */
-void metrics_plan(struct sim_metrics *mt, double plan_ms, int started, int refused);
+void metrics_plan(struct sim_metrics *mt, double plan_ms, int started, int refused, int resized);
 void metrics_summary(const struct sim_metrics *mt, const struct sim_model *m,
                      struct sim_summary *out);
 

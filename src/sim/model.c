@@ -46,6 +46,8 @@ void sim_config_defaults(struct sim_config *c)
 	c->max_per_host = 2;
 	c->min_gain = 0.0005;
 	c->swaps = true;
+	c->vm_start_alloc = 1;
+	c->resize = true;
 	c->risk_target = 0.2;
 	c->risk_horizon = 1;
 	c->proxlb_balanciness = 10;
@@ -90,6 +92,7 @@ void model_free(struct sim_model *m)
 	free(m->amem);
 	free(m->hload);
 	free(m->vload);
+	free(m->vwant);
 	free(m->active);
 	free(m->inflight);
 	free(m->migs);
@@ -123,11 +126,12 @@ int model_init(struct sim_model *m, const struct sim_config *cfg, struct trace *
 	m->amem = calloc(H, sizeof(double));
 	m->hload = calloc(H, sizeof(*m->hload));
 	m->vload = calloc(V, sizeof(*m->vload));
+	m->vwant = calloc(V, sizeof(double));
 	m->active = calloc(H, sizeof(bool));
 	m->inflight = calloc(H, sizeof(int));
 	if (!m->hosts || !m->vms || !m->init_host || !m->head || !m->next || !m->prev ||
-	    !m->count || !m->acpu || !m->amem || !m->hload || !m->vload || !m->active ||
-	    !m->inflight) {
+	    !m->count || !m->acpu || !m->amem || !m->hload || !m->vload || !m->vwant ||
+	    !m->active || !m->inflight) {
 		model_free(m);
 		seterr(err, errcap, "out of memory for %d hosts and %d VMs", cfg->nhosts, t->nvms);
 		return -ENOMEM;
@@ -139,8 +143,15 @@ int model_init(struct sim_model *m, const struct sim_config *cfg, struct trace *
 	for (int v = 0; v < m->nvms; v++) {
 		struct sim_vm *vm = &m->vms[v];
 		uint64_t r = mix(mix(cfg->seed ^ 0x51e5) ^ (uint64_t)v);
-		vm->vcpus = t->vcpus[v] > 0 ? t->vcpus[v]
-		                            : cfg->vm_vcpus[(r >> 32) % (uint64_t)cfg->nvm_vcpus];
+		vm->size_vcpus = t->vcpus[v] > 0
+		                     ? t->vcpus[v]
+		                     : cfg->vm_vcpus[(r >> 32) % (uint64_t)cfg->nvm_vcpus];
+		vm->init_vcpus = cfg->vm_start_alloc > 0 && cfg->vm_start_alloc < 1
+		                     ? fmax(1, round(vm->size_vcpus * cfg->vm_start_alloc))
+		                     : vm->size_vcpus;
+		if (vm->init_vcpus > vm->size_vcpus)
+			vm->init_vcpus = vm->size_vcpus;
+		vm->vcpus = vm->init_vcpus;
 		vm->mem_mib = t->mem_mib[v] > 0
 		                  ? t->mem_mib[v]
 		                  : cfg->vm_mem[(r & 0xffffffff) % (uint64_t)cfg->nvm_mem];
@@ -197,6 +208,7 @@ void model_reset(struct sim_model *m)
 	for (int v = m->nvms - 1; v >= 0; v--) {
 		struct sim_vm *vm = &m->vms[v];
 		vm->host = m->init_host[v];
+		vm->vcpus = vm->init_vcpus;
 		vm->mig = -1;
 		vm->last_moved_ms = 0;
 		m->prev[v] = -1;
@@ -384,7 +396,8 @@ int model_step(struct sim_model *m)
 	for (int v = 0; v < m->nvms; v++) {
 		const float *x = &u[(size_t)v * RES_N];
 		struct sim_vm *vm = &m->vms[v];
-		m->vload[v][RES_CPU] = x[RES_CPU] * vm->vcpus;
+		m->vwant[v] = x[RES_CPU] * vm->size_vcpus;
+		m->vload[v][RES_CPU] = m->vwant[v] < vm->vcpus ? m->vwant[v] : vm->vcpus;
 		m->vload[v][RES_MEM] = x[RES_MEM] * vm->mem_mib;
 		m->vload[v][RES_NET] = x[RES_NET];
 		if (vm->mig >= 0)
@@ -437,6 +450,25 @@ int model_step(struct sim_model *m)
 double model_mig_seconds(const struct sim_model *m, int v)
 {
 	return cluster_migration_seconds(m->vms[v].mem_mib, m->cfg->dirty_mbit, m->cfg->link_mbit);
+}
+
+int model_resize(struct sim_model *m, int v, double vcpus)
+{
+	struct sim_vm *vm;
+
+	if (v < 0 || v >= m->nvms || !(vcpus >= 1) || vcpus != floor(vcpus))
+		return -EINVAL;
+	vm = &m->vms[v];
+	if (vcpus < vm->vcpus || vcpus > vm->size_vcpus)
+		return -EINVAL;
+	if (vm->mig >= 0)
+		return -EBUSY;
+	if (m->acpu[vm->host] + vcpus - vm->vcpus >
+	    m->hosts[vm->host].cap[RES_CPU] * m->cfg->overcommit_cpu + EPS)
+		return -ENOSPC;
+	m->acpu[vm->host] += vcpus - vm->vcpus;
+	vm->vcpus = vcpus;
+	return 0;
 }
 
 bool model_alloc_fits(const struct sim_model *m, int h, double acpu, double amem, int v)

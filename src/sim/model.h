@@ -38,7 +38,12 @@ struct sim_config {
 	double downtime_s; /* a VM's pause at the switch-over (0.3) */
 	double pdm_factor; /* PDM: share of a VM's CPU lost while it migrates (0.1) */
 	int place_shard;   /* hosts per placement shard, 0 = auto (see model_place) */
-	bool explain;      /* loadease prints its plans' actions and refusals to stderr */
+	/* resize in place: every VM starts with this share of its size's vCPUs
+	 * (at least one; 1 = its size, nothing to grow into); what it asks
+	 * above its allocation is not served (sim_summary.unserved_share) */
+	double vm_start_alloc;
+	bool resize;  /* loadease may resize VMs in place, up to their size (true) */
+	bool explain; /* loadease prints its plans' actions and refusals to stderr */
 	/* loadease */
 	int window, k, n;
 	double peak_pct;
@@ -62,7 +67,10 @@ struct sim_host {
 };
 
 struct sim_vm {
-	double vcpus, mem_mib;
+	double vcpus, mem_mib; /* allocation */
+	double size_vcpus;     /* its size: what the trace's CPU percent is of, and its
+	                          maximum for a resize */
+	double init_vcpus;     /* allocation at the start (cfg.vm_start_alloc) */
 	int host;              /* where it runs; a migrating VM: its source */
 	int mig;               /* index into migs while migrating, else -1 */
 	int64_t last_moved_ms; /* simulated time its last migration ended; 0 never */
@@ -94,7 +102,9 @@ struct sim_model {
 	double *acpu, *amem;
 	/* the last step */
 	double (*hload)[RES_N]; /* host load (cores, MiB, Mbit/s), migration overhead included */
-	double (*vload)[RES_N]; /* VM demand in the same units */
+	double (*vload)[RES_N]; /* VM demand in the same units, as served: CPU at most
+	                           its allocation */
+	double *vwant;          /* VM CPU demand before that cap, cores */
 	bool *active;           /* a VM ran on it during the step */
 	int *inflight;          /* migrations into or out of it still running after the step */
 	struct sim_mig *migs;
@@ -145,6 +155,11 @@ double model_mig_seconds(const struct sim_model *m, int v);
 
 /* Would host h, holding acpu vCPUs and amem MiB, take VM v within its
  * overcommit ratios? (The hard limit every policy respects.) */
+/* Resize in place: VM v gets `vcpus` (an integer from its current
+ * allocation up to its size); 0, -EINVAL, -EBUSY (migrating), -ENOSPC (its
+ * host's overcommit). */
+int model_resize(struct sim_model *m, int v, double vcpus);
+
 bool model_alloc_fits(const struct sim_model *m, int h, double acpu, double amem, int v);
 
 /* Power draw of host h at cpu utilisation u (0..1), watts: CloudSim's

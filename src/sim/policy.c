@@ -38,8 +38,18 @@ int moves_add(struct sim_moves *mv, int vm, int to, double start_s)
 	mv->v[mv->n].vm = vm;
 	mv->v[mv->n].to = to;
 	mv->v[mv->n].start_s = start_s;
+	mv->v[mv->n].vcpus = 0;
 	mv->n++;
 	return 0;
+}
+
+int moves_add_resize(struct sim_moves *mv, int vm, double vcpus)
+{
+	int rc = moves_add(mv, vm, -1, 0);
+
+	if (rc == 0)
+		mv->v[mv->n - 1].vcpus = vcpus;
+	return rc;
 }
 
 void moves_free(struct sim_moves *mv)
@@ -152,6 +162,7 @@ static int le_init(void **state, const struct sim_model *m)
 	s->po.swaps = cfg->swaps;
 	s->po.risk_target = cfg->risk_target;
 	s->po.objective = cfg->pack ? PLAN_PACK : PLAN_SPREAD;
+	s->po.resize = cfg->resize;
 	s->ro.risk.horizon = (unsigned)cfg->risk_horizon;
 	s->po.risk = s->ro.risk;
 	s->po.sample_s = m->step_s;
@@ -202,6 +213,9 @@ static int le_decide(void *state, const struct sim_model *m, struct sim_moves *o
 		const struct sim_vm *vm = &m->vms[v];
 		struct cl_vm *V = &s->vms[v];
 		V->host = vm->host;
+		V->vcpus = vm->vcpus;
+		/* resizable up to its size (the CPU percent of the trace is of it) */
+		V->max_vcpus = m->cfg->resize && vm->size_vcpus > vm->vcpus ? vm->size_vcpus : 0;
 		V->migrating = vm->mig >= 0;
 		V->last_moved_ms = vm->last_moved_ms;
 		round_vm(V, s->vprof[v], m->hosts[vm->host].cap[RES_NET], &s->ro, s->scratch);
@@ -221,6 +235,11 @@ static int le_decide(void *state, const struct sim_model *m, struct sim_moves *o
 	for (int i = 0; i < res.nactions && rc == 0; i++) {
 		const struct plan_action *a = &res.actions[i];
 		double start = 0;
+		if (a->kind == PLAN_RESIZE) {
+			if (a->vcpus_after > a->vcpus_before)
+				rc = moves_add_resize(out, a->vm, a->vcpus_after);
+			continue;
+		}
 		/* the second half of a swap starts when the first has ended */
 		if (a->kind == PLAN_SWAP && i > 0 && res.actions[i - 1].kind == PLAN_SWAP &&
 		    res.actions[i - 1].swap_id == a->swap_id)

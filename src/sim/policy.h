@@ -22,6 +22,7 @@
 struct sim_move {
 	int vm, to;
 	double start_s; /* seconds after the next step begins */
+	double vcpus;   /* > 0: not a migration but a resize in place to this many */
 };
 
 struct sim_moves {
@@ -30,6 +31,8 @@ struct sim_moves {
 };
 /* 0 or -ENOMEM. */
 int moves_add(struct sim_moves *mv, int vm, int to, double start_s);
+/* A resize in place of vm to vcpus (model_resize); 0 or -ENOMEM. */
+int moves_add_resize(struct sim_moves *mv, int vm, double vcpus);
 void moves_free(struct sim_moves *mv);
 
 struct policy_ops {

@@ -38,7 +38,7 @@ int sim_run(struct sim_model *m, const struct policy_ops *p, FILE *steps, bool p
 	}
 	for (int t = 0; t < m->trace->nsteps; t++) {
 		double plan_ms = 0, now;
-		int started = 0, refused = 0;
+		int started = 0, refused = 0, resized = 0;
 
 		if ((rc = model_step(m)) < 0) {
 			snprintf(err, errcap, "%s: step %d: %s", p->name, t, strerror(-rc));
@@ -60,12 +60,15 @@ int sim_run(struct sim_model *m, const struct policy_ops *p, FILE *steps, bool p
 				goto out;
 			}
 			for (int i = 0; i < mv.n; i++) {
-				if (model_migrate(m, mv.v[i].vm, mv.v[i].to, mv.v[i].start_s) == 0)
+				if (mv.v[i].vcpus > 0)
+					resized += model_resize(m, mv.v[i].vm, mv.v[i].vcpus) == 0;
+				else if (model_migrate(m, mv.v[i].vm, mv.v[i].to,
+				                       mv.v[i].start_s) == 0)
 					started++;
 				else
 					refused++;
 			}
-			metrics_plan(&mt, plan_ms, started, refused);
+			metrics_plan(&mt, plan_ms, started, refused, resized);
 		}
 		if (steps)
 			fprintf(steps, "%d,%s,%d,%.6f,%d,%d,%.3f\n", t, p->name, mt.step_over,
@@ -141,6 +144,9 @@ static void usage(FILE *f)
 	    "  --overcommit-cpu X   vCPUs per core a host may hold (4); memory: none\n"
 	    "  --place-shard N      initial placement works on shards of N hosts (auto:\n"
 	    "                       all hosts while hosts x VMs <= 5e7)\n"
+	    "  --vm-start-alloc F   every VM starts with this share of its size's vCPUs\n"
+	    "                       (at least 1; default 1): CPU asked above the allocation\n"
+	    "                       is not served (unserved_share) unless a resize gives it\n"
 	    "\n"
 	    "migration cost:\n"
 	    "  --link-mbit X        bandwidth; duration = memory * 8 / (link - dirty) (1000)\n"
@@ -165,6 +171,8 @@ static void usage(FILE *f)
 	    "  --objective OBJ      spread (default) or pack: also empty the least-loaded\n"
 	    "                       hosts onto fuller ones that stay under half the risk\n"
 	    "                       target (wakes an empty host only when none in use fits)\n"
+	    "  --no-resize          do not resize VMs in place (by default a VM at its\n"
+	    "                       vCPU allocation grows, up to its size, where it runs)\n"
 	    "\n"
 	    "baselines:\n"
 	    "  --balanciness PTS    proxlb: max - min host CPU percent that triggers it (10)\n"
@@ -322,6 +330,11 @@ static int parse(int argc, char **argv, struct opts *o, struct sim_config *c)
 			c->explain = true;
 		} else if (OPT("--no-swaps")) {
 			c->swaps = false;
+		} else if (OPT("--no-resize")) {
+			c->resize = false;
+		} else if (OPT("--vm-start-alloc")) {
+			NEEDV;
+			rc = num(a, v, 0.01, 1, &c->vm_start_alloc);
 		} else if (OPT("--planetlab")) {
 			NEEDV;
 			o->planetlab = v;
@@ -641,17 +654,18 @@ static void print_table(const struct sim_model *m, const struct sim_config *c,
 	       "seed %llu\n",
 	       m->trace->name, m->nvms, m->nhosts, c->host_cap[RES_CPU], c->host_cap[RES_MEM],
 	       c->host_cap[RES_NET], m->trace->nsteps, m->step_s, (unsigned long long)c->seed);
-	printf("%-9s %9s %9s %9s %10s %10s %10s %8s %10s %9s %9s %9s\n", "policy", "overload",
-	       "cpu_over", "saturated", "pdm", "slav", "migrations", "hosts", "energy_kWh",
-	       "plan_ms", "plan_max", "steps/s");
+	printf("%-9s %9s %9s %9s %10s %10s %10s %8s %10s %9s %9s %9s %8s %9s\n", "policy",
+	       "overload", "cpu_over", "saturated", "pdm", "slav", "migrations", "hosts",
+	       "energy_kWh", "plan_ms", "plan_max", "steps/s", "resizes", "unserved");
 	for (int i = 0; i < n; i++) {
 		const struct sim_summary *s = &rows[i].s;
 		printf("%-9s %8.4f%% %8.4f%% %8.4f%% %10.3e %10.3e %10ld %8.1f %10.1f %9.3f %9.3f "
-		       "%9.1f\n",
+		       "%9.1f %8ld %8.4f%%\n",
 		       rows[i].p->name, 100 * s->overload_share, 100 * s->cpu_share,
 		       100 * s->sat_share, s->pdm, s->slav, s->migrations, s->hosts_in_use,
 		       s->energy_kwh, s->plan_ms_mean, s->plan_ms_max,
-		       rows[i].wall_s > 0 ? s->steps / rows[i].wall_s : 0);
+		       rows[i].wall_s > 0 ? s->steps / rows[i].wall_s : 0, s->resizes,
+		       100 * s->unserved_share);
 	}
 	for (int i = 0; i < n; i++)
 		if (rows[i].s.refused)
@@ -670,17 +684,18 @@ static int write_summary(const char *dir, const struct sim_model *m, const struc
 	fprintf(f, "trace,policy,hosts,vms,steps,overload_share,cpu_share,sat_share,pdm,slav,"
 	           "migrations,"
 	           "refused,hosts_in_use,energy_kwh,downtime_s,plan_ms_mean,plan_ms_max,"
-	           "steps_per_s\n");
+	           "steps_per_s,resizes,unserved_share\n");
 	for (int i = 0; i < n; i++) {
 		const struct sim_summary *s = &rows[i].s;
 		fprintf(f,
 		        "%s,%s,%d,%d,%d,%.6f,%.6f,%.6f,%.6e,%.6e,%ld,%ld,%.3f,%.3f,%.1f,%.3f,%.3f,"
-		        "%.1f\n",
+		        "%.1f,%ld,%.6f\n",
 		        m->trace->name, rows[i].p->name, m->nhosts, m->nvms, s->steps,
 		        s->overload_share, s->cpu_share, s->sat_share, s->pdm, s->slav,
 		        s->migrations, s->refused, s->hosts_in_use, s->energy_kwh, s->downtime_s,
 		        s->plan_ms_mean, s->plan_ms_max,
-		        rows[i].wall_s > 0 ? s->steps / rows[i].wall_s : 0);
+		        rows[i].wall_s > 0 ? s->steps / rows[i].wall_s : 0, s->resizes,
+		        s->unserved_share);
 	}
 	if (fclose(f) != 0) {
 		fprintf(stderr, "loadease sim: %s: %s\n", path, strerror(errno));
@@ -799,13 +814,15 @@ int sim_main(int argc, char **argv)
 	}
 	for (int i = 0; i < np; i++) {
 		const struct sim_summary *s = &rows[i].s;
-		printf("RESULT sim trace=%s policy=%s hosts=%d vms=%d overload_share=%.6f pdm=%.6g "
-		       "slav=%.6g migrations=%ld plan_ms_mean=%.3f plan_ms_max=%.3f "
-		       "hosts_in_use=%.1f cpu_share=%.6f sat_share=%.6f steps_per_s=%.1f\n",
-		       t.name, ps[i]->name, m.nhosts, m.nvms, s->overload_share, s->pdm, s->slav,
-		       s->migrations, s->plan_ms_mean, s->plan_ms_max, s->hosts_in_use,
-		       s->cpu_share, s->sat_share,
-		       rows[i].wall_s > 0 ? s->steps / rows[i].wall_s : 0);
+		printf(
+		    "RESULT sim trace=%s policy=%s hosts=%d vms=%d overload_share=%.6f pdm=%.6g "
+		    "slav=%.6g migrations=%ld plan_ms_mean=%.3f plan_ms_max=%.3f "
+		    "hosts_in_use=%.1f cpu_share=%.6f sat_share=%.6f steps_per_s=%.1f resizes=%ld "
+		    "unserved_share=%.6f\n",
+		    t.name, ps[i]->name, m.nhosts, m.nvms, s->overload_share, s->pdm, s->slav,
+		    s->migrations, s->plan_ms_mean, s->plan_ms_max, s->hosts_in_use, s->cpu_share,
+		    s->sat_share, rows[i].wall_s > 0 ? s->steps / rows[i].wall_s : 0, s->resizes,
+		    s->unserved_share);
 	}
 	rc = 0;
 out:

@@ -446,6 +446,8 @@ def test_garbage_in_redis_is_skipped_not_fatal(setup):
     ("[controller]\ntoken_file = /nonexistent/token\n", "/nonexistent/token"),
     ("[controller]\nweb_root = /nonexistent/web\n", "web_root"),
     ("[balance]\noverride = x\n", "override"),
+    ("[balance]\nobjective = tidy\n", "balance.objective"),
+    ("[balance]\nobjective = pack\nrisk_target = 0\n", "balance.objective = pack needs"),
 ])
 def test_bad_config_is_refused_with_the_reason(tmp_path, conf, msg):
     p = tmp_path / "c.ini"
@@ -462,5 +464,6 @@ def test_config_doc_lists_every_key():
     assert r.returncode == 0
     for key in ("controller.mode", "controller.round_ms", "controller.lease_ms",
                 "controller.down_after_ms", "balance.max_per_round", "balance.cooldown_s",
-                "profile.cpu_threshold", "redis.address"):
+                "profile.cpu_threshold", "redis.address", "balance.objective",
+                "balance.resize"):
         assert f"`{key}`" in r.stdout, key

@@ -611,3 +611,47 @@ def test_a_guest_at_its_vcpu_allocation_is_resized_in_place_not_moved(loop_facto
     assert types[:2] == ["resize_started", "resize_done"], types
 
 
+
+
+# --------------------------------------------------------------------------- pack
+
+
+def test_pack_empties_a_host_and_says_so_where_spread_moves_nothing(loop_factory):
+    """Two light guests on two hosts. Under the default objective (spread)
+    nothing moves: no host is hot or at risk. Under balance.objective = pack
+    one guest joins the other, the host it left is logged as host_empty
+    (once) and shown `empty` by /v1/hosts, and nothing moves back."""
+    lp = loop_factory(2)
+    h0, h1 = lp.c.hosts
+    lp.boot(h0, "pa")
+    lp.boot(h1, "pb")
+    ctl = lp.start_controller(**{"balance.risk_target": 0.2})
+    t_spread = int(time.time() * 1000)
+    time.sleep(WINDOW * INTERVAL + 3)
+    assert not lp.events("migration_started", t_spread), "spread moved a VM off a quiet host"
+    assert not lp.events("host_empty", t_spread)
+    hosts = {h["id"]: h for h in ctl.get("/v1/hosts")["hosts"]}
+    assert not hosts["h0"]["empty"] and not hosts["h1"]["empty"], hosts
+    assert ctl.get("/v1/plan")["objective"] == "spread"
+    ctl.stop()
+
+    t_pack = int(time.time() * 1000)
+    ctl = lp.start_controller(name="c2", **{"balance.objective": "pack",
+                                             "balance.risk_target": 0.2})
+    started = lp.wait_event("migration_started", 60, t_pack)
+    assert started["kind"] == "consolidate" and started["reason"].startswith("pack: "), started
+    src, dst = started["from"], started["to"]
+    done = lp.wait_event("migration_done", 60, t_pack, vm=started["vm"], by=started["by"])
+    empty = lp.wait_event("host_empty", 20, t_pack, host=src)
+    print(f"\npack: {started['vm']} {src} -> {dst} in {int(done['wall_ms'])} ms; host_empty "
+          f"{(int(empty['ts']) - int(done['ts'])) / 1000:.1f} s after: {started['reason']}")
+    assert empty["objective"] == "pack", empty
+    assert {lp.host_of("pa"), lp.host_of("pb")} == {dst}
+    wait_for(lambda: {h["id"]: h["empty"] for h in ctl.get("/v1/hosts")["hosts"]}
+             == {src: True, dst: False}, 10, f"/v1/hosts: {src} empty, {dst} not")
+    # once per spell, and nothing moves back or on
+    time.sleep(4)
+    assert len(lp.events("host_empty", t_pack)) == 1, lp.events("host_empty", t_pack)
+    assert len(lp.events("migration_started", t_pack)) == 1, lp.events("migration_started", t_pack)
+    for v in ("pa", "pb"):
+        lp.running_once(v)

@@ -216,6 +216,9 @@ def test_dashboard_shows_cluster_charts_and_live_events(ui_tools, cluster, contr
     assert states == {"h0": "up", "h1": "up", "h2": "maintenance"}, res["hosts"]
     hot = {h["id"]: h["hotBars"] for h in res["hosts"]}
     assert hot["h0"] >= 1 and hot["h1"] == 0, f"h0's CPU is hot, h1 is not: {res['hosts']}"
+    # h2 holds no VM: the badge an operator powers it down by; the others hold some
+    badges = {h["id"]: h["badges"] for h in res["hosts"]}
+    assert "empty" in badges["h2"] and "empty" not in badges["h0"] + badges["h1"], badges
     assert sorted(res["vms"]) == ["vm1", "vm2", "vm3"], res["vms"]
     assert "recommend" in res["summary"], res["summary"]
 

@@ -368,6 +368,10 @@ def test_the_controller_and_the_cli_resize_through_the_agent(rz, grow, workdir):
         assert sizes(rz, name)["libvirt mem KiB"] == 192 << 10
         assert rz.cfg(name)["mem"] == "192"
         ev = [e for e in ctl.decisions() if e.get("vm") == name]
+        # in recommend mode the planner may propose a resize of its own (the
+        # guest uses most of its memory): logged, not done
+        assert all(e["kind"] == "resize" and e["reason"] for e in ev if e["type"] == "recommend"), ev
+        ev = [e for e in ev if e["type"] != "recommend"]
         assert [e["type"] for e in ev] == ["resize_started", "resize_done"], ev
         assert (ev[0]["host"], ev[0]["vcpus_after"], ev[0]["mem_after"], ev[0]["reason"]) == \
             (h.id, "2", "192", "requested through the API"), ev[0]

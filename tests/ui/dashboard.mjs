@@ -144,6 +144,7 @@ async function main() {
     result.hosts = await page.$$eval('#hosts-body tr[data-id]', (rows) => rows.map((r) => ({
       id: r.dataset.id, state: r.dataset.state, text: r.textContent,
       hotBars: r.querySelectorAll('.bar.hot').length,
+      badges: [...r.querySelectorAll('.badge')].map((b) => b.textContent),
     })));
     result.summary = await page.$eval('#summary', (n) => n.textContent.replace(/\s+/g, ' '));
     result.vms = await page.$$eval('#vms-body tr[data-id]', (rows) => rows.map((r) => r.dataset.id));

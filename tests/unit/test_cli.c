@@ -413,7 +413,12 @@ static const char hosts_doc[] =
     "{\"id\": \"host-long-1\", \"state\": \"maintenance\", \"excluded\": true, "
     "\"last_seen\": 1000, \"util\": {\"cpu\": 0.05, \"mem\": 1.0, \"net\": null}, "
     "\"peak\": {\"cpu\": 0.1, \"mem\": 0.95}, "
-    "\"hot\": {\"cpu\": false, \"mem\": true, \"net\": true}, \"volume\": 21, \"vms\": []}"
+    "\"hot\": {\"cpu\": false, \"mem\": true, \"net\": true}, \"volume\": 21, \"vms\": []},"
+    "{\"id\": \"h2\", \"state\": \"up\", \"excluded\": false, \"empty\": true, "
+    "\"age_s\": 1.0, \"util\": {\"cpu\": 0.01, \"mem\": 0.02, \"net\": 0}, "
+    "\"peak\": {\"cpu\": 0.01, \"mem\": 0.02, \"net\": 0}, "
+    "\"hot\": {\"cpu\": false, \"mem\": false, \"net\": false}, \"volume\": 1.03, "
+    "\"vms\": []}"
     "]}";
 
 static void test_fmt_hosts(void **state)
@@ -427,7 +432,9 @@ static void test_fmt_hosts(void **state)
 	          "h0           up                81.0   40.0   2.0      80/40/2  cpu        5.50  "
 	          "  2  0.4s\n"
 	          "host-long-1  maintenance,excl   5.0  100.0     -      10/95/-  mem,net   21.00  "
-	          "  0    2m\n");
+	          "  0    2m\n"
+	          "h2           up,empty           1.0    2.0   0.0        1/2/0  -          1.03  "
+	          "  0  1.0s\n");
 	check_fmt("{\"hosts\": []}", fmt_hosts, &now, 0, "no hosts\n");
 	check_fmt("{\"error\": {}}", fmt_hosts, &now, -EPROTO, "");
 	/* the controller's text cannot reach the terminal as control bytes */
@@ -1054,7 +1061,7 @@ static void test_commands_json(void **state)
 	j = json_loads(out, 0, NULL); /* one line: ts, cluster, hosts, vms */
 	assert_non_null(j);
 	assert_int_equal(strchr(out, '\n') - out + 1, (long)strlen(out));
-	assert_int_equal(json_array_size(json_object_get(j, "hosts")), 2);
+	assert_int_equal(json_array_size(json_object_get(j, "hosts")), 3);
 	assert_int_equal(json_array_size(json_object_get(j, "vms")), 2);
 	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "cluster"), "id")),
 	                    "ctl-a");

@@ -709,6 +709,68 @@ static void test_prevention(void **state)
 	fx_close(&f);
 }
 
+/* Resize in place: big asks for 3.6 cores of its 4-vCPU size but starts with
+ * 2 (--vm-start-alloc 0.5). Unresized (none, or loadease --no-resize) it is
+ * short of 1.6 of every 3.6 + 0.1 core-s asked (small gets its 0.1 of 1):
+ * unserved 1.6 / 3.7. LoadEase sees it at its allocation and grows it where
+ * it runs, 2 -> 3 (max(+1, ceil(2 x 1.25))) then 3 -> 4, no migration; after
+ * that nothing is short. */
+static void start_half(struct sim_config *c)
+{
+	c->vm_start_alloc = 0.5;
+	c->host_cap[RES_CPU] = 8;
+}
+
+static void test_resize_in_place(void **state)
+{
+	struct fx f;
+	struct sim_summary s;
+	char err[512], *csv;
+	double none;
+
+	(void)state;
+	memset(&f, 0, sizeof(f));
+	sim_config_defaults(&f.cfg);
+	f.cfg.nhosts = 2;
+	f.cfg.window = 5;
+	start_half(&f.cfg);
+	assert_int_equal(trace_load_csv(&f.t, "tests/fixtures/sim/resize.csv", err, sizeof(err)),
+	                 0);
+	if (model_init(&f.m, &f.cfg, &f.t, err, sizeof(err)) < 0 ||
+	    model_place(&f.m, err, sizeof(err)) < 0)
+		fail_msg("%s", err);
+	near(f.m.vms[0].vcpus, 2, "big starts with half its 4 vCPUs");
+	near(f.m.vms[1].vcpus, 1, "small keeps at least one");
+	csv = run(&f, &policy_none, &s);
+	none = s.unserved_share;
+	near(none, 1.6 / 3.7, "none: unserved");
+	assert_int_equal(s.resizes, 0);
+	free(csv);
+	csv = run(&f, &policy_loadease, &s);
+	assert_int_equal(s.resizes, 2);
+	assert_int_equal(s.migrations, 0);
+	assert_true(s.unserved_share < none / 4);
+	assert_true(s.unserved_share > 0); /* the first steps, before it grew */
+	near(f.m.vms[0].vcpus, 4, "big grew to its size");
+	near(f.m.acpu[f.m.vms[0].host], f.m.vms[0].host == f.m.vms[1].host ? 5 : 4,
+	     "its host's allocation follows");
+	free(csv);
+	f.cfg.resize = false;
+	csv = run(&f, &policy_loadease, &s);
+	assert_int_equal(s.resizes, 0);
+	near(s.unserved_share, none, "--no-resize: as none");
+	free(csv);
+	fx_close(&f);
+
+	/* at its size (the default) there is nothing to grow into */
+	fx_open(&f, NULL);
+	csv = run(&f, &policy_loadease, &s);
+	assert_int_equal(s.resizes, 0);
+	near(s.unserved_share, 0, "full allocation: all served");
+	free(csv);
+	fx_close(&f);
+}
+
 static void test_determinism(void **state)
 {
 	char *a, *b, *c;
@@ -817,7 +879,7 @@ int main(void)
 	    cmocka_unit_test(test_cost_model),  cmocka_unit_test(test_baselines),
 	    cmocka_unit_test(test_power),       cmocka_unit_test(test_end_to_end),
 	    cmocka_unit_test(test_prevention),  cmocka_unit_test(test_determinism),
-	    cmocka_unit_test(test_cli),
+	    cmocka_unit_test(test_cli),         cmocka_unit_test(test_resize_in_place),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
