@@ -212,3 +212,51 @@ def test_svgs(run):
         text = " ".join(t for t in root.itertext())
         for pol in EXPECT["cloudsim" if "cloudsim" in n else "default"]:
             assert pol in text, (n, pol)
+
+
+def test_frontier_rule():
+    """The rule itself, on made-up points: strictly lower overload with no more
+    migrations; 0 ties 0; none's point (0 migrations, overload above 0) is not
+    counted; a frontier keeps one of equal points and drops dominated ones."""
+    import importlib.machinery
+    import importlib.util
+    loader = importlib.machinery.SourceFileLoader("sim_pareto",
+                                                  os.path.join(REPO, "bench", "sim-pareto"))
+    spec = importlib.util.spec_from_loader("sim_pareto", loader)
+    sp = importlib.util.module_from_spec(spec)
+    loader.exec_module(sp)
+    keys = ("migrations", "overload_share")
+
+    def pt(m, o, v=""):
+        return {"migrations": m, "overload_share": o, "policy": "x", "value": v}
+    rival = [pt(0, 0.3, "a"), pt(10, 0.2, "b"), pt(10, 0.2, "b2"), pt(20, 0.25, "c"),
+             pt(50, 0.0, "d")]
+    f = sp.frontier(rival, keys)
+    assert [(p["migrations"], p["overload_share"], p["value"]) for p in f] == \
+        [(0, 0.3, "a"), (10, 0.2, "b"), (50, 0.0, "d")]
+    assert sp.beats(pt(10, 0.1), pt(10, 0.2), keys)
+    assert not sp.beats(pt(10, 0.2), pt(10, 0.2), keys)      # a tie is not lower
+    assert not sp.beats(pt(11, 0.1), pt(10, 0.2), keys)      # more migrations
+    assert sp.beats(pt(40, 0.0), pt(50, 0.0), keys)          # 0 ties 0
+    assert not sp.beats(pt(60, 0.0), pt(50, 0.0), keys)
+    assert not sp.counts(pt(0, 0.3), keys) and sp.counts(pt(0, 0.0), keys)
+    assert sp.counts(pt(10, 0.2), keys)
+    out = []
+    pts = [dict(p, policy="stddev", is_default=int(p["value"] == "b")) for p in rival]
+    pts += [dict(pt(5, 0.15, "0.2"), policy="loadease", is_default=1),
+            dict(pt(45, 0.0, "0.05"), policy="loadease", is_default=0)]
+    for p in pts:
+        p["mig_per_host_day"] = p["migrations"] / 100
+    fronts = {pol: sp.frontier([p for p in pts if p["policy"] == pol], keys)
+              for pol in ("stddev", "loadease")}
+    res = sp.check_default("made-up", pts, fronts, out)
+    assert out == ["frontier made-up: loadease below stddev: yes (2 counted frontier points, all beaten)"]
+    assert "loadease_frontier_below=1/1" in res and "stddev_default_migrations=10" in res
+    assert "loadease_best_overload_at_stddev_migrations=0.15 " in res
+    out = []
+    pts[-1]["migrations"] = 55  # now d (50, 0) is not beaten
+    fronts["loadease"] = sp.frontier([p for p in pts if p["policy"] == "loadease"], keys)
+    res = sp.check_default("made-up", pts, fronts, out)
+    assert out[0].startswith("frontier made-up: loadease below stddev: no (the rival points it "
+                             "does not beat: stddev d: 50 migrations"), out
+    assert "loadease_frontier_below=0/1" in res and "below_stddev=no" in res
