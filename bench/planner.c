@@ -11,6 +11,10 @@
  *   plan_dflt_ms   plan_compute with the default options (4 per round, 2 per host)
  *   plan_rules_ms  unlimited, on the same cluster with rules added: 10 % of the
  *                  VMs in affinity pairs, 10 % in anti-affinity groups, 5 % pinned
+ *   pack_ms        unlimited, objective pack: every host that can be emptied is
+ *                  (consolidate moves) after relief and prevention
+ *   resize_ms      unlimited, with one VM in five resizable to twice its
+ *                  vCPUs and memory (resize in place, before any move)
  *   place_us       place_compute, mean over --places new VMs
  *   naive_plan_ms  the reference below, same cluster, unlimited
  *
@@ -26,7 +30,9 @@
  * --check-goals exits 3.
  *
  * Last lines, one per size:
- * RESULT planner hosts=<n> vms=<m> plan_ms=<x> place_us=<y> naive_plan_ms=<z> peak_rss_kib=<r>
+ * RESULT planner hosts=<n> vms=<m> plan_ms=<x> prevent_moves=<p> pack_ms=<k>
+ *   consolidate_moves=<c> resize_ms=<r> resizes=<s> place_us=<y> naive_plan_ms=<z>
+ *   peak_rss_kib=<r>
  */
 #include <errno.h>
 #include <sched.h>
@@ -57,7 +63,8 @@ static bool want(const char *part)
 
 struct row {
 	int hosts, vms, hot;
-	double plan_ms, plan_dflt_ms, plan_rules_ms, place_us, naive_ms;
+	double plan_ms, plan_dflt_ms, plan_rules_ms, place_us, naive_ms, pack_ms, resize_ms;
+	int consolidate, resizes;
 	int moves, moves_dflt, moves_rules, unresolved, naive_moves, naive_unresolved;
 	int prevent; /* of moves: PLAN_PREVENT actions */
 	long rss_kib;
@@ -414,6 +421,26 @@ static int measure(int nhosts, int runs, int places, struct row *row)
 		row->moves_dflt = res.nactions;
 		plan_result_free(&res);
 	}
+	if (want("pack")) {
+		struct plan_opts pk = unl;
+		pk.objective = PLAN_PACK;
+		row->pack_ms = time_plan(&c, &pk, runs, &res);
+		for (int i = 0; i < res.nactions; i++)
+			row->consolidate += res.actions[i].kind == PLAN_CONSOLIDATE;
+		plan_result_free(&res);
+	}
+	if (want("resize")) {
+		for (int v = 0; v < c.nvms; v += 5) {
+			c.vms[v].max_vcpus = 2 * c.vms[v].vcpus;
+			c.vms[v].max_mem_mib = 2 * c.vms[v].mem_mib;
+		}
+		row->resize_ms = time_plan(&c, &unl, runs, &res);
+		for (int i = 0; i < res.nactions; i++)
+			row->resizes += res.actions[i].kind == PLAN_RESIZE;
+		plan_result_free(&res);
+		for (int v = 0; v < c.nvms; v += 5)
+			c.vms[v].max_vcpus = c.vms[v].max_mem_mib = 0;
+	}
 
 	/* placement: new VMs of the same kind, mean time */
 	if (want("place")) {
@@ -509,7 +536,8 @@ static void usage(const char *argv0)
 {
 	fprintf(stderr,
 	        "usage: %s [--sizes 100,1000,10000] [--runs 5] [--places 1000] [--check-goals]\n"
-	        "          [--only plan|default|rules|place|naive]   (one part, for a profiler)\n",
+	        "          [--only plan|default|pack|resize|rules|place|naive]   (one part, for a "
+	        "profiler)\n",
 	        argv0);
 }
 
@@ -554,16 +582,20 @@ int main(int argc, char **argv)
 	printf("planner benchmark: %d VMs per host, %.0f %% of hosts hot, one core, best of %d "
 	       "runs, placement mean of %d\n",
 	       VMS_PER_HOST, HOT_FRACTION * 100, runs, places);
-	printf("%7s %8s %5s | %9s %6s %6s %6s | %9s %6s | %9s %6s | %9s %6s %6s | %9s | %9s\n",
+	printf("%7s %8s %5s | %9s %6s %6s %6s | %9s %6s | %9s %6s | %9s %6s | %9s %6s | %9s %6s "
+	       "%6s | %9s | %9s\n",
 	       "hosts", "vms", "hot", "plan_ms", "moves", "prev", "unres", "dflt_ms", "moves",
-	       "rules_ms", "moves", "naive_ms", "moves", "unres", "place_us", "rss_kib");
+	       "rules_ms", "moves", "pack_ms", "cons", "resize_ms", "rsz", "naive_ms", "moves",
+	       "unres", "place_us", "rss_kib");
 	for (int i = 0; i < nsizes; i++) {
 		const struct row *r = &rows[i];
-		printf("%7d %8d %5d | %9.3f %6d %6d %6d | %9.3f %6d | %9.3f %6d | %9.3f %6d %6d | "
-		       "%9.1f | %9ld\n",
-		       r->hosts, r->vms, r->hot, r->plan_ms, r->moves, r->prevent, r->unresolved,
-		       r->plan_dflt_ms, r->moves_dflt, r->plan_rules_ms, r->moves_rules,
-		       r->naive_ms, r->naive_moves, r->naive_unresolved, r->place_us, r->rss_kib);
+		printf(
+		    "%7d %8d %5d | %9.3f %6d %6d %6d | %9.3f %6d | %9.3f %6d | %9.3f %6d | %9.3f "
+		    "%6d | %9.3f %6d %6d | %9.1f | %9ld\n",
+		    r->hosts, r->vms, r->hot, r->plan_ms, r->moves, r->prevent, r->unresolved,
+		    r->plan_dflt_ms, r->moves_dflt, r->plan_rules_ms, r->moves_rules, r->pack_ms,
+		    r->consolidate, r->resize_ms, r->resizes, r->naive_ms, r->naive_moves,
+		    r->naive_unresolved, r->place_us, r->rss_kib);
 	}
 	for (int i = 0; i < nsizes; i++) {
 		if (rows[i].hosts != GOAL_HOSTS || only)
@@ -574,9 +606,11 @@ int main(int argc, char **argv)
 		       missed ? "MISSED" : "met");
 	}
 	for (int i = 0; i < nsizes; i++)
-		printf("RESULT planner hosts=%d vms=%d plan_ms=%.3f prevent_moves=%d place_us=%.1f "
+		printf("RESULT planner hosts=%d vms=%d plan_ms=%.3f prevent_moves=%d pack_ms=%.3f "
+		       "consolidate_moves=%d resize_ms=%.3f resizes=%d place_us=%.1f "
 		       "naive_plan_ms=%.3f peak_rss_kib=%ld\n",
 		       rows[i].hosts, rows[i].vms, rows[i].plan_ms, rows[i].prevent,
+		       rows[i].pack_ms, rows[i].consolidate, rows[i].resize_ms, rows[i].resizes,
 		       rows[i].place_us, rows[i].naive_ms, rows[i].rss_kib);
 	return check_goals && missed ? 3 : 0;
 }

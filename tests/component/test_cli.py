@@ -127,6 +127,8 @@ def test_read_verbs(cluster):
     assert by["h0"][1] == "up" and by["h0"][2] == "95.0" and by["h0"][3] == "40.0", out
     assert by["h0"][5] == "95/40/2" and by["h0"][6] == "cpu" and by["h0"][8] == "2", out
     assert by["h1"][2] == "10.0" and by["h1"][6] == "-" and by["h1"][8] == "1", out
+    # h2 holds no VM: an operator can power it down
+    assert by["h2"][1] == "up,empty" and by["h2"][8] == "0", out
     assert_aligned(out, right={"CPU%", "MEM%", "NET%", "PEAK(C/M/N)", "VOLUME", "VMS", "AGE"})
 
     rc, out, _ = cli("hosts", "--json", controller=ctl.url)
@@ -225,7 +227,7 @@ def test_maintenance_and_events(cluster):
         rc, out, err = cli("host", "maintenance", "on", "h2", controller=ctl.url)
         assert rc == 0 and out == "h2: state maintenance\n", (rc, out, err)
         assert r.hget("host_config:h2", "state") == "maintenance"
-        wait_for(lambda: host_row(ctl, "h2")[1] == "maintenance", 5,
+        wait_for(lambda: host_row(ctl, "h2")[1] == "maintenance,empty", 5,
                  "`hosts` to show h2 in maintenance")
         rc, out, _ = cli("host", "maintenance", "off", "h2", "--json", controller=ctl.url)
         assert rc == 0 and json.loads(out) == {"host": "h2", "state": "up"}, out
