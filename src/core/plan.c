@@ -1193,6 +1193,10 @@ static int prevent_host(struct pctx *p, int h, int *vmbuf, double *keybuf)
 
 #define PACK_MAX_T     128 /* targets tried per VM, fullest first */
 #define PACK_DST_SHARE 0.5 /* a host being filled stays under this share of the risk target */
+/* donors dry-run per plan, least loaded first: bounds pack's time on large
+ * clusters (the fullest hosts are the least likely to empty; the next round
+ * tries again from the least loaded) */
+#define PACK_MAX_DONORS 1024
 
 /* What a dry run changes on a host, to put it back. */
 struct hsnap {
@@ -1359,6 +1363,8 @@ static int pack(struct pctx *p, int *vmbuf, double *keybuf)
 		    host_risk(p, h, NULL) <= p->o->risk_target)
 			order[nd++] = h;
 	}
+	if (nd > PACK_MAX_DONORS)
+		nd = PACK_MAX_DONORS;
 	for (int i = 0; i < nd && rc >= 0; i++) {
 		if (!limit_ok(p, 1))
 			break;
