@@ -82,9 +82,8 @@ struct ctl_host {
 	int nvms, inflight;
 	int why; /* the unresolved reason last logged, WHY_NONE = none */
 	bool seen;
-	bool empty;     /* no VMs and none coming or going */
-	bool had_vms;   /* held a VM since this controller started */
-	bool empty_out; /* host_empty logged for this empty spell */
+	bool empty;   /* no VMs and none coming or going */
+	bool had_vms; /* held a VM since this controller started */
 };
 
 struct ctl_vm {

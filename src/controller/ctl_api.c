@@ -218,7 +218,7 @@ static json_t *plan_json(struct ctl *c)
 			json_array_append_new(emptied,
 			                      json_string(c->model.hosts[p->emptied[i]].id));
 	return json_pack("{s:s,s:s,s:I,s:o,s:o,s:o,s:f,s:f}", "mode", ctl_mode_names[c->o.mode],
-	                 "objective", c->po.objective == PLAN_PACK ? "pack" : "spread", "round",
+	                 "objective", plan_objective_name(c->po.objective), "round",
 	                 (json_int_t)c->round, "actions", acts, "unresolved", unres, "emptied",
 	                 emptied, "max_volume_before", c->have_plan ? p->max_vol_before : 0.0,
 	                 "max_volume_after", c->have_plan ? p->max_vol_after : 0.0);

@@ -782,18 +782,14 @@ static void empty_events(struct ctl *c)
 		h->empty = h->nvms == 0 && h->inflight == 0;
 		if (h->nvms > 0)
 			h->had_vms = true;
-		if (!h->empty)
-			h->empty_out = false;
-		if (h->empty && !was && h->had_vms && !h->empty_out && !strcmp(h->state, "up")) {
-			h->empty_out = true;
+		if (h->empty && !was && h->had_vms && !strcmp(h->state, "up"))
 			ctl_event(
 			    c, "host_empty", "host", h->id, "objective",
-			    c->po.objective == PLAN_PACK ? "pack" : "spread", "msg",
+			    plan_objective_name(c->po.objective), "msg",
 			    c->po.objective == PLAN_PACK
 			        ? "no VMs left: packed onto other hosts; it can be powered down"
 			        : "no VMs left; it can be powered down",
 			    NULL);
-		}
 	}
 }
 

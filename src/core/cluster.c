@@ -19,6 +19,22 @@ void cluster_vm_defaults(struct cl_vm *v)
 	v->anti_group = -1;
 }
 
+double cluster_load_volume(const double load[RES_N], const double cap[RES_N])
+{
+	double u[RES_N];
+
+	for (int r = 0; r < RES_N; r++)
+		u[r] = cap[r] > 0 ? load[r] / cap[r] : 0;
+	return cluster_volume(u);
+}
+
+double cluster_host_limit(const struct cl_host *h, int r)
+{
+	double l = h->cap[r] * (1 - h->headroom[r]);
+
+	return h->thr[r] * h->cap[r] < l ? h->thr[r] * h->cap[r] : l;
+}
+
 double cluster_volume(const double util[RES_N])
 {
 	double vol = 1;

@@ -77,6 +77,12 @@ void cluster_vm_defaults(struct cl_vm *v);
  * saturated resource gives a large, finite volume. */
 #define CLUSTER_UTIL_CLAMP 0.99
 double cluster_volume(const double util[RES_N]);
+/* The volume of loads on capacities (a resource without capacity counts 0). */
+double cluster_load_volume(const double load[RES_N], const double cap[RES_N]);
+
+/* What host h may carry of resource r as a target: under its threshold and
+ * its headroom, in the units of cap. */
+double cluster_host_limit(const struct cl_host *h, int r);
 
 /* Migration time estimate (pre-copy): memory / (link - dirty rate), seconds;
  * a negative value when the dirty rate reaches the link (it would not

@@ -95,9 +95,7 @@ int place_compute(const struct cluster *c, const struct cl_vm *vm, struct place_
 				u[r] = 0;
 				continue;
 			}
-			limit = H->cap[r] * (1 - H->headroom[r]);
-			if (H->thr[r] * H->cap[r] < limit)
-				limit = H->thr[r] * H->cap[r];
+			limit = cluster_host_limit(H, r);
 			if (vm->demand[r] > EPS && H->load[r] + vm->demand[r] > limit + EPS) {
 				b = PLACE_THRESHOLD;
 				out->block_res[h] = r;

@@ -32,6 +32,11 @@ void plan_opts_defaults(struct plan_opts *o)
 	o->resize = true;
 }
 
+const char *plan_objective_name(enum plan_objective o)
+{
+	return o == PLAN_PACK ? "pack" : "spread";
+}
+
 const char *plan_kind_name(enum plan_kind k)
 {
 	static const char *const n[] = {"move",    "swap",   "evacuate",
@@ -76,11 +81,7 @@ static double host_util(const struct pctx *p, int h, int r)
 
 static double host_volume(const struct pctx *p, int h)
 {
-	double u[RES_N];
-
-	for (int r = 0; r < RES_N; r++)
-		u[r] = host_util(p, h, r);
-	return cluster_volume(u);
+	return cluster_load_volume(p->load[h], p->c->hosts[h].cap);
 }
 
 /* Host h's projected risk (0 while its forecast is unknown). */
@@ -291,9 +292,7 @@ static int fits(const struct pctx *p, int h, const double dem[RES_N], double vcp
 		double limit;
 		if (H->cap[r] <= 0)
 			continue;
-		limit = H->cap[r] * (1 - H->headroom[r]);
-		if (check_thr && H->thr[r] * H->cap[r] < limit)
-			limit = H->thr[r] * H->cap[r];
+		limit = check_thr ? cluster_host_limit(H, r) : H->cap[r] * (1 - H->headroom[r]);
 		if (dem[r] > EPS && p->load[h][r] + dem[r] > limit + EPS)
 			return 1 + r;
 	}
@@ -725,9 +724,7 @@ static bool swap_side_ok(const struct pctx *p, int h, int out, int in)
 		double l = p->load[h][r] - o->demand[r] + i->demand[r], limit;
 		if (H->cap[r] <= 0)
 			continue;
-		limit = H->cap[r] * (1 - H->headroom[r]);
-		if (H->thr[r] * H->cap[r] < limit)
-			limit = H->thr[r] * H->cap[r];
+		limit = cluster_host_limit(H, r);
 		if (l > limit + EPS)
 			return false;
 	}
@@ -1416,11 +1413,15 @@ int plan_compute(const struct cluster *c, const struct plan_opts *o, struct plan
 		out->risk[h] = host_risk(&p, h, NULL);
 	/* resize in place first: a VM that gets more where it is needs no move */
 	if (o->resize) {
-		struct resize_view w = {c, o, p.load, p.fc, p.acpu, p.amem, p.planned, out};
+		struct resize_view w = {c,         p.load, p.fc,  p.acpu, p.amem,
+		                        p.planned, out,    vmbuf, keybuf};
 		if ((rc = resize_plan(&w)) < 0)
 			goto out;
-		p.ncand = 0;
-		for (int h = 0; h < c->nhosts; h++) {
+		/* every action so far is a resize: its host's volume and place
+		 * among the targets follow */
+		for (int i = 0; i < out->nactions; i++) {
+			int h = out->actions[i].from;
+			cand_remove(&p, h);
 			p.vol[h] = host_volume(&p, h);
 			cand_insert(&p, h);
 		}

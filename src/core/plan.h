@@ -62,6 +62,7 @@ struct plan_opts {
 };
 
 void plan_opts_defaults(struct plan_opts *o);
+const char *plan_objective_name(enum plan_objective o); /* "spread", "pack" */
 
 enum plan_kind {
 	PLAN_MOVE,        /* relieve a hotspot */

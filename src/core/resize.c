@@ -9,14 +9,6 @@
 
 #define EPS 1e-9
 
-/* What a host may carry of resource r: under its threshold and headroom. */
-static double limit_of(const struct cl_host *H, int r)
-{
-	double l = H->cap[r] * (1 - H->headroom[r]);
-
-	return H->thr[r] * H->cap[r] < l ? H->thr[r] * H->cap[r] : l;
-}
-
 static double util_of(const struct resize_view *w, int h, int r)
 {
 	double cap = w->c->hosts[h].cap[r];
@@ -26,11 +18,7 @@ static double util_of(const struct resize_view *w, int h, int r)
 
 static double volume_of(const struct resize_view *w, int h)
 {
-	double u[RES_N];
-
-	for (int r = 0; r < RES_N; r++)
-		u[r] = util_of(w, h, r);
-	return cluster_volume(u);
+	return cluster_load_volume(w->load[h], w->c->hosts[h].cap);
 }
 
 static bool resizable(const struct resize_view *w, int v)
@@ -58,7 +46,7 @@ static bool room_for(const struct resize_view *w, int h, int r, double extra, do
 
 	if (H->cap[r] <= 0)
 		return false;
-	if (extra > EPS && w->load[h][r] + extra > limit_of(H, r) + EPS)
+	if (extra > EPS && w->load[h][r] + extra > cluster_host_limit(H, r) + EPS)
 		return false;
 	return alloc_now + alloc_extra <= H->cap[r] * overcommit + EPS;
 }
@@ -193,29 +181,32 @@ static double reclaimable(const struct resize_view *w, int v, double *keep)
 	return vm->mem_mib - k;
 }
 
-static int reclaim_host(struct resize_view *w, int h, int *buf, double *key)
+static int reclaim_host(struct resize_view *w, int h)
 {
 	const struct cl_host *H = &w->c->hosts[h];
-	double keep, thr = H->thr[RES_MEM] * H->cap[RES_MEM];
-	int n = 0;
+	double keep, thr = H->thr[RES_MEM] * H->cap[RES_MEM], *key = w->keybuf;
+	int n = 0, *buf = w->vmbuf;
 
-	for (int v = 0; v < w->c->nvms; v++)
-		if (w->c->vms[v].host == h && resizable(w, v) && reclaimable(w, v, &keep) > 0) {
-			/* most reclaimable first; ties by index (insertion keeps it) */
-			int j = n++;
-			double k = reclaimable(w, v, &keep);
-			while (j > 0 && key[j - 1] < k) {
-				buf[j] = buf[j - 1];
-				key[j] = key[j - 1];
-				j--;
-			}
-			buf[j] = v;
-			key[j] = k;
+	for (int v = 0; v < w->c->nvms; v++) {
+		double k;
+		if (w->c->vms[v].host != h || !resizable(w, v) ||
+		    (k = reclaimable(w, v, &keep)) <= 0)
+			continue;
+		/* most reclaimable first; ties by index (insertion keeps it) */
+		int j = n++;
+		while (j > 0 && key[j - 1] < k) {
+			buf[j] = buf[j - 1];
+			key[j] = key[j - 1];
+			j--;
 		}
+		buf[j] = v;
+		key[j] = k;
+	}
 	for (int i = 0; i < n && w->load[h][RES_MEM] > thr + EPS; i++) {
 		const struct cl_vm *vm = &w->c->vms[buf[i]];
 		char why[192];
-		double back = reclaimable(w, buf[i], &keep);
+		double back = key[i];
+		keep = vm->mem_mib - back;
 		snprintf(why, sizeof(why),
 		         "%s hot on mem (%.0f%% > %.0f%%): vm %s uses %.0f of its %g MiB: "
 		         "balloon to %g MiB, %.0f MiB back",
@@ -230,25 +221,17 @@ static int reclaim_host(struct resize_view *w, int h, int *buf, double *key)
 int resize_plan(struct resize_view *w)
 {
 	const struct cluster *c = w->c;
-	int *buf = malloc(((size_t)c->nvms + 1) * sizeof(int)), rc = 0;
-	double *key = malloc(((size_t)c->nvms + 1) * sizeof(double));
+	int rc = 0;
 
-	if (!buf || !key) {
-		rc = -ENOMEM;
-		goto out;
-	}
 	for (int h = 0; h < c->nhosts && rc == 0; h++) {
 		const struct cl_host *H = &c->hosts[h];
 		if (H->state == HOST_UP && !H->excluded && H->cap[RES_MEM] > 0 &&
 		    (H->hot[RES_MEM] ||
 		     w->load[h][RES_MEM] > H->thr[RES_MEM] * H->cap[RES_MEM] + EPS))
-			rc = reclaim_host(w, h, buf, key);
+			rc = reclaim_host(w, h);
 	}
 	for (int v = 0; v < c->nvms && rc == 0; v++)
 		if (resizable(w, v))
 			rc = grow(w, v);
-out:
-	free(buf);
-	free(key);
 	return rc;
 }

@@ -36,12 +36,13 @@
 /* The planner's projection, shared with plan.c for one call. */
 struct resize_view {
 	const struct cluster *c;
-	const struct plan_opts *o;
 	double (*load)[RES_N]; /* projected loads per host, updated */
 	double (*fc)[RES_N];   /* projected forecasts per host, updated */
 	double *acpu, *amem;   /* projected allocations per host, updated */
 	bool *planned;         /* per VM: in the plan already; set for each resized VM */
 	struct plan_result *out;
+	int *vmbuf;     /* scratch of nvms entries */
+	double *keybuf; /* scratch of nvms entries */
 };
 
 /* Appends the resize actions to v->out; 0 or -ENOMEM. Deterministic: VMs in
