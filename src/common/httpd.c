@@ -94,6 +94,22 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct httpd_resp 
 	return ret;
 }
 
+/* The client's address as text, for logs and the decision log's "who". */
+static void peer_name(struct MHD_Connection *conn, char *out, size_t cap)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	snprintf(out, cap, "?");
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+		          (socklen_t)cap);
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+		          out, (socklen_t)cap);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -140,6 +156,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	req.body = st->body ? st->body : "";
 	req.body_len = st->len;
 	req.conn = conn;
+	peer_name(conn, req.peer, sizeof(req.peer));
 	resp.status = 500;
 	h->fn(h->ctx, &req, &resp);
 	if (!resp.body && !resp.stream)

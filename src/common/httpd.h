@@ -23,6 +23,7 @@ struct httpd_req {
 	const char *body;   /* NUL-terminated; "" when none */
 	size_t body_len;
 	struct MHD_Connection *conn;
+	char peer[48]; /* the client's address ("10.0.0.1", "::1"); "?" when unknown */
 };
 
 /* A streamed body (server-sent events): called on the connection's thread

@@ -273,6 +273,9 @@ int ctl_event_type_index(const char *type);
 extern const char *const ctl_event_types[];
 
 /* ctl_api.c */
+/* Who made a request, for the decision log: "<role>@<address>", the role
+ * being the token it carried (admin, read, anonymous). Returns out. */
+const char *ctl_api_caller(const struct ctl *c, const struct httpd_req *req, char *out, size_t cap);
 void ctl_api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp);
 
 /* small helpers */

@@ -1165,6 +1165,16 @@ static void api_file(struct ctl *c, const char *rel, struct httpd_resp *resp)
 
 /* --- routing ------------------------------------------------------------------- */
 
+const char *ctl_api_caller(const struct ctl *c, const struct httpd_req *req, char *out, size_t cap)
+{
+	const char *role = httpd_bearer_ok(req, c->o.token)        ? "admin"
+	                   : httpd_bearer_ok(req, c->o.read_token) ? "read"
+	                                                           : "anonymous";
+
+	snprintf(out, cap, "%s@%s", role, req->peer);
+	return out;
+}
+
 static bool authorised(struct ctl *c, const struct httpd_req *req, struct httpd_resp *resp)
 {
 	if (httpd_is_mutating(req)) {
