@@ -122,6 +122,11 @@ struct agent {
 	int64_t last_ts_ms;
 	int64_t last_sample_mono_ms;
 	uint64_t samples, published_ticks, duplicate_entries;
+	/* ticks Redis answered with an error (OOM, MISCONF, READONLY...): kept in
+	 * the backlog and sent again; refusing is the state, logged on change */
+	uint64_t refused_ticks;
+	bool refusing;
+	char refused_why[160];
 	/* sent, replies not read yet (publish_collect) */
 	struct pub_tick *inflight;
 	int ninflight, inflight_extra;
@@ -171,10 +176,12 @@ void publish_enqueue(struct agent *a, struct pub_tick *t);
  * are read now unless defer, else by the next exchange or publish_collect()
  * (the sampling loop then never waits on Redis: by the next sample they have
  * come). A tick leaves the agent when its reply says Redis has it. -EIO when
- * the connection failed: unconfirmed ticks go back to the backlog, first. */
+ * the connection failed, -EAGAIN when Redis answered a tick with an error
+ * (OOM, MISCONF, READONLY): either way unconfirmed ticks go back to the
+ * backlog, first, in order. */
 int publish_exchange(struct agent *a, const struct resp_buf *extra, bool defer);
 /* Reads the replies the last exchange left in flight (extra's errors are
- * logged) before anything else uses the connection. -EIO as above. */
+ * logged) before anything else uses the connection. -EIO, -EAGAIN as above. */
 int publish_collect(struct agent *a);
 int publish_build_profiles(struct agent *a, bool full, struct resp_buf *b);
 int publish_mark_down(struct agent *a);

@@ -338,9 +338,11 @@ void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 		age = a->samples ? util_mono_ms() - a->last_sample_mono_ms : -1;
 		httpd_resp_json(
 		    resp, age >= 0 && age < 3 * a->o.interval_ms + 2000 ? 200 : 503,
-		    json_pack("{s:s,s:s,s:b,s:I,s:i,s:s,s:s}", "status",
+		    json_pack("{s:s,s:s,s:b,s:b,s:I,s:s,s:I,s:i,s:s,s:s}", "status",
 		              age >= 0 && age < 3 * a->o.interval_ms + 2000 ? "ok" : "stalled",
-		              "host", a->o.id, "redis", a->redis_up, "last_sample_age_ms",
+		              "host", a->o.id, "redis", a->redis_up, "redis_refusing", a->refusing,
+		              "redis_refused", (json_int_t)a->refused_ticks, "redis_refused_why",
+		              a->refusing ? a->refused_why : "", "last_sample_age_ms",
 		              (json_int_t)age, "backlog", a->bl.len, "task_reader",
 		              a->reader_bpf ? "bpf" : "proc", "libvirt",
 		              a->virt ? (lv ? "connected" : "unreachable") : "disabled"));

@@ -215,6 +215,13 @@ char *metrics_render(struct agent *a, size_t *len)
 	host_val(&b, "loadease_agent_redis_up", a->redis_up);
 	family(&b, "loadease_agent_backlog_samples", "gauge", "Samples waiting for Redis.");
 	host_val(&b, "loadease_agent_backlog_samples", a->bl.len);
+	family(&b, "loadease_agent_redis_refused_total", "counter",
+	       "Samples Redis answered with an error (OOM, MISCONF, READONLY); each was kept "
+	       "and sent again.");
+	host_val(&b, "loadease_agent_redis_refused_total", (double)a->refused_ticks);
+	family(&b, "loadease_agent_redis_refusing", "gauge",
+	       "1 while Redis refuses the agent's writes.");
+	host_val(&b, "loadease_agent_redis_refusing", a->refusing);
 	family(&b, "loadease_agent_backlog_dropped_total", "counter",
 	       "Samples dropped because the backlog was full.");
 	host_val(&b, "loadease_agent_backlog_dropped_total", (double)a->bl.dropped);

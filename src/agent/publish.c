@@ -516,16 +516,57 @@ static void backlog_return(struct agent *a, struct pub_tick *t, int n)
 	pthread_mutex_unlock(&a->lock);
 }
 
-/* Reads the replies of one sent tick (MULTI, +QUEUED..., EXEC). */
+/* Redis refused (part of) a tick: said once, when it starts. The figures
+ * are the API's to read, under the lock. */
+static void tick_refused(struct agent *a, const char *why)
+{
+	bool was;
+	int queued;
+
+	pthread_mutex_lock(&a->lock);
+	was = a->refusing;
+	a->refused_ticks++;
+	a->refusing = true;
+	snprintf(a->refused_why, sizeof(a->refused_why), "%s", why);
+	queued = a->bl.len;
+	pthread_mutex_unlock(&a->lock);
+	if (!was)
+		log_warn("redis refuses samples (%s): they stay in the backlog (%d queued) and "
+		         "are sent again",
+		         why, queued);
+}
+
+static void tick_accepted(struct agent *a)
+{
+	bool was;
+	unsigned long long n;
+
+	pthread_mutex_lock(&a->lock);
+	was = a->refusing;
+	a->refusing = false;
+	n = a->refused_ticks;
+	pthread_mutex_unlock(&a->lock);
+	if (was)
+		log_info("redis accepts samples again (%llu refused so far, all kept)", n);
+}
+
+/* Reads the replies of one sent tick (MULTI, +QUEUED..., EXEC). Returns 0
+ * when Redis stored it, 1 when it refused it (an error reply: OOM, MISCONF,
+ * READONLY, a discarded transaction; the tick must be sent again), -EIO when
+ * the connection failed. An XADD refused as "equal or smaller" than the
+ * stream's last id is a tick re-sent after a lost reply: already stored. */
 static int tick_replies(struct agent *a, const struct pub_tick *t)
 {
 	redisReply *r = NULL;
+	char why[160] = "";
 
 	for (int i = 0; i < t->b.ncmds; i++) {
 		freeReplyObject(r);
 		r = store_reply(a->redis);
 		if (!r)
 			return -EIO;
+		if (i < t->b.ncmds - 1 && r->type == REDIS_REPLY_ERROR && !why[0])
+			snprintf(why, sizeof(why), "%s", r->str);
 	}
 	if (r && r->type == REDIS_REPLY_ARRAY) {
 		for (size_t i = 0; i < r->elements; i++) {
@@ -533,18 +574,24 @@ static int tick_replies(struct agent *a, const struct pub_tick *t)
 			if (e->type != REDIS_REPLY_ERROR)
 				continue;
 			if (strstr(e->str, "equal or smaller")) {
-				/* a tick re-sent after a lost EXEC reply: already stored */
 				a->duplicate_entries++;
 				log_debug("redis: entry %zu of a re-sent sample was already stored",
 				          i);
-			} else {
-				log_warn("redis: XADD (entry %zu of a sample): %s", i, e->str);
+			} else if (!why[0]) {
+				snprintf(why, sizeof(why), "%s", e->str);
 			}
 		}
-	} else if (r && r->type == REDIS_REPLY_ERROR) {
-		log_warn("redis: publishing a sample: %s", r->str);
+	} else if (r && r->type == REDIS_REPLY_ERROR && !why[0]) {
+		snprintf(why, sizeof(why), "%s", r->str);
+	} else if (r && r->type != REDIS_REPLY_ERROR && r->type != REDIS_REPLY_ARRAY && !why[0]) {
+		snprintf(why, sizeof(why), "EXEC answered with reply type %d", r->type);
 	}
 	freeReplyObject(r);
+	if (why[0]) {
+		tick_refused(a, why);
+		return 1;
+	}
+	tick_accepted(a);
 	return 0;
 }
 
@@ -556,7 +603,7 @@ static int extra_replies(struct agent *a, int n)
 		redisReply *r = store_reply(a->redis);
 		if (!r)
 			return -EIO;
-		if (r->type == REDIS_REPLY_ERROR)
+		if (r->type == REDIS_REPLY_ERROR && !a->refusing)
 			log_warn("redis: writing profiles: %s", r->str);
 		/* the heartbeat created last_seen: host_config was gone (Redis lost
 		 * its data); register again at the next sample */
@@ -575,9 +622,21 @@ int publish_collect(struct agent *a)
 
 	a->ninflight = a->inflight_extra = 0;
 	for (; done < n; done++) {
-		if (tick_replies(a, &a->inflight[done]) < 0) {
+		int rc = tick_replies(a, &a->inflight[done]);
+		if (rc < 0) {
 			backlog_return(a, a->inflight + done, n - done);
 			return -EIO;
+		}
+		if (rc > 0) {
+			/* the rest of the pipeline is read, the ticks kept in order */
+			int left = n - done;
+			for (int i = done + 1; i < n; i++)
+				if (tick_replies(a, &a->inflight[i]) < 0) {
+					backlog_return(a, a->inflight + done, left);
+					return -EIO;
+				}
+			backlog_return(a, a->inflight + done, left);
+			return extra_replies(a, extra) < 0 ? -EIO : -EAGAIN;
 		}
 		pub_tick_release(&a->inflight[done]);
 		a->published_ticks++;
@@ -593,14 +652,19 @@ int publish_exchange(struct agent *a, const struct resp_buf *extra, bool defer)
 
 	if (!a->inflight && !(a->inflight = calloc(BATCH, sizeof(*a->inflight))))
 		return -ENOMEM;
-	if (publish_collect(a) < 0)
-		return -EIO;
+	{
+		int rc = publish_collect(a);
+		if (rc < 0)
+			return rc; /* -EAGAIN: refused; sent again next tick */
+	}
 	for (;;) {
 		int n = 0, done = 0;
 		bool last;
-		while (n < BATCH && backlog_take(a, &batch[n]))
+		/* while Redis refuses writes, only the oldest tick goes, as a probe */
+		int max = a->refusing ? 1 : BATCH;
+		while (n < max && backlog_take(a, &batch[n]))
 			n++;
-		last = a->bl.len == 0 || util_mono_ms() >= deadline;
+		last = a->refusing || a->bl.len == 0 || util_mono_ms() >= deadline;
 		for (int i = 0; i < n; i++)
 			if (store_append_raw(a->redis, batch[i].b.data, batch[i].b.len) < 0)
 				goto fail;
@@ -619,8 +683,18 @@ int publish_exchange(struct agent *a, const struct resp_buf *extra, bool defer)
 			return 0;
 		}
 		for (; done < n; done++) {
-			if (tick_replies(a, &batch[done]) < 0)
+			int rc = tick_replies(a, &batch[done]);
+			if (rc < 0)
 				goto fail;
+			if (rc > 0) {
+				for (int i = done + 1; i < n; i++)
+					if (tick_replies(a, &batch[i]) < 0)
+						goto fail;
+				if (last && extra_replies(a, extra->ncmds) < 0)
+					goto fail;
+				backlog_return(a, batch + done, n - done);
+				return -EAGAIN;
+			}
 			pub_tick_release(&batch[done]);
 			a->published_ticks++;
 		}

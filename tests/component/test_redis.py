@@ -1,6 +1,7 @@
 """The agent and its Redis: an outage mid-run loses no sample, a Redis that
 is not there yet at start-up is waited for, and Redis authentication."""
 import re
+import pytest
 import time
 
 from conftest import (assert_contiguous, metric, parse_prometheus, register_vm, stream,
@@ -117,3 +118,72 @@ def test_redis_wrong_password_refused_logged_once(redis_factory, agent_factory):
     assert len(refusals) <= 3 and len(refusals) < elapsed, \
         f"{len(refusals)} refusal lines in {elapsed:.1f} s ({ticks} ticks):\n" + \
         "\n".join(refusals)
+
+
+def _refuse_oom(c):
+    c.config_set("maxmemory-policy", "noeviction")
+    c.config_set("maxmemory", "1")
+
+
+def _allow_oom(c):
+    c.config_set("maxmemory", "0")
+
+
+def _refuse_misconf(c):
+    # a snapshot that cannot be written (no file can be made in /proc) with
+    # stop-writes-on-bgsave-error, Redis's default: every write is MISCONF
+    c.config_set("save", "3600 1")
+    c.config_set("dir", "/proc")
+    c.bgsave()
+    wait_for(lambda: c.info("persistence")["rdb_last_bgsave_status"] == "err", 5,
+             "the snapshot to fail")
+
+
+def _allow_misconf(c, srv):
+    c.config_set("dir", srv.dir)
+    c.config_set("save", "")
+    c.bgsave()
+    wait_for(lambda: c.info("persistence")["rdb_last_bgsave_status"] == "ok", 5,
+             "a snapshot to succeed")
+
+
+@pytest.mark.parametrize("fault", ["oom", "misconf"])
+def test_redis_refusing_writes_loses_no_sample(fault, redis_factory, agent_factory):
+    """A full Redis (maxmemory, OOM) or one refusing writes (MISCONF) answers
+    each tick with an error: the tick is not confirmed, stays in the backlog,
+    is counted, logged once and sent when Redis accepts writes again."""
+    srv = redis_factory(conf_lines=["enable-protected-configs yes"])
+    c = srv.client()
+    agent = agent_factory(srv)
+    key = f"ts:host:{agent.id}"
+    wait_for(lambda: c.xlen(key) >= 3, 5, "3 samples stored")
+    (_refuse_oom if fault == "oom" else _refuse_misconf)(c)
+    n_refused_at = c.xlen(key)
+    try:
+        wait_for(lambda: health(agent)["backlog"] >= 4, 8, "4 samples kept in the backlog")
+    except AssertionError:
+        print(health(agent), c.xlen(key), agent.log())
+        raise
+    h = health(agent)
+    assert h["redis"] is True and h["redis_refusing"] is True, h
+    assert ("OOM" if fault == "oom" else "MISCONF") in h["redis_refused_why"], h
+    assert c.xlen(key) <= n_refused_at + 1, "Redis stored samples while refusing writes"
+    _, samples = parse_prometheus(agent.metrics())
+    assert metric(samples, "loadease_agent_redis_refused_total", host=agent.id) >= 4
+    assert metric(samples, "loadease_agent_redis_refusing", host=agent.id) == 1
+    queued = h["backlog"]
+
+    if fault == "oom":
+        _allow_oom(c)
+    else:
+        _allow_misconf(c, srv)
+    wait_for(lambda: (lambda h: h["backlog"] == 0 and not h["redis_refusing"])(health(agent)),
+             10, "the backlog to drain once Redis accepts writes")
+    seqs = assert_contiguous(stream(c, key), key)
+    assert seqs[0] == 1, f"{key} starts at seq {seqs[0]}"
+    assert len(seqs) >= n_refused_at + queued, (len(seqs), n_refused_at, queued)
+    log = agent.log()
+    starts = [l for l in log.splitlines() if "redis refuses samples" in l]
+    assert len(starts) == 1, "the refusal is to be logged once:\n" + log
+    assert "redis accepts samples again" in log, log
+    assert agent.alive()
