@@ -15,18 +15,31 @@
 /* Registration touches five keys: one Lua script, so a reader never sees half
  * of it. A host an operator put into maintenance stays there. vm_enabled 0
  * marks a host that only monitors (never a migration source or target);
- * libvirt_uri is where other hosts' libvirt reaches this one's. */
+ * libvirt_uri is where other hosts' libvirt reaches this one's. last_seen is
+ * Redis's clock, never the agent's: liveness is judged against it. Returns
+ * the state and the last id of the host's stream: an agent restarted with a
+ * clock behind it numbers its samples after it, not under it (they would be
+ * refused as already stored). */
 static const char register_lua[] =
     "redis.call('SADD', 'host_ids', ARGV[1])\n"
     "redis.call('HSET', 'host_id_to_ip', ARGV[1], ARGV[2])\n"
     "local st = redis.call('HGET', KEYS[1], 'state')\n"
     "if st ~= 'maintenance' then st = 'up' end\n"
     "redis.call('HSET', KEYS[1], 'mem', ARGV[3], 'cpu', ARGV[4], 'net', ARGV[5],\n"
-    "  'name', ARGV[1], 'state', st, 'last_seen', ARGV[6], 'ip', ARGV[2],\n"
-    "  'vm_enabled', ARGV[8], 'libvirt_uri', ARGV[9])\n"
-    "redis.call('SET', KEYS[2], ARGV[7])\n"
-    "redis.call('SET', KEYS[3], ARGV[7])\n"
-    "return st\n";
+    "  'name', ARGV[1], 'state', st, 'last_seen', " STORE_LUA_NOW_MS ", 'ip', ARGV[2],\n"
+    "  'vm_enabled', ARGV[7], 'libvirt_uri', ARGV[8])\n"
+    "redis.call('SET', KEYS[2], ARGV[6])\n"
+    "redis.call('SET', KEYS[3], ARGV[6])\n"
+    "local last = redis.call('XREVRANGE', KEYS[4], '+', '-', 'COUNT', 1)\n"
+    "return {st, last[1] and last[1][1] or ''}\n";
+
+/* The heartbeat: last_seen on Redis's clock; HSET's reply says whether the
+ * field was made (1: host_config was gone). */
+static const char heartbeat_lua[] =
+    "return redis.call('HSET', KEYS[1], 'last_seen', " STORE_LUA_NOW_MS ")";
+
+static const char mark_down_lua[] =
+    "return redis.call('HSET', KEYS[1], 'state', 'down', 'last_seen', " STORE_LUA_NOW_MS ")";
 
 static int reply_ok(struct store *s, redisReply *r, const char *what)
 {
@@ -46,18 +59,19 @@ static int reply_ok(struct store *s, redisReply *r, const char *what)
 
 int publish_register(struct agent *a)
 {
-	char k1[128], k2[128], k3[128], mem[32], cpu[32], net[32], now[32];
+	char k1[128], k2[128], k3[128], k4[128], mem[32], cpu[32], net[32];
+	int64_t last_ms = 0;
 	redisReply *r;
 
 	snprintf(k1, sizeof(k1), "host_config:%s", a->o.id);
 	snprintf(k2, sizeof(k2), "mon_proxy_addr:%s", a->o.id);
 	snprintf(k3, sizeof(k3), "vmm_proxy_addr:%s", a->o.id);
+	snprintf(k4, sizeof(k4), "ts:host:%s", a->o.id);
 	snprintf(mem, sizeof(mem), "%.0f", a->so.mem_mib);
 	snprintf(cpu, sizeof(cpu), "%g", a->so.cpus);
 	snprintf(net, sizeof(net), "%.0f", a->so.net_mbit);
-	snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
-	r = store_command(a->redis, "EVAL %s 3 %s %s %s %s %s %s %s %s %s %s %s %s", register_lua,
-	                  k1, k2, k3, a->o.id, a->o.address, mem, cpu, net, now, a->o.advertise,
+	r = store_command(a->redis, "EVAL %s 4 %s %s %s %s %s %s %s %s %s %s %s %s", register_lua,
+	                  k1, k2, k3, k4, a->o.id, a->o.address, mem, cpu, net, a->o.advertise,
 	                  a->o.vm_enabled ? "1" : "0", a->o.vm_enabled ? a->o.vm.peer_uri : "");
 	if (!r)
 		return -EIO;
@@ -66,8 +80,31 @@ int publish_register(struct agent *a)
 		freeReplyObject(r);
 		return -EPROTO;
 	}
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    r->element[0]->type != REDIS_REPLY_STRING ||
+	    r->element[1]->type != REDIS_REPLY_STRING) {
+		log_error("redis: registering host %s: unexpected reply", a->o.id);
+		freeReplyObject(r);
+		return -EPROTO;
+	}
+	if (r->element[1]->str[0] && !util_parse_i64(r->element[1]->str, &last_ms)) {
+		/* "<ms>-<seq>": the part before the dash */
+		char ms[24];
+		snprintf(ms, sizeof(ms), "%.*s", (int)strcspn(r->element[1]->str, "-"),
+		         r->element[1]->str);
+		if (!util_parse_i64(ms, &last_ms))
+			last_ms = 0;
+	}
+	if (last_ms > a->last_ts_ms) {
+		if (last_ms > util_now_ms())
+			log_warn(
+			    "ts:host:%s ends at %lld, %lld ms after this host's clock: samples "
+			    "are numbered after it",
+			    a->o.id, (long long)last_ms, (long long)(last_ms - util_now_ms()));
+		a->last_ts_ms = last_ms;
+	}
 	log_info("registered host %s (%s) in redis, state %s", a->o.id, a->o.advertise,
-	         r->type == REDIS_REPLY_STRING ? r->str : "?");
+	         r->element[0]->str);
 	freeReplyObject(r);
 	return 0;
 }
@@ -75,8 +112,7 @@ int publish_register(struct agent *a)
 int publish_mark_down(struct agent *a)
 {
 	return reply_ok(a->redis,
-	                store_command(a->redis, "HSET host_config:%s state down last_seen %lld",
-	                              a->o.id, (long long)util_now_ms()),
+	                store_command(a->redis, "EVAL %s 1 host_config:%s", mark_down_lua, a->o.id),
 	                "marking host down");
 }
 
@@ -756,8 +792,9 @@ int publish_build_profiles(struct agent *a, bool full, struct resp_buf *b)
 	size_t nnow = resp_format_u64(now, t > 0 ? (uint64_t)t : 0);
 	int rc;
 
-	rc = resp_begin(b) | LIT(b, "HSET") | resp_cat(b, hkey, 2) | LIT(b, "last_seen") |
-	     resp_arg(b, now, nnow) | resp_end(b);
+	rc = resp_begin(b) | LIT(b, "EVAL") |
+	     resp_arg(b, heartbeat_lua, sizeof(heartbeat_lua) - 1) | LIT(b, "1") |
+	     resp_cat(b, hkey, 2) | resp_end(b);
 	if (full) {
 		scratch = malloc(sizeof(double) * (size_t)a->o.window);
 		/* about 1.3 KB a profile hash */

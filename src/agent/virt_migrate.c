@@ -168,6 +168,7 @@ static int check_target(struct virt *v, const char *id, const char *to, char *ur
 {
 	redisReply *r = store_command(
 	    v->redis, "HMGET host_config:%s state last_seen libvirt_uri vm_enabled", to);
+	int64_t now = store_time_ms(v->redis); /* last_seen is on Redis's clock */
 	int rc = 0;
 
 	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
@@ -182,11 +183,11 @@ static int check_target(struct virt *v, const char *id, const char *to, char *ur
 		*http = 409;
 		snprintf(err, errlen, "migrate vm %s: host %s is %s", id, to, r->element[0]->str);
 		rc = -EHOSTUNREACH;
-	} else if (r->element[1]->type == REDIS_REPLY_STRING &&
-	           util_now_ms() - atoll(r->element[1]->str) > 15000) {
+	} else if (r->element[1]->type == REDIS_REPLY_STRING && now > 0 &&
+	           now - atoll(r->element[1]->str) > 15000) {
 		*http = 409;
 		snprintf(err, errlen, "migrate vm %s: host %s has not reported for %lld s (down?)",
-		         id, to, (long long)(util_now_ms() - atoll(r->element[1]->str)) / 1000);
+		         id, to, (long long)(now - atoll(r->element[1]->str)) / 1000);
 		rc = -EHOSTUNREACH;
 	} else if (r->element[3]->type == REDIS_REPLY_STRING &&
 	           strcmp(r->element[3]->str, "0") == 0) {

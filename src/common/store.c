@@ -305,6 +305,29 @@ int store_args_addf(struct store_args *a, const char *fmt, ...)
 	return args_push(a, s, (size_t)n);
 }
 
+int64_t store_time_reply_ms(const redisReply *r)
+{
+	int64_t sec, usec;
+
+	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    r->element[0]->type != REDIS_REPLY_STRING ||
+	    r->element[1]->type != REDIS_REPLY_STRING ||
+	    !util_parse_i64(r->element[0]->str, &sec) ||
+	    !util_parse_i64(r->element[1]->str, &usec) || sec < 0 || sec > INT64_MAX / 1000 - 1 ||
+	    usec < 0 || usec >= 1000000)
+		return -1;
+	return sec * 1000 + usec / 1000;
+}
+
+int64_t store_time_ms(struct store *s)
+{
+	redisReply *r = store_command(s, "TIME");
+	int64_t ms = store_time_reply_ms(r);
+
+	freeReplyObject(r);
+	return ms;
+}
+
 const char *store_hget(redisReply *h, const char *field)
 {
 	for (size_t i = 0; h && h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2)

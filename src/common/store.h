@@ -84,4 +84,17 @@ int store_args_addf(struct store_args *a, const char *fmt, ...)
  * "" when absent or h is not such a reply. */
 const char *store_hget(redisReply *h, const char *field);
 
+/* Redis's clock (TIME) in ms since the epoch: the one clock every agent and
+ * controller agree on. -1 on a transport error or a garbled reply. */
+int64_t store_time_ms(struct store *s);
+/* The same from a TIME reply (an array of two integer strings); -1 when it
+ * is not one. Does not free r. */
+int64_t store_time_reply_ms(const redisReply *r);
+
+/* A Lua expression for Redis's TIME in ms, as a string (scripts that stamp
+ * a time use it so the stamp is Redis's, not the caller's). */
+#define STORE_LUA_NOW_MS                                                                           \
+	"(function() local t = redis.call('TIME') "                                                \
+	"return t[1] .. string.format('%03d', math.floor(t[2] / 1000)) end)()"
+
 #endif

@@ -187,6 +187,9 @@ struct ctl {
 	bool redis_up;
 	uint64_t round;
 	int64_t last_round_ms;
+	/* Redis's clock (TIME) as read at the last round, and our monotonic
+	 * clock then: ctl_now_ms() extrapolates it (under lock) */
+	int64_t redis_ms, redis_mono_ms;
 	double round_took_ms;
 	struct ctl_host **hosts;
 	int nhosts, cap_hosts;
@@ -209,6 +212,10 @@ struct ctl {
 	struct ctl_metrics m;
 	double *scratch;
 };
+/* The cluster's clock: Redis's TIME at the last round plus the monotonic
+ * time since, so a stepped clock here or on an agent never marks a live host
+ * down; our own clock until a round has read Redis's. Under the lock. */
+int64_t ctl_now_ms(const struct ctl *c);
 
 /* ctl_state.c: reading Redis into hosts/VMs and the model */
 /* Makes room for element n of a growing array: 0 or -ENOMEM. */

@@ -30,7 +30,7 @@ static json_t *host_json(struct ctl *c, const struct ctl_host *h, bool full)
 	double peak[RES_N], fc[RES_N];
 	bool hot[RES_N], any = false;
 	json_t *j, *vms = json_array(), *hotj = json_object();
-	int64_t now = util_now_ms();
+	int64_t now = ctl_now_ms(c);
 
 	for (int r = 0; r < RES_N; r++) {
 		peak[r] = h->sum[r].peak;
@@ -560,7 +560,7 @@ static void api_maintenance(struct ctl *c, const struct httpd_req *req, const ch
 	{
 		struct ctl_host *h = ctl_host_find(c, id);
 		exists = h != NULL;
-		stale = h && util_now_ms() - h->last_seen > c->o.down_after_ms;
+		stale = h && ctl_now_ms(c) - h->last_seen > c->o.down_after_ms;
 	}
 	pthread_mutex_unlock(&c->lock);
 	if (!exists) {

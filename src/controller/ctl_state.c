@@ -174,6 +174,7 @@ struct rd_vm {
 };
 
 struct rd {
+	int64_t redis_ms, mono_ms; /* TIME, and when we read it */
 	struct rd_host *h;
 	int nh;
 	struct rd_vm *v;
@@ -262,8 +263,12 @@ static int take(struct store *s, redisReply **out)
 static int read_all(struct ctl *c, struct rd *rd)
 {
 	struct store *s = c->redis;
-	redisReply *ids = store_command(s, "SMEMBERS host_ids");
+	redisReply *ids;
 	int rc = 0;
+
+	rd->redis_ms = store_time_ms(s);
+	rd->mono_ms = util_mono_ms();
+	ids = store_command(s, "SMEMBERS host_ids");
 
 	if (!ids)
 		return -EIO;
@@ -832,9 +837,14 @@ static const char set_state_lua[] =
     "else redis.call('HDEL', KEYS[1], 'down_by') end\n"
     "return 1\n";
 
+int64_t ctl_now_ms(const struct ctl *c)
+{
+	return c->redis_ms > 0 ? c->redis_ms + (util_mono_ms() - c->redis_mono_ms) : util_now_ms();
+}
+
 static void host_liveness(struct ctl *c)
 {
-	int64_t now = util_now_ms();
+	int64_t now = ctl_now_ms(c);
 
 	for (int i = 0; i < c->nhosts; i++) {
 		struct ctl_host *h = c->hosts[i];
@@ -878,6 +888,10 @@ int ctl_refresh(struct ctl *c)
 		return rc;
 	}
 	pthread_mutex_lock(&c->lock);
+	if (rd.redis_ms > 0) {
+		c->redis_ms = rd.redis_ms;
+		c->redis_mono_ms = rd.mono_ms;
+	}
 	rc = apply(c, &rd);
 	if (rc == 0) {
 		host_liveness(c);

@@ -34,6 +34,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.environ.get("LOADEASE_BUILD") or os.path.join(REPO, "build-test")
 BIN = os.environ.get("LOADEASE_BIN") or os.path.join(BUILD, "loadease")
 FAKEVM = os.path.join(BUILD, "tests", "tools", "le-fakevm")
+# a FAKE wall clock for one process (LD_PRELOAD; tests/tools/le-clockstep.c)
+CLOCKSTEP = os.path.join(BUILD, "tests", "tools", "le-clockstep.so")
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer")
 AGENT_PORT = 7101
 TOKEN = "ct-secret-token-1"
@@ -345,6 +347,7 @@ class Agent(Daemon):
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        env.update(getattr(self, "extra_env", {}))
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, env=env,
