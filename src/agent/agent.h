@@ -126,6 +126,9 @@ struct agent {
 	 * the backlog and sent again; refusing is the state, logged on change */
 	uint64_t refused_ticks;
 	bool refusing;
+	/* the newest controller lease epoch a request carried (api.c): older
+	 * ones are refused, a deposed leader is fenced off */
+	int64_t max_epoch;
 	char refused_why[160];
 	/* sent, replies not read yet (publish_collect) */
 	struct pub_tick *inflight;

@@ -315,6 +315,38 @@ static void api_resize_vm(struct agent *a, const struct httpd_req *req, const ch
 	httpd_resp_json(resp, 200, out);
 }
 
+/* A controller sends its lease's epoch with every action (?epoch=N). One
+ * older than the newest seen comes from a leader that has been replaced:
+ * refused, so two controllers never act on one host at once. A request
+ * without one (an operator's own call) is not fenced. */
+static bool epoch_ok(struct agent *a, const struct httpd_req *req, struct httpd_resp *resp)
+{
+	const char *e = httpd_query(req, "epoch");
+	int64_t v, seen;
+
+	if (!e)
+		return true;
+	if (!util_parse_i64(e, &v) || v < 0) {
+		httpd_resp_error(resp, 400, "bad_epoch", "epoch '%s' is not a non-negative integer",
+		                 e);
+		return false;
+	}
+	pthread_mutex_lock(&a->lock);
+	seen = a->max_epoch;
+	if (v >= seen)
+		a->max_epoch = v;
+	pthread_mutex_unlock(&a->lock);
+	if (v >= seen)
+		return true;
+	log_warn("refused %s %s from %s: lease epoch %lld is older than %lld, a newer leader's",
+	         req->method, req->path, req->peer, (long long)v, (long long)seen);
+	httpd_resp_error(resp, 409, "stale_epoch",
+	                 "a newer controller (lease epoch %lld) acts on this host; this request "
+	                 "carries epoch %lld: refused",
+	                 (long long)seen, (long long)v);
+	return false;
+}
+
 void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 {
 	struct agent *a = ctx;
@@ -329,6 +361,8 @@ void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 		    req->method, req->path);
 		return;
 	}
+	if (httpd_is_mutating(req) && !epoch_ok(a, req, resp))
+		return;
 	n = httpd_split_path(req->path, buf, sizeof(buf), seg, 4);
 	if (n == 1 && strcmp(seg[0], "healthz") == 0) {
 		int64_t age;

@@ -183,6 +183,7 @@ struct ctl {
 	uint64_t ev_gen;
 
 	bool leader;
+	int64_t epoch; /* of our lease while leader (ctl_lease) */
 	char leader_id[CTL_ID_MAX];
 	bool redis_up;
 	uint64_t round;
@@ -249,7 +250,12 @@ int ctl_migrate_start(struct ctl *c, struct ctl_mig *m);
 void ctl_measure_due(struct ctl *c);
 /* Runs fn(arg) on a detached thread: 0 or -errno. */
 int ctl_spawn(void *(*fn)(void *), void *arg);
-/* HTTP to an agent: url = http://<api><path>. */
+/* Fencing: the epoch of our lease when Redis says it is still ours, else 0
+ * with err ("not acting (what): ...") logged, and leader false until the
+ * next round. Called just before each action. */
+int64_t ctl_fence(struct ctl *c, const char *what, char *err, size_t errlen);
+/* HTTP to an agent: url = http://<api><path>?epoch=<our lease's epoch>. A
+ * mutating call is fenced first (ctl_fence): -EPERM with err when not ours. */
 int ctl_agent_call(struct ctl *c, const char *api, const char *method, const char *path,
                    json_t *body, long timeout_ms, json_t **reply, char *err, size_t errlen);
 

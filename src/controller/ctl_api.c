@@ -162,13 +162,14 @@ static json_t *cluster_json(struct ctl *c)
 		if (c->vms[i]->migrating && !ctl_mig_running(c, c->vms[i]->id))
 			inflight++;
 	return json_pack(
-	    "{s:s,s:b,s:s,s:s,s:I,s:I,s:f,s:I,s:s,s:{s:i,s:i,s:i,s:i},s:i,s:o,s:i,s:f}", "id",
-	    c->o.id, "leader", c->leader, "leader_id", c->leader_id, "mode",
-	    ctl_mode_names[c->o.mode], "round", (json_int_t)c->round, "round_ms",
-	    (json_int_t)c->o.round_ms, "round_took_ms", c->round_took_ms, "last_round",
-	    (json_int_t)c->last_round_ms, "redis", c->redis_up ? "up" : "down", "hosts", "total",
-	    c->nhosts, "up", up, "down", down, "maintenance", maint, "vms", c->nvms, "hotspots",
-	    hot, "migrations_inflight", inflight, "max_volume", maxv);
+	    "{s:s,s:b,s:I,s:s,s:s,s:I,s:I,s:f,s:I,s:s,s:{s:i,s:i,s:i,s:i},s:i,s:o,s:i,s:f}", "id",
+	    c->o.id, "leader", c->leader, "epoch", (json_int_t)(c->leader ? c->epoch : 0),
+	    "leader_id", c->leader_id, "mode", ctl_mode_names[c->o.mode], "round",
+	    (json_int_t)c->round, "round_ms", (json_int_t)c->o.round_ms, "round_took_ms",
+	    c->round_took_ms, "last_round", (json_int_t)c->last_round_ms, "redis",
+	    c->redis_up ? "up" : "down", "hosts", "total", c->nhosts, "up", up, "down", down,
+	    "maintenance", maint, "vms", c->nvms, "hotspots", hot, "migrations_inflight", inflight,
+	    "max_volume", maxv);
 }
 
 static json_t *plan_json(struct ctl *c)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/httpc.h"
 #include "common/log.h"
@@ -13,20 +14,41 @@
 
 /* --- the lease ------------------------------------------------------------ */
 
-/* 1: renewed, 2: acquired, 0: another controller holds it. */
+/* {1, epoch}: renewed; {2, epoch}: acquired; {0, epoch}: another controller
+ * holds it. Each acquisition takes a new epoch (leader_epoch): Redis's clock
+ * in ms then, and above every epoch before, so epochs keep increasing even
+ * after Redis lost its data. Agents refuse a request whose epoch is older
+ * than one they have seen: a leader that lost its lease while it was about
+ * to act is fenced off. */
 static const char lease_lua[] =
+    "local e = tonumber(redis.call('GET', KEYS[2]) or '0') or 0\n"
     "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
-    "  redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end\n"
-    "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 2 end\n"
-    "return 0\n";
+    "  redis.call('PEXPIRE', KEYS[1], ARGV[2]) return {1, e} end\n"
+    "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then\n"
+    "  local t = tonumber(" STORE_LUA_NOW_MS ")\n"
+    "  if t <= e then t = e + 1 end\n"
+    "  redis.call('SET', KEYS[2], string.format('%d', t)) return {2, t} end\n"
+    "return {0, e}\n";
+
+/* 1 while this controller holds the lease with this epoch. */
+static const char lease_check_lua[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('GET', KEYS[2]) == ARGV[2] "
+    "then return 1 end return 0\n";
 
 void ctl_lease(struct ctl *c)
 {
-	redisReply *r =
-	    store_command(c->redis, "EVAL %s 1 leader %s %lld", lease_lua, c->o.id, c->o.lease_ms);
-	bool leader = r && r->type == REDIS_REPLY_INTEGER && r->integer > 0;
+	redisReply *r = store_command(c->redis, "EVAL %s 2 leader leader_epoch %s %lld", lease_lua,
+	                              c->o.id, c->o.lease_ms);
+	bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+	          r->element[0]->type == REDIS_REPLY_INTEGER &&
+	          r->element[1]->type == REDIS_REPLY_INTEGER;
+	bool leader = ok && r->element[0]->integer > 0;
+	int64_t epoch = ok ? (int64_t)r->element[1]->integer : 0;
 	redisReply *who;
 
+	if (r && !ok)
+		log_warn("redis: the lease script answered %s",
+		         r->type == REDIS_REPLY_ERROR ? r->str : "an unexpected reply");
 	freeReplyObject(r);
 	freeReplyObject(store_command(c->redis, "SET controller:%s %s PX %lld", c->o.id,
 	                              c->advertise, c->o.lease_ms));
@@ -34,6 +56,8 @@ void ctl_lease(struct ctl *c)
 	pthread_mutex_lock(&c->lock);
 	snprintf(c->leader_id, sizeof(c->leader_id), "%s",
 	         who && who->type == REDIS_REPLY_STRING ? who->str : "");
+	if (leader)
+		c->epoch = epoch;
 	if (leader != c->leader) {
 		c->leader = leader;
 		if (leader)
@@ -48,16 +72,80 @@ void ctl_lease(struct ctl *c)
 
 /* --- agents --------------------------------------------------------------- */
 
+/* Is the lease still ours, with our epoch? Asked of Redis just before an
+ * action: a controller paused past its lease (SIGSTOP, a VM freeze, a long
+ * GC of the host) learns it here, not after it acted. */
+static bool lease_held(struct ctl *c, int64_t epoch)
+{
+	char e[24];
+	redisReply *r;
+	bool held;
+
+	snprintf(e, sizeof(e), "%lld", (long long)epoch);
+	pthread_mutex_lock(&c->aux_lock);
+	store_ensure(c->aux, util_mono_ms());
+	r = store_command(c->aux, "EVAL %s 2 leader leader_epoch %s %s", lease_check_lua, c->o.id,
+	                  e);
+	held = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+	pthread_mutex_unlock(&c->aux_lock);
+	freeReplyObject(r);
+	return held;
+}
+
+/* A FAULT hook for tests, named as such: LOADEASE_FAULT_ACTION_DELAY_MS
+ * makes every action wait that long before its lease check, so a test can
+ * pause (SIGSTOP) a leader that is about to act. Unset in production. */
+static void fault_delay(const char *what)
+{
+	const char *v = getenv("LOADEASE_FAULT_ACTION_DELAY_MS");
+	int64_t ms;
+
+	if (!v || !util_parse_i64(v, &ms) || ms <= 0 || ms > 600000)
+		return;
+	log_warn("fault injection: waiting %lld ms before %s", (long long)ms, what);
+	nanosleep(&(struct timespec){ms / 1000, (long)(ms % 1000) * 1000000}, NULL);
+}
+
+int64_t ctl_fence(struct ctl *c, const char *what, char *err, size_t errlen)
+{
+	int64_t epoch;
+
+	fault_delay(what);
+	pthread_mutex_lock(&c->lock);
+	epoch = c->leader ? c->epoch : 0;
+	pthread_mutex_unlock(&c->lock);
+	if (epoch && lease_held(c, epoch))
+		return epoch;
+	snprintf(err, errlen,
+	         "not acting (%s): this controller no longer holds the lease (epoch %lld)", what,
+	         (long long)epoch);
+	log_warn("%s", err);
+	pthread_mutex_lock(&c->lock);
+	c->leader = false; /* until the next round's lease says otherwise */
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
 int ctl_agent_call(struct ctl *c, const char *api, const char *method, const char *path,
                    json_t *body, long timeout_ms, json_t **reply, char *err, size_t errlen)
 {
 	char url[512];
+	int64_t epoch = 0;
 
 	if (!api[0]) {
 		snprintf(err, errlen, "the host has no agent address (vmm_proxy_addr)");
 		return -EHOSTUNREACH;
 	}
-	snprintf(url, sizeof(url), "http://%s%s", api, path);
+	if (strcmp(method, "GET") != 0) {
+		char what[300];
+		snprintf(what, sizeof(what), "%s http://%s%s", method, api, path);
+		if (!(epoch = ctl_fence(c, what, err, errlen)))
+			return -EPERM;
+	}
+	/* the epoch goes with every action: the agent refuses one older than
+	 * any it has seen */
+	snprintf(url, sizeof(url), "http://%s%s%sepoch=%lld", api, path,
+	         strchr(path, '?') ? "&" : "?", (long long)epoch);
 	return httpc_json(method, url, body, c->o.token, timeout_ms, reply, err, errlen);
 }
 
@@ -164,6 +252,15 @@ static int run_one(struct ctl *c, struct ctl_mig *m, json_t **result, int *http,
 
 	fmt_proj(m, p);
 	ctl_fmt_double(cost, sizeof(cost), m->cost_s);
+	{
+		char what[200];
+		snprintf(what, sizeof(what), "migrating %s from %s to %s", m->vm, m->from, m->to);
+		if (!ctl_fence(c, what, err, errlen)) {
+			json_decref(body);
+			*http = 503;
+			return -EPERM;
+		}
+	}
 	ctl_event(c, "migration_started", "vm", m->vm, "from", m->from, "to", m->to, "res", m->res,
 	          "kind", m->kind, "reason", m->reason, "src_vol_before", p[0], "src_vol_after",
 	          p[1], "dst_vol_before", p[2], "dst_vol_after", p[3], "cost_s", cost, NULL);
@@ -230,6 +327,8 @@ int ctl_migrate_run(struct ctl *c, struct ctl_mig *m, json_t **result, int *http
 	int rc = 0;
 
 	for (struct ctl_mig *cur = m; cur; cur = cur->then) {
+		if (rc == -EPERM)
+			break; /* fenced: a controller that does not lead writes nothing */
 		if (rc < 0) {
 			ctl_event(c, "migration_failed", "vm", cur->vm, "from", cur->from, "to",
 			          cur->to, "msg", "not started: the swap's first half failed",

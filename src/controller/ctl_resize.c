@@ -68,6 +68,19 @@ static int resize_run(struct ctl *c, struct ctl_resize *r, json_t **result, int 
 		json_object_set_new(body, "vcpus", json_integer(r->vcpus));
 	if (r->mem_mib)
 		json_object_set_new(body, "mem_mib", json_integer(r->mem_mib));
+	{
+		char what[160];
+		snprintf(what, sizeof(what), "resizing %s on %s", r->vm, r->host);
+		if (!ctl_fence(c, what, err, errlen)) {
+			json_decref(body);
+			*http = 503;
+			pthread_mutex_lock(&c->lock);
+			resize_remove(c, r);
+			pthread_mutex_unlock(&c->lock);
+			free(r);
+			return -EPERM;
+		}
+	}
 	ctl_event(c, "resize_started", "vm", r->vm, "host", r->host, "kind", "resize", "res",
 	          r->res, "reason", r->reason, "vcpus_before", vb, "vcpus_after", va, "mem_before",
 	          mb, "mem_after", ma, NULL);

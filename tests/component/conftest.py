@@ -798,6 +798,7 @@ class Controller(Daemon):
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        env.update(getattr(self, "extra_env", {}))
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([BIN, "controller", "-c", self.cfg_path], stdout=log,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

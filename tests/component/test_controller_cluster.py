@@ -18,6 +18,7 @@ Needs root, `ip netns`, /dev/net/tun, redis-server and qemu-system-x86_64;
 skipped with the reason otherwise.
 """
 import os
+import signal
 import threading
 import time
 
@@ -655,3 +656,57 @@ def test_pack_empties_a_host_and_says_so_where_spread_moves_nothing(loop_factory
     assert len(lp.events("migration_started", t_pack)) == 1, lp.events("migration_started", t_pack)
     for v in ("pa", "pb"):
         lp.running_once(v)
+
+
+def test_a_leader_paused_past_its_lease_does_not_act_twice(loop_factory):
+    """Two controllers in auto mode. The leader decides a migration and is
+    paused (SIGSTOP) just before starting it, past its lease; the standby
+    takes over and relieves the hotspot itself. Resumed, the old leader
+    learns it lost the lease before it acts: one migration, not two.
+    LOADEASE_FAULT_ACTION_DELAY_MS (a fault hook, named so) holds the
+    leader before each action long enough for the test to pause it."""
+    lp = loop_factory(3, **{"host.cpu": 1})
+    h0, h1, h2 = lp.c.hosts
+    lp.boot(h0, "fa")
+    lp.boot(h0, "fb")
+    lp.boot(h1, "fc")
+    lp.load("fb", "cpu 40")
+    time.sleep(max(0.0, lp.last_boot + WINDOW * INTERVAL + 0.5 - time.monotonic()))
+    s = {"controller.round_ms": int(ROUND * 1000), "controller.mode": "auto",
+         "controller.window": WINDOW, "balance.cooldown_s": 60, "profile.k": K,
+         "profile.n": N, "balance.risk_target": 0, "controller.lease_ms": 3000}
+    c1 = Controller(lp.workdir, lp.c.redis_address, s, ip=lp.c.bridge_ip, name="p1",
+                    token=TOKEN)
+    c1.extra_env = {"LOADEASE_FAULT_ACTION_DELAY_MS": "2500"}
+    c1.start()
+    lp.ctl = c1
+    wait_for(lambda: c1.http("GET", "/v1/cluster")[1].get("leader"), 5, "p1 to lead")
+    c2 = Controller(lp.workdir, lp.c.redis_address, s, ip=lp.c.bridge_ip, name="p2",
+                    token=TOKEN)
+    c2.start()
+    try:
+        onset = int(time.time() * 1000)
+        lp.load("fa", "cpu 50")
+        wait_for(lambda: "fault injection: waiting 2500 ms before migrating" in c1.log(), 30,
+                 "p1 about to start a migration")
+        c1.proc.send_signal(signal.SIGSTOP)
+        paused = int(time.time() * 1000)
+        try:
+            lp.wait_event("leader_acquired", 10, paused, by="controller:p2")
+            done = lp.wait_event("migration_done", 60, paused)
+        finally:
+            c1.proc.send_signal(signal.SIGCONT)
+        wait_for(lambda: "not acting (migrating" in c1.log(), 10,
+                 "p1, resumed, to find its lease gone")
+        time.sleep(3)
+        started = [(e["vm"], e["from"], e["to"], e["by"])
+                   for e in lp.events("migration_started", onset)]
+        assert len(started) == 1 and started[0][3] == "controller:p2", started
+        assert done["vm"] == started[0][0]
+        # the deposed leader started nothing, and said nothing of acting
+        after = [e["type"] for e in lp.events(since_ms=paused) if e.get("by") == "controller:p1"]
+        assert not [t for t in after if t.startswith(("migration", "resize", "vm_"))], after
+        for v in ("fa", "fb", "fc"):
+            lp.running_once(v)
+    finally:
+        c2.stop()
