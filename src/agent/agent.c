@@ -88,6 +88,12 @@ const struct cfg_key agent_cfg_keys[] = {
      "times this many"},
     {"redis", "flush_budget_ms", CFG_INT, "300", O(flush_budget_ms), 0, 10, 60000, NULL,
      "longest time one tick spends sending backlog, so sampling keeps its pace"},
+    {"redis", "wait_replicas", CFG_INT, "0", O(wait_replicas), 0, 0, 16, NULL,
+     "a sample counts as stored only once this many replicas have it (WAIT): with Sentinel, "
+     "1 loses no confirmed sample in a failover; 0 = the master's word"},
+    {"redis", "wait_ms", CFG_INT, "200", O(wait_ms), 0, 1, 10000, NULL,
+     "how long WAIT waits for the replicas; a sample they have not acknowledged by then "
+     "stays buffered and is sent again"},
     {"profile", "window", CFG_INT, "300", O(window), 0, 5, 86400, NULL,
      "samples in a profile's window (percentiles, histogram, AR(1))"},
     CFG_PROFILE_RULE_KEYS,
@@ -226,6 +232,10 @@ static int agent_resolve(struct agent *a, char *err, size_t errlen)
 	    util_read_secret(o->redis_password_file, o->redis.password, sizeof(o->redis.password),
 	                     err, errlen) < 0)
 		return -EINVAL;
+	if (store_opts_problem(&o->redis)[0]) {
+		snprintf(err, errlen, "%s", store_opts_problem(&o->redis));
+		return -EINVAL;
+	}
 	if (!o->address[0])
 		first_ipv4(o->address, sizeof(o->address));
 	if (o->bpf == TASK_READER_ON && strcmp(o->root, "/") != 0) {

@@ -46,6 +46,7 @@ struct agent_opts {
 	long long backlog;
 	long long backlog_mib;
 	long long flush_budget_ms;
+	long long wait_replicas, wait_ms; /* a tick is confirmed once replicated */
 	long long profile_every;
 	long long registry_every;
 	long long window;
@@ -133,6 +134,7 @@ struct agent {
 	/* sent, replies not read yet (publish_collect) */
 	struct pub_tick *inflight;
 	int ninflight, inflight_extra;
+	bool inflight_wait;        /* a WAIT follows the in-flight ticks */
 	double last_sample_cpu_ms; /* CPU the agent spent on the last tick */
 	bool reader_bpf; /* the BPF task reader serves this sample (copied under the lock) */
 

@@ -591,10 +591,9 @@ static void tick_accepted(struct agent *a)
  * READONLY, a discarded transaction; the tick must be sent again), -EIO when
  * the connection failed. An XADD refused as "equal or smaller" than the
  * stream's last id is a tick re-sent after a lost reply: already stored. */
-static int tick_replies(struct agent *a, const struct pub_tick *t)
+static int tick_replies(struct agent *a, const struct pub_tick *t, char *why, size_t cap)
 {
 	redisReply *r = NULL;
-	char why[160] = "";
 
 	for (int i = 0; i < t->b.ncmds; i++) {
 		freeReplyObject(r);
@@ -602,7 +601,7 @@ static int tick_replies(struct agent *a, const struct pub_tick *t)
 		if (!r)
 			return -EIO;
 		if (i < t->b.ncmds - 1 && r->type == REDIS_REPLY_ERROR && !why[0])
-			snprintf(why, sizeof(why), "%s", r->str);
+			snprintf(why, cap, "%s", r->str);
 	}
 	if (r && r->type == REDIS_REPLY_ARRAY) {
 		for (size_t i = 0; i < r->elements; i++) {
@@ -614,21 +613,16 @@ static int tick_replies(struct agent *a, const struct pub_tick *t)
 				log_debug("redis: entry %zu of a re-sent sample was already stored",
 				          i);
 			} else if (!why[0]) {
-				snprintf(why, sizeof(why), "%s", e->str);
+				snprintf(why, cap, "%s", e->str);
 			}
 		}
 	} else if (r && r->type == REDIS_REPLY_ERROR && !why[0]) {
-		snprintf(why, sizeof(why), "%s", r->str);
+		snprintf(why, cap, "%s", r->str);
 	} else if (r && r->type != REDIS_REPLY_ERROR && r->type != REDIS_REPLY_ARRAY && !why[0]) {
-		snprintf(why, sizeof(why), "EXEC answered with reply type %d", r->type);
+		snprintf(why, cap, "EXEC answered with reply type %d", r->type);
 	}
 	freeReplyObject(r);
-	if (why[0]) {
-		tick_refused(a, why);
-		return 1;
-	}
-	tick_accepted(a);
-	return 0;
+	return why[0] ? 1 : 0;
 }
 
 #define BATCH 32
@@ -652,32 +646,61 @@ static int extra_replies(struct agent *a, int n)
 	return 0;
 }
 
-int publish_collect(struct agent *a)
+/* Reads the replies of n sent ticks, then WAIT's (when wait), then those of
+ * extra_n more commands. 0: every tick stored (and replicated), released;
+ * -EAGAIN: Redis refused one or the replicas did not acknowledge them;
+ * -EIO: the connection failed. On failure all n go back to the backlog, in
+ * order (those Redis did store are refused as duplicates when sent again). */
+static int confirm(struct agent *a, struct pub_tick *t, int n, bool wait, int extra_n)
 {
-	int done = 0, n = a->ninflight, extra = a->inflight_extra;
+	char why[160] = "", more[160];
 
-	a->ninflight = a->inflight_extra = 0;
-	for (; done < n; done++) {
-		int rc = tick_replies(a, &a->inflight[done]);
-		if (rc < 0) {
-			backlog_return(a, a->inflight + done, n - done);
-			return -EIO;
-		}
-		if (rc > 0) {
-			/* the rest of the pipeline is read, the ticks kept in order */
-			int left = n - done;
-			for (int i = done + 1; i < n; i++)
-				if (tick_replies(a, &a->inflight[i]) < 0) {
-					backlog_return(a, a->inflight + done, left);
-					return -EIO;
-				}
-			backlog_return(a, a->inflight + done, left);
-			return extra_replies(a, extra) < 0 ? -EIO : -EAGAIN;
-		}
-		pub_tick_release(&a->inflight[done]);
+	for (int i = 0; i < n; i++) { /* the first reason is the one said */
+		more[0] = '\0';
+		if (tick_replies(a, &t[i], why[0] ? more : why, sizeof(why)) < 0)
+			goto io;
+	}
+	if (wait) {
+		redisReply *r = store_reply(a->redis);
+		if (!r)
+			goto io;
+		if (!why[0] && r->type == REDIS_REPLY_ERROR)
+			snprintf(why, sizeof(why), "WAIT: %s", r->str);
+		else if (!why[0] &&
+		         (r->type != REDIS_REPLY_INTEGER || r->integer < a->o.wait_replicas))
+			snprintf(why, sizeof(why),
+			         "%lld of %lld replica(s) acknowledged the samples within %lld ms",
+			         r->type == REDIS_REPLY_INTEGER ? (long long)r->integer : 0LL,
+			         a->o.wait_replicas, a->o.wait_ms);
+		freeReplyObject(r);
+	}
+	if (extra_n && extra_replies(a, extra_n) < 0)
+		goto io;
+	if (why[0]) {
+		tick_refused(a, why);
+		backlog_return(a, t, n);
+		return -EAGAIN;
+	}
+	if (n)
+		tick_accepted(a);
+	for (int i = 0; i < n; i++) {
+		pub_tick_release(&t[i]);
 		a->published_ticks++;
 	}
-	return extra_replies(a, extra);
+	return 0;
+io:
+	backlog_return(a, t, n);
+	return -EIO;
+}
+
+int publish_collect(struct agent *a)
+{
+	int n = a->ninflight, extra = a->inflight_extra;
+	bool wait = a->inflight_wait;
+
+	a->ninflight = a->inflight_extra = 0;
+	a->inflight_wait = false;
+	return confirm(a, a->inflight, n, wait, extra);
 }
 
 int publish_exchange(struct agent *a, const struct resp_buf *extra, bool defer)
@@ -694,16 +717,27 @@ int publish_exchange(struct agent *a, const struct resp_buf *extra, bool defer)
 			return rc; /* -EAGAIN: refused; sent again next tick */
 	}
 	for (;;) {
-		int n = 0, done = 0;
-		bool last;
+		int n = 0, rc;
+		bool last, wait;
 		/* while Redis refuses writes, only the oldest tick goes, as a probe */
 		int max = a->refusing ? 1 : BATCH;
 		while (n < max && backlog_take(a, &batch[n]))
 			n++;
 		last = a->refusing || a->bl.len == 0 || util_mono_ms() >= deadline;
+		wait = n && a->o.wait_replicas > 0;
 		for (int i = 0; i < n; i++)
 			if (store_append_raw(a->redis, batch[i].b.data, batch[i].b.len) < 0)
 				goto fail;
+		if (wait) {
+			char ms[24];
+			const char *argv[] = {"WAIT", NULL, ms};
+			char nr[24];
+			snprintf(nr, sizeof(nr), "%lld", a->o.wait_replicas);
+			snprintf(ms, sizeof(ms), "%lld", a->o.wait_ms);
+			argv[1] = nr;
+			if (store_append(a->redis, 3, argv, NULL) < 0)
+				goto fail;
+		}
 		if (last && extra->ncmds && store_append_raw(a->redis, extra->data, extra->len) < 0)
 			goto fail;
 		if (last && defer) {
@@ -712,39 +746,25 @@ int publish_exchange(struct agent *a, const struct resp_buf *extra, bool defer)
 			memcpy(a->inflight, batch, sizeof(*batch) * (size_t)n);
 			a->ninflight = n;
 			a->inflight_extra = extra->ncmds;
+			a->inflight_wait = wait;
 			sent += n;
 			if (sent > 1)
 				log_info("redis: sent %d buffered samples, %d still queued", sent,
 				         a->bl.len);
 			return 0;
 		}
-		for (; done < n; done++) {
-			int rc = tick_replies(a, &batch[done]);
-			if (rc < 0)
-				goto fail;
-			if (rc > 0) {
-				for (int i = done + 1; i < n; i++)
-					if (tick_replies(a, &batch[i]) < 0)
-						goto fail;
-				if (last && extra_replies(a, extra->ncmds) < 0)
-					goto fail;
-				backlog_return(a, batch + done, n - done);
-				return -EAGAIN;
-			}
-			pub_tick_release(&batch[done]);
-			a->published_ticks++;
-		}
+		rc = confirm(a, batch, n, wait, last ? extra->ncmds : 0);
+		if (rc < 0)
+			return rc;
 		sent += n;
 		if (!last)
 			continue;
-		if (extra_replies(a, extra->ncmds) < 0)
-			return -EIO;
 		if (sent > 1)
 			log_info("redis: sent %d buffered samples, %d still queued", sent,
 			         a->bl.len);
 		return 0;
 	fail:
-		backlog_return(a, batch + done, n - done);
+		backlog_return(a, batch, n);
 		return -EIO;
 	}
 }

@@ -40,6 +40,34 @@
 	     NULL,                                                                                 \
 	     "file holding the password (overrides `password`)"},                                  \
 	    {"redis", "db", CFG_INT, "0", O(redis.db), 0, 0, 1000, NULL, "database number"},       \
+	    {"redis",                                                                              \
+	     "sentinels",                                                                          \
+	     CFG_STR,                                                                              \
+	     "",                                                                                   \
+	     S(redis.sentinels),                                                                   \
+	     0,                                                                                    \
+	     0,                                                                                    \
+	     NULL,                                                                                 \
+	     "Redis Sentinel as host:port,host:port,...: the master is asked of them (and asked "  \
+	     "again after a failover) instead of `address`; empty = no Sentinel"},                 \
+	    {"redis",                                                                              \
+	     "master_name",                                                                        \
+	     CFG_STR,                                                                              \
+	     "",                                                                                   \
+	     S(redis.master_name),                                                                 \
+	     0,                                                                                    \
+	     0,                                                                                    \
+	     NULL,                                                                                 \
+	     "the master's name in Sentinel (`sentinel monitor <name> ...`)"},                     \
+	    {"redis",                                                                              \
+	     "sentinel_password",                                                                  \
+	     CFG_STR,                                                                              \
+	     "",                                                                                   \
+	     S(redis.sentinel_password),                                                           \
+	     0,                                                                                    \
+	     0,                                                                                    \
+	     NULL,                                                                                 \
+	     "password (AUTH) of the sentinels; empty = none"},                                    \
 	    {"redis", "timeout_ms", CFG_INT, timeout_def, O(redis.timeout_ms),                     \
 	     0,       10,           60000,   NULL,        "connect and command timeout"},          \
 	{                                                                                          \

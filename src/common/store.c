@@ -46,12 +46,45 @@ static void set_err(struct store *s, int err, const char *msg)
 	snprintf(s->errstr, sizeof(s->errstr), "%s", msg);
 }
 
+const char *store_name(const struct store *s)
+{
+	return s->cur[0] ? s->cur : s->o.address;
+}
+
+const char *store_opts_problem(const struct store_opts *o)
+{
+	char one[256], host[200];
+	const char *p = o->sentinels;
+	int port, n = 0;
+
+	if (!o->sentinels[0])
+		return o->master_name[0] ? "redis.master_name is set but redis.sentinels is empty"
+		                         : "";
+	if (!o->master_name[0])
+		return "redis.sentinels is set: redis.master_name must name the master";
+	while (*p) {
+		size_t len = strcspn(p, ",");
+		if (len == 0 || len >= sizeof(one))
+			return "redis.sentinels: an empty or too long entry "
+			       "(host:port,host:port,...)";
+		snprintf(one, sizeof(one), "%.*s", (int)len, p);
+		if (util_split_hostport(one, host, sizeof(host), &port) < 0 || !host[0] ||
+		    port <= 0)
+			return "redis.sentinels: each entry is host:port";
+		n++;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return n ? "" : "redis.sentinels: no entry";
+}
+
 void store_drop(struct store *s, const char *why)
 {
 	if (!s->c)
 		return;
 	log_warn("redis %s: connection lost: %s; sampling goes on, samples are buffered",
-	         s->o.address, why);
+	         store_name(s), why);
 	redisFree(s->c);
 	s->c = NULL;
 	s->next_try_ms = 0;
@@ -100,43 +133,164 @@ out:
 	return rc;
 }
 
-bool store_ensure(struct store *s, int64_t now_ms)
+/* Connects to addr (host:port or unix:/path) with the timeout on connect
+ * and (the handshake too: a server that accepts but never answers, frozen
+ * or SIGSTOPped, must not hold the caller) on every command. NULL with err
+ * set; *bad_addr when addr cannot be parsed. */
+static redisContext *connect_to(struct store *s, const char *addr, bool *bad_addr)
 {
 	struct timeval tv = {s->o.timeout_ms / 1000, (s->o.timeout_ms % 1000) * 1000};
 	redisContext *c;
 
-	if (s->c)
-		return true;
-	if (now_ms < s->next_try_ms)
-		return false;
-	if (strncmp(s->o.address, "unix:", 5) == 0) {
-		c = redisConnectUnixWithTimeout(s->o.address + 5, tv);
+	*bad_addr = false;
+	if (strncmp(addr, "unix:", 5) == 0) {
+		c = redisConnectUnixWithTimeout(addr + 5, tv);
 	} else {
 		char host[200];
 		int port;
-		if (util_split_hostport(s->o.address, host, sizeof(host), &port) < 0 || !host[0]) {
+		if (util_split_hostport(addr, host, sizeof(host), &port) < 0 || !host[0]) {
 			set_err(s, REDIS_ERR_OTHER, "address is not host:port or unix:/path");
-			log_complain(&s->down, now_ms, LOG_LVL_ERROR, "redis %s: %s", s->o.address,
-			             s->errstr);
-			s->next_try_ms = now_ms + s->o.backoff_max_ms;
-			return false;
+			*bad_addr = true;
+			return NULL;
 		}
 		c = redisConnectWithTimeout(host, port, tv);
 	}
 	if (!c || c->err) {
 		set_err(s, c ? c->err : REDIS_ERR_OOM, c ? c->errstr : "out of memory");
+		if (c)
+			redisFree(c);
+		return NULL;
+	}
+	redisSetTimeout(c, tv);
+	return c;
+}
+
+/* Asks the sentinels in turn where the master is: 0 with "ip:port" in out,
+ * or -EHOSTUNREACH with the last reason in err. */
+static int sentinel_master(struct store *s, char *out, size_t cap, char *via, size_t vcap)
+{
+	const char *p = s->o.sentinels;
+	char why[200] = "no sentinel answered";
+
+	while (*p) {
+		size_t len = strcspn(p, ",");
+		char one[256];
+		bool bad;
+		redisContext *c;
+		redisReply *r = NULL;
+
+		snprintf(one, sizeof(one), "%.*s", (int)len, p);
+		p += len;
+		if (*p == ',')
+			p++;
+		if (!(c = connect_to(s, one, &bad))) {
+			snprintf(why, sizeof(why), "sentinel %s: %s", one, s->errstr);
+			continue;
+		}
+		if (s->o.sentinel_password[0]) {
+			r = redisCommand(c, "AUTH %s", s->o.sentinel_password);
+			if (!r || r->type == REDIS_REPLY_ERROR) {
+				snprintf(why, sizeof(why), "sentinel %s: AUTH: %s", one,
+				         r ? r->str : c->errstr);
+				freeReplyObject(r);
+				redisFree(c);
+				continue;
+			}
+			freeReplyObject(r);
+		}
+		r = redisCommand(c, "SENTINEL get-master-addr-by-name %s", s->o.master_name);
+		if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+		    r->element[0]->type == REDIS_REPLY_STRING &&
+		    r->element[1]->type == REDIS_REPLY_STRING) {
+			snprintf(out, cap, "%s%s%s:%s", strchr(r->element[0]->str, ':') ? "[" : "",
+			         r->element[0]->str, strchr(r->element[0]->str, ':') ? "]" : "",
+			         r->element[1]->str);
+			snprintf(via, vcap, "%s", one);
+			freeReplyObject(r);
+			redisFree(c);
+			return 0;
+		}
+		snprintf(why, sizeof(why), "sentinel %s: %s", one,
+		         !r                             ? c->errstr
+		         : r->type == REDIS_REPLY_ERROR ? r->str
+		         : r->type == REDIS_REPLY_NIL   ? "does not know the master name"
+		                                        : "an unexpected reply");
+		freeReplyObject(r);
+		redisFree(c);
+	}
+	set_err(s, REDIS_ERR_OTHER, why);
+	return -EHOSTUNREACH;
+}
+
+/* With Sentinel: is the server we reached the master? */
+static int check_master(struct store *s, redisContext *c)
+{
+	redisReply *r = redisCommand(c, "ROLE");
+	int rc = 0;
+
+	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+	    r->element[0]->type != REDIS_REPLY_STRING) {
+		set_err(s, REDIS_ERR_OTHER,
+		        r && r->type == REDIS_REPLY_ERROR ? r->str : "ROLE failed");
+		rc = -EIO;
+	} else if (strcmp(r->element[0]->str, "master") != 0) {
+		char m[128];
+		snprintf(m, sizeof(m),
+		         "the server Sentinel named is a %s, not the master (a failover "
+		         "in progress?)",
+		         r->element[0]->str);
+		set_err(s, REDIS_ERR_OTHER, m);
+		rc = -EAGAIN;
+	}
+	freeReplyObject(r);
+	return rc;
+}
+
+bool store_ensure(struct store *s, int64_t now_ms)
+{
+	redisContext *c;
+	char addr[256], via[256] = "";
+	bool bad;
+
+	if (s->c)
+		return true;
+	if (now_ms < s->next_try_ms)
+		return false;
+	snprintf(addr, sizeof(addr), "%s", s->o.address);
+	if (s->o.sentinels[0] && sentinel_master(s, addr, sizeof(addr), via, sizeof(via)) < 0) {
+		c = NULL;
 		goto fail;
 	}
-	/* the handshake too: a server that accepts but never answers (frozen,
-	 * SIGSTOPped) must not hold the caller */
-	redisSetTimeout(c, tv);
+	if (!(c = connect_to(s, addr, &bad))) {
+		if (bad && !s->o.sentinels[0]) {
+			log_complain(&s->down, now_ms, LOG_LVL_ERROR, "redis %s: %s", s->o.address,
+			             s->errstr);
+			s->next_try_ms = now_ms + s->o.backoff_max_ms;
+			return false;
+		}
+		goto fail;
+	}
+	if (s->o.sentinels[0]) {
+		char name[sizeof(s->cur)];
+		snprintf(name, sizeof(name), "%s (master '%s' by sentinel %s)", addr,
+		         s->o.master_name, via);
+		if (strncmp(s->cur, addr, strlen(addr)) != 0 && s->ever_connected)
+			log_warn("redis: Sentinel names a new master for '%s': %s",
+			         s->o.master_name, name);
+		snprintf(s->cur, sizeof(s->cur), "%s", name);
+	}
 	if (handshake(s, c) < 0) {
 		redisFree(c);
 		log_complain(&s->down, now_ms, LOG_LVL_ERROR,
 		             "redis %s: connection refused by the server: %s (check redis.user, "
 		             "redis.password, redis.db; retrying)",
-		             s->o.address, s->errstr);
+		             store_name(s), s->errstr);
 		goto backoff;
+	}
+	if (s->o.sentinels[0] && check_master(s, c) < 0) {
+		redisFree(c);
+		c = NULL;
+		goto fail;
 	}
 	/* no child (a daemonized QEMU) may inherit the connection */
 	fcntl(c->fd, F_SETFD, FD_CLOEXEC);
@@ -146,7 +300,7 @@ bool store_ensure(struct store *s, int64_t now_ms)
 	s->backoff_ms = BACKOFF_START_MS;
 	s->connects++;
 	if (s->down.active || !s->ever_connected)
-		log_info("redis %s: connected", s->o.address);
+		log_info("redis %s: connected", store_name(s));
 	s->down.active = false;
 	s->ever_connected = true;
 	return true;
@@ -155,7 +309,8 @@ fail:
 		redisFree(c);
 	log_complain(&s->down, now_ms, LOG_LVL_WARN,
 	             "redis %s: unreachable: %s (retrying with backoff up to %lld ms)",
-	             s->o.address, s->errstr, s->o.backoff_max_ms);
+	             s->o.sentinels[0] ? "(through Sentinel)" : s->o.address, s->errstr,
+	             s->o.backoff_max_ms);
 backoff:
 	s->next_try_ms = now_ms + s->backoff_ms;
 	s->backoff_ms *= 2;
@@ -166,6 +321,16 @@ backoff:
 
 static redisReply *check_reply(struct store *s, void *r)
 {
+	redisReply *e = r;
+
+	/* a master demoted in a failover answers writes with READONLY: ask
+	 * Sentinel again at the next store_ensure() */
+	if (e && e->type == REDIS_REPLY_ERROR && s->o.sentinels[0] && s->c &&
+	    strncmp(e->str, "READONLY", 8) == 0) {
+		store_drop(
+		    s, "the server is a replica now (READONLY): asking Sentinel for the master");
+		return r;
+	}
 	if (!r && s->c) {
 		char why[160];
 		set_err(s, s->c->err ? s->c->err : REDIS_ERR_IO,

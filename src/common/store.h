@@ -6,6 +6,15 @@
  * later with exponential backoff (250 ms doubling to backoff_max_ms). State
  * changes are logged once (up, down, back up), not on every attempt.
  *
+ * With Sentinel (sentinels = "host:port,host:port,...", master_name), the
+ * address is asked of the sentinels in turn (SENTINEL
+ * get-master-addr-by-name) at every connection, and the server's ROLE is
+ * checked before it is used: a replica is never written to. A READONLY
+ * error reply (the master became a replica in a failover) drops the
+ * connection, so the next store_ensure() asks the sentinels again; the
+ * error reply still reaches the caller, which keeps what it did not get
+ * confirmed.
+ *
  * Like hiredis, the context keeps err (0 or a REDIS_ERR_* code) and errstr.
  * Not thread-safe: one thread uses one store.
  */
@@ -26,11 +35,15 @@ struct store_opts {
 	long long db;
 	long long timeout_ms;
 	long long backoff_max_ms;
+	char sentinels[512];         /* "host:port,..."; empty = address is the server */
+	char master_name[64];        /* the master's name in Sentinel */
+	char sentinel_password[256]; /* AUTH to the sentinels; empty = none */
 };
 
 struct store {
 	redisContext *c;
 	struct store_opts o;
+	char cur[256]; /* the server's address in use (Sentinel's answer), for logs */
 	int err;
 	char errstr[128];
 	int64_t next_try_ms;
@@ -39,6 +52,14 @@ struct store {
 	bool ever_connected;
 	uint64_t connects; /* successful connections so far */
 };
+
+/* The address of the server: with Sentinel the master's last answer
+ * ("lem (sentinel) 10.0.0.1:6379"), else redis.address. */
+const char *store_name(const struct store *s);
+
+/* Checks the Sentinel options: "" when fine (also when none are set), else
+ * what is wrong, for the daemons' start-up errors. */
+const char *store_opts_problem(const struct store_opts *o);
 
 /* Caller frees with store_free(). Does not connect yet. */
 struct store *store_new(const struct store_opts *o);

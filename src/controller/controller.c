@@ -186,6 +186,10 @@ static int resolve(struct ctl *c, char *err, size_t errlen)
 	    util_read_secret(o->redis_password_file, o->redis.password, sizeof(o->redis.password),
 	                     err, errlen) < 0)
 		return -EINVAL;
+	if (store_opts_problem(&o->redis)[0]) {
+		snprintf(err, errlen, "%s", store_opts_problem(&o->redis));
+		return -EINVAL;
+	}
 	if (o->read_token[0] && strcmp(o->read_token, o->token) == 0) {
 		snprintf(err, errlen, "controller.read_token must differ from controller.token");
 		return -EINVAL;
