@@ -433,6 +433,8 @@ static void watch_migrations(struct ctl *c, struct ctl_vm *v, bool was_migrating
 {
 	bool ours = ctl_mig_running(c, v->id);
 
+	if (!c->leader)
+		return; /* a standby only reads: the leader follows these */
 	if (v->migrating && !ours && !v->watched) {
 		v->watched = true;
 		ctl_event(c, "migration_adopted", "vm", v->id, "from", v->mig_src, "to", v->mig_dst,
@@ -782,7 +784,7 @@ static void empty_events(struct ctl *c)
 		h->empty = h->nvms == 0 && h->inflight == 0;
 		if (h->nvms > 0)
 			h->had_vms = true;
-		if (h->empty && !was && h->had_vms && !strcmp(h->state, "up"))
+		if (h->empty && !was && h->had_vms && !strcmp(h->state, "up") && c->leader)
 			ctl_event(
 			    c, "host_empty", "host", h->id, "objective",
 			    plan_objective_name(c->po.objective), "msg",
@@ -806,10 +808,13 @@ static void hot_events(struct ctl *c)
 			if (hot == h->hot[r])
 				continue;
 			h->hot[r] = hot;
+			if (hot)
+				h->hot_since[r] = now;
+			if (!c->leader)
+				continue; /* a standby shows it (API) and logs nothing */
 			ctl_fmt_double(u, sizeof(u), h->sum[r].last);
 			ctl_fmt_double(f, sizeof(f), h->sum[r].ar1.forecast);
 			if (hot) {
-				h->hot_since[r] = now;
 				ctl_event(c, "hotspot", "host", h->id, "res", ctl_res_names[r],
 				          "util", u, "forecast", f, NULL);
 			} else {
