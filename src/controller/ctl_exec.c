@@ -44,7 +44,8 @@ void ctl_lease(struct ctl *c)
 			ctl_event(c, "controller_started", "mode", ctl_mode_names[c->o.mode],
 			          "addr", c->advertise, NULL);
 		if (leader)
-			ctl_event(c, "leader_acquired", "msg", "this controller acts", NULL);
+			ctl_event(c, "leader_acquired", "mode", ctl_mode_names[c->o.mode], "addr",
+			          c->advertise, "msg", "this controller acts", NULL);
 		else
 			ctl_event(c, "leader_lost", "msg", "another controller holds the lease",
 			          "leader", c->leader_id, NULL);
