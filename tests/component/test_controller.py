@@ -26,11 +26,8 @@ def events(r, type=None):
 
 
 @pytest.fixture
-def setup(redis_server, controller_factory):
-    r = redis_server.client()
-    reg = Registry(r)
-    yield r, reg, lambda **s: controller_factory(redis_server.address, settings=s)
-    r.close()
+def setup(registry_controller):
+    return registry_controller
 
 
 def hot_cluster(reg):

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import Registry, register_vm, wait_for
+from conftest import register_vm, wait_for
 
 CALLER = "admin@127.0.0.1"
 
@@ -27,11 +27,8 @@ def entries(r, type=None):
 
 
 @pytest.fixture
-def setup(redis_server, controller_factory):
-    r = redis_server.client()
-    reg = Registry(r)
-    yield r, reg, lambda **s: controller_factory(redis_server.address, settings=s)
-    r.close()
+def setup(registry_controller):
+    return registry_controller
 
 
 def small_cluster(reg):
