@@ -332,7 +332,9 @@ def test_maintenance_evacuates_respecting_pin_and_anti_affinity(loop_factory):
             "pin": ["h0"]}
     st, j = ctl.http("POST", "/v1/vms", spec)
     assert st == 409 and j["error"]["code"] == "no_host", j
-    assert j["error"]["hosts"]["h0"] == "maintenance" and j["error"]["hosts"]["h1"] == "pin", j
+    assert j["error"]["blocks"]["h0"] == "maintenance" and j["error"]["blocks"]["h1"] == "pin", j
+    assert j["error"]["hosts"]["h0"] == "in maintenance", j
+    assert j["error"]["hosts"]["h1"] == "not among the VM's pinned hosts", j
     assert not lp.r.exists("vm_configs:pn")
     st, j = ctl.http("PUT", "/v1/hosts/h0/maintenance", {"on": False})
     assert st == 200 and j["state"] == "up", j
