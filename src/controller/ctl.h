@@ -107,7 +107,9 @@ struct ctl_vm {
 	char mig_src[CTL_ID_MAX], mig_dst[CTL_ID_MAX], mig_phase[24];
 	int64_t mig_started;
 	int64_t mig_data_done, mig_data_total; /* bytes, from the agent's progress */
-	bool watched; /* a migration we did not start: report where it ended */
+	bool watched;          /* a migration we did not start: report where it ended */
+	int64_t ours_ended_ms; /* one of ours ended then (a round read before may still show
+	                          its record: not another's to adopt) */
 	struct profile prof[RES_N];
 	char last_id[32];
 	double last[RES_N];

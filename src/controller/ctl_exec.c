@@ -251,6 +251,11 @@ int ctl_migrate_run(struct ctl *c, struct ctl_mig *m, json_t **result, int *http
 	}
 	pthread_mutex_lock(&c->lock);
 	mig_remove(c, m);
+	for (struct ctl_mig *cur = m; cur; cur = cur->then) {
+		struct ctl_vm *v = ctl_vm_find(c, cur->vm);
+		if (v)
+			v->ours_ended_ms = util_mono_ms();
+	}
 	pthread_mutex_unlock(&c->lock);
 	mig_free(m);
 	return rc;

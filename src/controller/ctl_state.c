@@ -431,7 +431,10 @@ static void apply_vm(struct ctl *c, struct ctl_vm *v, const struct rd_vm *r, boo
 static void watch_migrations(struct ctl *c, struct ctl_vm *v, bool was_migrating,
                              const char *was_dst)
 {
-	bool ours = ctl_mig_running(c, v->id);
+	/* ours, or ours that just ended: a read made before its end may still
+	 * show the agent's record (logged once, by its worker) */
+	bool ours = ctl_mig_running(c, v->id) ||
+	            (v->ours_ended_ms && util_mono_ms() - v->ours_ended_ms < 2 * c->o.round_ms);
 
 	if (!c->leader)
 		return; /* a standby only reads: the leader follows these */
