@@ -154,13 +154,22 @@ static bool driver_ready(struct agent *a, struct httpd_resp *resp)
 	return false;
 }
 
+/* ?log=caller: the caller (a controller) writes this action's decision-log
+ * entries itself, so the agent's own outcome entry is left out. */
+static void caller_logs(const struct httpd_req *req, const char *vm)
+{
+	const char *q = httpd_query(req, "log");
+
+	virt_caller_logs(q && strcmp(q, "caller") == 0 ? vm : NULL);
+}
+
 /* POST /v1/vms: validate, launch, register. */
 static void api_create_vm(struct agent *a, const struct httpd_req *req, struct httpd_resp *resp)
 {
 	struct vm_spec spec;
 	char err[512] = "";
 	json_t *body, *out = NULL;
-	int http = 500;
+	int http = 500, rc;
 
 	if (!driver_ready(a, resp))
 		return;
@@ -175,7 +184,10 @@ static void api_create_vm(struct agent *a, const struct httpd_req *req, struct h
 		return;
 	}
 	json_decref(body);
-	if (virt_create(a->virt, &spec, &out, &http, err, sizeof(err)) < 0) {
+	caller_logs(req, spec.id);
+	rc = virt_create(a->virt, &spec, &out, &http, err, sizeof(err));
+	virt_caller_logs(NULL);
+	if (rc < 0) {
 		httpd_resp_error(resp, http,
 		                 http == 400   ? "bad_request" /* domxml_build refused it */
 		                 : http == 409 ? "vm_exists"
@@ -188,10 +200,11 @@ static void api_create_vm(struct agent *a, const struct httpd_req *req, struct h
 }
 
 /* DELETE /v1/vms/<id>: power down, clean up. */
-static void api_delete_vm(struct agent *a, const char *id, struct httpd_resp *resp)
+static void api_delete_vm(struct agent *a, const struct httpd_req *req, const char *id,
+                          struct httpd_resp *resp)
 {
 	char err[512] = "";
-	int http = 500;
+	int http = 500, rc;
 
 	if (!driver_ready(a, resp))
 		return;
@@ -199,7 +212,10 @@ static void api_delete_vm(struct agent *a, const char *id, struct httpd_resp *re
 		httpd_resp_error(resp, 400, "bad_request", "'%.64s' is not a vm id", id);
 		return;
 	}
-	if (virt_delete(a->virt, id, &http, err, sizeof(err)) < 0) {
+	caller_logs(req, id);
+	rc = virt_delete(a->virt, id, &http, err, sizeof(err));
+	virt_caller_logs(NULL);
+	if (rc < 0) {
 		httpd_resp_error(resp, http, http == 404 ? "vm_not_found" : "conflict", "%s", err);
 		return;
 	}
@@ -213,7 +229,7 @@ static void api_migrate_vm(struct agent *a, const struct httpd_req *req, const c
 {
 	char err[600] = "";
 	json_t *body, *out = NULL, *to;
-	int http = 500;
+	int http = 500, rc;
 
 	if (!driver_ready(a, resp))
 		return;
@@ -227,7 +243,10 @@ static void api_migrate_vm(struct agent *a, const struct httpd_req *req, const c
 		                 "migrate: the body is {\"to\": \"<host id>\"} and nothing else");
 		return;
 	}
-	if (virt_migrate(a->virt, id, json_string_value(to), &out, &http, err, sizeof(err)) < 0) {
+	caller_logs(req, id);
+	rc = virt_migrate(a->virt, id, json_string_value(to), &out, &http, err, sizeof(err));
+	virt_caller_logs(NULL);
+	if (rc < 0) {
 		json_decref(body);
 		httpd_resp_error(resp, http,
 		                 http == 404   ? "not_found"
@@ -274,7 +293,7 @@ static void api_resize_vm(struct agent *a, const struct httpd_req *req, const ch
 {
 	char err[600] = "";
 	json_t *body, *out = NULL;
-	int http = 500, vcpus, mem;
+	int http = 500, vcpus, mem, rc;
 
 	if (!driver_ready(a, resp))
 		return;
@@ -302,7 +321,10 @@ static void api_resize_vm(struct agent *a, const struct httpd_req *req, const ch
 		return;
 	}
 	json_decref(body);
-	if (virt_resize(a->virt, id, vcpus, mem, &out, &http, err, sizeof(err)) < 0) {
+	caller_logs(req, id);
+	rc = virt_resize(a->virt, id, vcpus, mem, &out, &http, err, sizeof(err));
+	virt_caller_logs(NULL);
+	if (rc < 0) {
 		httpd_resp_error(resp, http,
 		                 http == 404   ? "vm_not_found"
 		                 : http == 400 ? "bad_request"
@@ -402,7 +424,7 @@ void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 		return;
 	}
 	if (n == 3 && strcmp(seg[1], "vms") == 0 && strcmp(req->method, "DELETE") == 0) {
-		api_delete_vm(a, seg[2], resp);
+		api_delete_vm(a, req, seg[2], resp);
 		return;
 	}
 	if (n == 4 && strcmp(seg[1], "vms") == 0 && strcmp(seg[3], "migrate") == 0 &&

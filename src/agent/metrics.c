@@ -88,8 +88,8 @@ char *metrics_render(struct agent *a, size_t *len)
 	HOST_GAUGE("loadease_host_cpu_capacity_cores", "CPU capacity of the host.", 1, a->so.cpus);
 	HOST_GAUGE("loadease_host_memory_capacity_bytes", "Memory capacity of the host.", 1,
 	           a->so.mem_mib * 1048576.0);
-	HOST_GAUGE("loadease_host_network_capacity_bits_per_second",
-	           "NIC capacity of the host, per direction.", 1, a->so.net_mbit * 1e6);
+	HOST_GAUGE("loadease_host_network_capacity_bytes_per_second",
+	           "NIC capacity of the host, per direction.", 1, a->so.net_mbit * 1e6 / 8);
 	HOST_GAUGE("loadease_host_cpu_utilization_ratio", "Busy share of all host CPUs.",
 	           h->valid_cpu, h->cpu);
 	HOST_GAUGE("loadease_host_cpu_iowait_ratio", "Iowait share of all host CPUs.", h->valid_cpu,

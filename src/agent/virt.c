@@ -120,8 +120,32 @@ bool virt_redis_up(struct virt *v)
 	return store_ensure(v->redis, util_mono_ms());
 }
 
+/* The VM of the API call this thread runs for a controller that logs the
+ * action itself ("" = none): the call's thread runs the whole action. */
+static __thread char caller_logs[65];
+
+void virt_caller_logs(const char *vm)
+{
+	snprintf(caller_logs, sizeof(caller_logs), "%s", vm ? vm : "");
+}
+
+/* The entries of an action's outcome, which its caller may log instead. */
+static bool action_event(const char *type)
+{
+	static const char *const types[] = {"vm_created",       "vm_deleted", "migration_done",
+	                                    "migration_failed", "vm_resized", "vm_resize_failed"};
+
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (strcmp(type, types[i]) == 0)
+			return true;
+	return false;
+}
+
 void virt_event(struct virt *v, const char *type, const char *vm, const char *msg)
 {
+	/* a VM lost on the way, or another VM's news, is always this host's to say */
+	if (caller_logs[0] && strcmp(caller_logs, vm) == 0 && action_event(type))
+		return;
 	if (!virt_redis_up(v))
 		return;
 	freeReplyObject(store_command(v->redis,

@@ -100,6 +100,13 @@ int virt_migrate(struct virt *v, const char *id, const char *to, json_t **out, i
 int virt_resize(struct virt *v, const char *id, int vcpus, int mem_mib, json_t **out, int *http,
                 char *err, size_t errlen);
 
+/* The outcome entries (vm_created, vm_deleted, migration_done/failed,
+ * vm_resized, vm_resize_failed) of VM vm's create, delete, migrate or resize
+ * that this thread runs next are the caller's to log: a controller that asks
+ * with ?log=caller writes its own, so each action is in the log once
+ * (vm_lost and other VMs' entries are always written). NULL clears it. */
+void virt_caller_logs(const char *vm);
+
 /* The VMs of this host (array), or one (NULL when unknown). */
 json_t *virt_list(struct virt *v);
 json_t *virt_get(struct virt *v, const char *id);

@@ -369,14 +369,21 @@ static const struct cli_opt top_opts[] = {{"interval", 0, true, CLI_K_NONE},
 static const struct cli_opt events_opts[] = {
     {"n", 'n', true, CLI_K_NONE}, {"follow", 'f', false, CLI_K_NONE}, {"type", 0, true, CLI_K_NONE},
     {"vm", 0, true, CLI_K_VM},    {"host", 0, true, CLI_K_HOST},      END_OPTS};
-static const struct cli_opt create_opts[] = {
-    {"mem", 0, true, CLI_K_NONE},       {"vcpus", 0, true, CLI_K_NONE},
-    {"max-vcpus", 0, true, CLI_K_NONE}, {"max-mem", 0, true, CLI_K_NONE},
-    {"kernel", 0, true, CLI_K_FILE},    {"initrd", 0, true, CLI_K_FILE},
-    {"append", 0, true, CLI_K_NONE},    {"disk", 0, true, CLI_K_FILE},
-    {"host", 0, true, CLI_K_HOST},      {"pin", 0, true, CLI_K_HOST},
-    {"group", 0, true, CLI_K_NONE},     {"anti-group", 0, true, CLI_K_NONE},
-    {"exclude", 0, false, CLI_K_NONE},  END_OPTS};
+static const struct cli_opt create_opts[] = {{"mem", 0, true, CLI_K_NONE},
+                                             {"vcpus", 0, true, CLI_K_NONE},
+                                             {"max-vcpus", 0, true, CLI_K_NONE},
+                                             {"max-mem", 0, true, CLI_K_NONE},
+                                             {"kernel", 0, true, CLI_K_FILE},
+                                             {"initrd", 0, true, CLI_K_FILE},
+                                             {"append", 0, true, CLI_K_NONE},
+                                             {"disk", 0, true, CLI_K_FILE},
+                                             {"host", 0, true, CLI_K_HOST},
+                                             {"pin", 0, true, CLI_K_HOST},
+                                             {"group", 0, true, CLI_K_NONE},
+                                             {"anti-group", 0, true, CLI_K_NONE},
+                                             {"exclude", 0, false, CLI_K_NONE},
+                                             {"force", 0, false, CLI_K_NONE},
+                                             END_OPTS};
 static const struct cli_opt migrate_opts[] = {{"to", 0, true, CLI_K_HOST},
                                               {"force", 0, false, CLI_K_NONE},
                                               {"no-wait", 0, false, CLI_K_NONE},
@@ -446,7 +453,7 @@ const struct cli_verb cli_verbs[] = {
     {"vm", "create", "provision a VM (placement picks the host)",
      "loadease vm create ID --mem MIB [--vcpus N] [--max-vcpus N] [--max-mem MIB]\n"
      "       (--kernel PATH [--initrd PATH] [--append STR] | --disk PATH) [--host H]\n"
-     "       [--pin h1,h2] [--group G] [--anti-group G] [--exclude]",
+     "       [--force] [--pin h1,h2] [--group G] [--anti-group G] [--exclude]",
      "Provisions a VM (POST /v1/vms): the placement picks the host (or checks the\n"
      "one given); prints the host and why. When no host fits, prints why each\n"
      "host was refused. Paths are inside the agents' vm.images_dir.\n"
@@ -461,6 +468,9 @@ const struct cli_verb cli_verbs[] = {
      "  --disk PATH       a disk image to boot instead of a kernel\n"
      "  --host H          place it on host H (checked against state, rules, capacity;\n"
      "                    status 1 when there is no host H)\n"
+     "  --force           with --host: place it there past the soft limits (CPU\n"
+     "                    overcommit, threshold, headroom), never past the hard ones\n"
+     "                    (memory capacity, a host down or in maintenance, the rules)\n"
      "  --pin h1,h2       rule: only ever on these hosts\n"
      "  --group G         rule: keep together with the VMs of group G (affinity)\n"
      "  --anti-group G    rule: keep apart from the VMs of group G (anti-affinity)\n"
@@ -481,7 +491,8 @@ const struct cli_verb cli_verbs[] = {
      "  gave up waiting after --timeout (default 900 s): status 4, the move may go on\n"
      "\noptions:\n"
      "  --to HOST   the destination (default: the placement picks one)\n"
-     "  --force     skip the threshold check (never the state or the rules)\n"
+     "  --force     past the soft limits (CPU overcommit, threshold, headroom),\n"
+     "              never the hard ones (memory capacity, state, rules)\n"
      "  --no-wait   return once the controller has started it (status 0);\n"
      "              `loadease vm ID` shows how it goes\n",
      migrate_opts, "vm", cli_vm_migrate},

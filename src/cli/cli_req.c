@@ -166,6 +166,13 @@ int cli_req_vm_create(const struct cli_args *a, json_t **body, char *err, size_t
 		json_object_set_new(b, "exclude", json_true());
 	if (put_id(b, a, "host", "host", err, errlen) < 0)
 		goto bad;
+	if (cli_opt_flag(a, "force")) {
+		if (!cli_opt_str(a, "host")) {
+			snprintf(err, errlen, "--force needs --host (it forces the named host)");
+			goto bad;
+		}
+		json_object_set_new(b, "force", json_true());
+	}
 	*body = b;
 	return 0;
 bad:

@@ -256,7 +256,7 @@ static void round_once(struct ctl *c)
 		if (c->leader)
 			ctl_event(c, "leader_lost", "msg", "redis is unreachable: not acting",
 			          NULL);
-		c->leader = false;
+		__atomic_store_n(&c->leader, false, __ATOMIC_RELEASE);
 	}
 	c->redis_up = up && rc != -EIO;
 	c->round++;
@@ -422,8 +422,6 @@ int controller_main(int argc, char **argv)
 	         "%lld ms",
 	         c->o.id, ctl_mode_names[c->o.mode], c->o.listen, c->advertise, c->o.redis.address,
 	         c->o.round_ms);
-	ctl_event(c, "controller_started", "mode", ctl_mode_names[c->o.mode], "addr", c->advertise,
-	          NULL);
 	while (!c->stop)
 		sleep_ms(100);
 	log_info("controller %s: stopping", c->o.id);

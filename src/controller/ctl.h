@@ -23,6 +23,7 @@
 #include "core/round.h"
 
 #define CTL_ID_MAX 65
+#define CTL_BY_MAX 96 /* "controller:<id>" or ctl_api_caller()'s "<role>@<address>" */
 
 enum ctl_mode { MODE_OFF, MODE_RECOMMEND, MODE_AUTO };
 extern const char *const ctl_mode_names[];
@@ -106,7 +107,9 @@ struct ctl_vm {
 	char mig_src[CTL_ID_MAX], mig_dst[CTL_ID_MAX], mig_phase[24];
 	int64_t mig_started;
 	int64_t mig_data_done, mig_data_total; /* bytes, from the agent's progress */
-	bool watched; /* a migration we did not start: report where it ended */
+	bool watched;          /* a migration we did not start: report where it ended */
+	int64_t ours_ended_ms; /* one of ours ended then (a round read before may still show
+	                          its record: not another's to adopt) */
 	struct profile prof[RES_N];
 	char last_id[32];
 	double last[RES_N];
@@ -119,8 +122,9 @@ struct ctl_mig {
 	char vm[CTL_ID_MAX], from[CTL_ID_MAX], to[CTL_ID_MAX];
 	char reason[256];
 	char res[8];
-	char kind[16];  /* plan_kind_name(); "" for an operator's move */
-	double proj[4]; /* src before/after, dst before/after volumes */
+	char kind[16];       /* plan_kind_name(); "" for an operator's move */
+	char by[CTL_BY_MAX]; /* who asked (an operator's call); "" = the controller */
+	double proj[4];      /* src before/after, dst before/after volumes */
 	double cost_s;
 	int64_t started_ms;
 	struct ctl_mig *then; /* the second half of a swap, run after this one */
@@ -132,6 +136,7 @@ struct ctl_resize {
 	char reason[256];
 	char res[8];
 	int vcpus, mem_mib;              /* asked; 0 = unchanged */
+	char by[CTL_BY_MAX];             /* who asked (an operator's call); "" = the controller */
 	double vcpus_before, mem_before; /* as the controller saw it */
 	int64_t started_ms;
 };
@@ -182,8 +187,9 @@ struct ctl {
 	char ev_last[32];       /* newest id of the events stream seen */
 	uint64_t ev_gen;
 
-	bool leader;
-	int64_t epoch; /* of our lease while leader (ctl_lease) */
+	bool leader;     /* written under lock with __atomic_store_n, read anywhere */
+	bool lease_seen; /* the first lease attempt was made (controller_started then) */
+	int64_t epoch;   /* of our lease while leader (ctl_lease) */
 	char leader_id[CTL_ID_MAX];
 	bool redis_up;
 	uint64_t round;
@@ -276,14 +282,36 @@ bool ctl_require_leader(struct ctl *c, struct httpd_resp *resp);
 
 /* ctl_events.c: the decision log */
 /* Writes one entry (XADD events, the JSON-lines file): type, then
- * NULL-terminated key, value pairs (values are strings). */
+ * NULL-terminated key, value pairs (values are strings; empty ones are left
+ * out). `by` is "controller:<id>" unless a non-empty "by" pair names who
+ * asked (an operator's call: then `via` names this controller). */
 void ctl_event(struct ctl *c, const char *type, ...) __attribute__((sentinel));
+/* An API refusal: answers status with {"error": {"code", "message"}} (and
+ * the members of extra inside "error"; extra is stolen, may be NULL) and,
+ * when this controller leads, logs it once as `type` with the caller (`by`),
+ * `vm`, `host` (either may be NULL), `status`, `code` and the message as
+ * `reason`. A follower logs nothing: it answers only. */
+void ctl_refuse(struct ctl *c, const struct httpd_req *req, struct httpd_resp *resp,
+                const char *type, int status, const char *code, json_t *extra, const char *vm,
+                const char *host, const char *fmt, ...) __attribute__((format(printf, 10, 11)));
+/* Is this controller the leader now (any thread, no lock needed)? */
+bool ctl_is_leader(const struct ctl *c);
 void *ctl_events_follow(void *arg);
 /* Events as JSON from the stream; see docs/controller.md GET /v1/events. */
 json_t *ctl_events_query(struct ctl *c, const char *after, int count, int wait_s, const char *type,
                          const char *vm, const char *host, char *err, size_t errlen);
 int ctl_event_type_index(const char *type);
 extern const char *const ctl_event_types[];
+
+/* ctl_place_api.c: provisioning, deletion and migration through the API */
+void ctl_api_provision(struct ctl *c, const struct httpd_req *req, struct httpd_resp *resp);
+void ctl_api_delete_vm(struct ctl *c, const struct httpd_req *req, const char *id,
+                       struct httpd_resp *resp);
+void ctl_api_migrate(struct ctl *c, const struct httpd_req *req, const char *id,
+                     struct httpd_resp *resp);
+
+/* ctl_metrics.c: GET /metrics (Prometheus text) */
+void ctl_api_metrics(struct ctl *c, struct httpd_resp *resp);
 
 /* ctl_api.c */
 /* Who made a request, for the decision log: "<role>@<address>", the role

@@ -551,8 +551,8 @@ static void api_maintenance(struct ctl *c, const struct httpd_req *req, const ch
 		return;
 	on = json_object_get(body, "on");
 	if (!json_is_boolean(on) || json_object_size(body) != 1) {
-		httpd_resp_error(resp, 400, "bad_request",
-		                 "maintenance: the body is {\"on\": true} or {\"on\": false}");
+		ctl_refuse(c, req, resp, "maintenance_refused", 400, "bad_request", NULL, NULL, id,
+		           "maintenance: the body is {\"on\": true} or {\"on\": false}");
 		goto out;
 	}
 	if (!ctl_require_leader(c, resp))
@@ -565,7 +565,8 @@ static void api_maintenance(struct ctl *c, const struct httpd_req *req, const ch
 	}
 	pthread_mutex_unlock(&c->lock);
 	if (!exists) {
-		httpd_resp_error(resp, 404, "not_found", "no host %s", id);
+		ctl_refuse(c, req, resp, "maintenance_refused", 404, "not_found", NULL, NULL, id,
+		           "no host %s", id);
 		goto out;
 	}
 	st = json_is_true(on) ? "maintenance" : stale ? "down" : "up";
@@ -584,7 +585,8 @@ static void api_maintenance(struct ctl *c, const struct httpd_req *req, const ch
 		goto out;
 	}
 	if (r->integer == 0) {
-		httpd_resp_error(resp, 404, "not_found", "no host %s", id);
+		ctl_refuse(c, req, resp, "maintenance_refused", 404, "not_found", NULL, NULL, id,
+		           "no host %s", id);
 		goto out;
 	}
 	pthread_mutex_lock(&c->lock);
@@ -600,510 +602,18 @@ static void api_maintenance(struct ctl *c, const struct httpd_req *req, const ch
 			c->model.hosts[mi].state = json_is_true(on) ? HOST_MAINTENANCE
 			                           : stale          ? HOST_DOWN
 			                                            : HOST_UP;
-		ctl_event(
-		    c, json_is_true(on) ? "maintenance_on" : "maintenance_off", "host", id, "msg",
-		    json_is_true(on) ? "movable VMs are evacuated; not a target" : "a target again",
-		    NULL);
+		char by[CTL_BY_MAX];
+		ctl_event(c, json_is_true(on) ? "maintenance_on" : "maintenance_off", "by",
+		          ctl_api_caller(c, req, by, sizeof(by)), "host", id, "msg",
+		          json_is_true(on) ? "movable VMs are evacuated; not a target"
+		                           : "a target again",
+		          NULL);
 	}
 	pthread_mutex_unlock(&c->lock);
 	httpd_resp_json(resp, 200, json_pack("{s:s,s:s}", "host", id, "state", st));
 out:
 	freeReplyObject(r);
 	json_decref(body);
-}
-
-/* Why host hi cannot take the VM, as text ("" when it can). */
-static void block_text(const struct place_result *pr, int hi, char *out, size_t cap)
-{
-	enum place_block b = pr->block[hi];
-
-	if (b == PLACE_OVERCOMMIT || b == PLACE_THRESHOLD)
-		snprintf(out, cap, "%s (%s)", place_block_name(b),
-		         ctl_res_names[pr->block_res[hi]]);
-	else
-		snprintf(out, cap, "%s", b == PLACE_OK ? "" : place_block_name(b));
-}
-
-/* Fills a cl_vm for a VM described by a spec (provisioning) or taken from
- * the model (migration); the rules are resolved against the model. */
-static void vm_from_spec(struct ctl *c, json_t *spec, struct cl_vm *v, int *pins, int maxpins)
-{
-	json_t *pin = json_object_get(spec, "pin");
-	const char *g = json_string_value(json_object_get(spec, "group"));
-	const char *ag = json_string_value(json_object_get(spec, "anti_group"));
-
-	cluster_vm_defaults(v);
-	v->vcpus = (double)json_integer_value(json_object_get(spec, "vcpus"));
-	if (v->vcpus <= 0)
-		v->vcpus = 1;
-	v->mem_mib = (double)json_integer_value(json_object_get(spec, "mem_mib"));
-	v->demand[RES_CPU] = v->vcpus * 0.5;
-	v->demand[RES_MEM] = v->mem_mib;
-	v->demand[RES_NET] = 0;
-	for (int i = 0; i < c->nvms && (g || ag); i++) {
-		int mi = ctl_model_vm(&c->model, c->vms[i]->id);
-		if (mi < 0)
-			continue;
-		if (g && !strcmp(c->vms[i]->group, g))
-			v->group = c->model.vms[mi].group;
-		if (ag && !strcmp(c->vms[i]->anti_group, ag))
-			v->anti_group = c->model.vms[mi].anti_group;
-	}
-	if (json_is_array(pin)) {
-		size_t i;
-		json_t *e;
-		v->pin = pins;
-		json_array_foreach(pin, i, e)
-		{
-			int hi = json_is_string(e) ? ctl_model_host(&c->model, json_string_value(e))
-			                           : -1;
-			if (hi >= 0 && v->npin < maxpins)
-				pins[v->npin++] = hi;
-		}
-		if (v->npin == 0)
-			v->npin = -1; /* pinned to hosts that do not exist: marked below */
-	}
-}
-
-static json_t *blocks_json(struct ctl *c, const struct place_result *pr)
-{
-	json_t *o = json_object();
-
-	for (int i = 0; i < c->model.nhosts; i++) {
-		char t[64];
-		block_text(pr, i, t, sizeof(t));
-		json_object_set_new(o, c->model.hosts[i].id, json_string(t[0] ? t : "ok"));
-	}
-	return o;
-}
-
-static void api_provision(struct ctl *c, const struct httpd_req *req, struct httpd_resp *resp)
-{
-	json_t *body = httpd_body_json(req, resp), *fwd = NULL, *reply = NULL;
-	const char *id, *want;
-	struct place_result pr = {0};
-	struct cl_vm v;
-	int pins[64], hi = -1, st;
-	char api[128] = "", host[CTL_ID_MAX] = "", reason[400] = "", err[300];
-
-	if (!body)
-		return;
-	id = json_string_value(json_object_get(body, "name"));
-	want = json_string_value(json_object_get(body, "host"));
-	if (!id || !util_valid_id(id) || strlen(id) >= CTL_ID_MAX) {
-		httpd_resp_error(
-		    resp, 400, "bad_request",
-		    "name: the VM id, a string of letters, digits, _ . - (at most 64)");
-		goto out;
-	}
-	if (json_object_get(body, "host") && !want) {
-		httpd_resp_error(resp, 400, "bad_request", "host: a host id string");
-		goto out;
-	}
-	if (!json_is_integer(json_object_get(body, "mem_mib")) ||
-	    json_integer_value(json_object_get(body, "mem_mib")) <= 0) {
-		httpd_resp_error(resp, 400, "bad_request", "mem_mib: a positive integer (MiB)");
-		goto out;
-	}
-	if (json_object_get(body, "vcpus") &&
-	    (!json_is_integer(json_object_get(body, "vcpus")) ||
-	     json_integer_value(json_object_get(body, "vcpus")) <= 0)) {
-		httpd_resp_error(resp, 400, "bad_request", "vcpus: a positive integer");
-		goto out;
-	}
-	if (!ctl_require_leader(c, resp))
-		goto out;
-	pthread_mutex_lock(&c->prov_lock);
-	pthread_mutex_lock(&c->lock);
-	if (ctl_vm_find(c, id)) {
-		pthread_mutex_unlock(&c->lock);
-		pthread_mutex_unlock(&c->prov_lock);
-		httpd_resp_error(resp, 409, "exists", "vm %s exists already", id);
-		goto out;
-	}
-	vm_from_spec(c, body, &v, pins, 64);
-	if (v.npin < 0 || place_compute(&c->model, &v, &pr) < 0) {
-		bool badpin = v.npin < 0;
-		pthread_mutex_unlock(&c->lock);
-		pthread_mutex_unlock(&c->prov_lock);
-		if (badpin)
-			httpd_resp_error(resp, 400, "bad_request", "pin: none of the hosts exists");
-		else
-			httpd_resp_error(resp, 500, "internal", "placement: out of memory");
-		goto out;
-	}
-	if (want) {
-		hi = ctl_model_host(&c->model, want);
-		if (hi < 0) {
-			pthread_mutex_unlock(&c->lock);
-			pthread_mutex_unlock(&c->prov_lock);
-			httpd_resp_error(resp, 404, "not_found", "no host %s", want);
-			goto out;
-		}
-		if (pr.block[hi] != PLACE_OK) {
-			char t[64];
-			json_t *e;
-			block_text(&pr, hi, t, sizeof(t));
-			e = json_pack("{s:{s:s,s:s,s:o}}", "error", "code", "blocked", "message",
-			              "", "hosts", blocks_json(c, &pr));
-			json_object_set_new(
-			    json_object_get(e, "error"), "message",
-			    json_sprintf("host %s cannot take vm %s: %s", want, id, t));
-			pthread_mutex_unlock(&c->lock);
-			pthread_mutex_unlock(&c->prov_lock);
-			ctl_event(c, "vm_place_refused", "vm", id, "host", want, "msg", t, NULL);
-			httpd_resp_json(resp, 409, e);
-			goto out;
-		}
-		snprintf(reason, sizeof(reason),
-		         "host %s named by the caller: state, rules and "
-		         "capacity allow it",
-		         want);
-	} else if (pr.host < 0) {
-		json_t *e = json_pack("{s:{s:s,s:s,s:o}}", "error", "code", "no_host", "message",
-		                      pr.reason, "hosts", blocks_json(c, &pr));
-		pthread_mutex_unlock(&c->lock);
-		pthread_mutex_unlock(&c->prov_lock);
-		ctl_event(c, "vm_place_refused", "vm", id, "msg", pr.reason, NULL);
-		httpd_resp_json(resp, 409, e);
-		goto out;
-	} else {
-		hi = pr.host;
-		snprintf(reason, sizeof(reason), "%s", pr.reason);
-	}
-	snprintf(host, sizeof(host), "%s", c->model.hosts[hi].id);
-	{
-		struct ctl_host *h = ctl_host_find(c, host);
-		snprintf(api, sizeof(api), "%s", h ? h->api : "");
-	}
-	pthread_mutex_unlock(&c->lock);
-
-	fwd = json_deep_copy(body);
-	json_object_del(fwd, "host");
-	st = ctl_agent_call(c, api, "POST", "/v1/vms", fwd, 120000, &reply, err, sizeof(err));
-	if (st == 201 || st == 200) {
-		ctl_event(c, "vm_placed", "vm", id, "host", host, "reason", reason, NULL);
-		httpd_resp_json(resp, 201,
-		                json_pack("{s:s,s:s,s:O}", "host", host, "reason", reason, "vm",
-		                          reply ? reply : json_null()));
-	} else if (st > 0) {
-		const char *m =
-		    json_string_value(json_object_get(json_object_get(reply, "error"), "message"));
-		ctl_event(c, "vm_place_refused", "vm", id, "host", host, "msg",
-		          m ? m : "the agent refused", NULL);
-		httpd_resp_error(resp, st >= 400 && st < 500 ? st : 502, "agent",
-		                 "agent of %s: HTTP %d: %s", host, st, m ? m : "no message");
-	} else {
-		httpd_resp_error(resp, 502, "agent_unreachable", "agent of %s: %s", host, err);
-	}
-	pthread_mutex_unlock(&c->prov_lock);
-out:
-	place_result_free(&pr);
-	json_decref(fwd);
-	json_decref(reply);
-	json_decref(body);
-}
-
-static void api_delete_vm(struct ctl *c, const struct httpd_req *req, const char *id,
-                          struct httpd_resp *resp)
-{
-	char api[128] = "", host[CTL_ID_MAX] = "", path[160], err[300], hstate[16] = "";
-	bool migrating = false, found = false;
-	json_t *reply = NULL;
-	int st;
-
-	(void)req;
-	if (!ctl_require_leader(c, resp))
-		return;
-	pthread_mutex_lock(&c->lock);
-	{
-		struct ctl_vm *v = ctl_vm_find(c, id);
-		struct ctl_host *h = v ? ctl_host_find(c, v->host) : NULL;
-		found = v != NULL;
-		if (v) {
-			migrating = v->migrating || ctl_mig_running(c, id);
-			snprintf(host, sizeof(host), "%s", v->host);
-		}
-		if (h) {
-			snprintf(api, sizeof(api), "%s", h->api);
-			snprintf(hstate, sizeof(hstate), "%s", h->state);
-		}
-	}
-	pthread_mutex_unlock(&c->lock);
-	if (!found) {
-		httpd_resp_error(resp, 404, "not_found", "no vm %s", id);
-		return;
-	}
-	if (migrating) {
-		httpd_resp_error(resp, 409, "busy", "vm %s is migrating; delete it when it is done",
-		                 id);
-		return;
-	}
-	if (!strcmp(hstate, "down")) {
-		httpd_resp_error(resp, 503, "host_down", "vm %s: its host %s is down", id, host);
-		return;
-	}
-	snprintf(path, sizeof(path), "/v1/vms/%s", id);
-	st = ctl_agent_call(c, api, "DELETE", path, NULL, 60000, &reply, err, sizeof(err));
-	if (st == 200 || st == 204) {
-		ctl_event(c, "vm_deleted", "vm", id, "host", host, "msg", "through the controller",
-		          NULL);
-		httpd_resp_json(resp, 200, json_pack("{s:s,s:s}", "deleted", id, "host", host));
-	} else if (st > 0) {
-		httpd_resp_error(
-		    resp, st >= 400 && st < 500 ? st : 502, "agent", "agent of %s: HTTP %d: %s",
-		    host, st,
-		    json_string_value(json_object_get(json_object_get(reply, "error"), "message"))
-		        ?: "no message");
-	} else {
-		httpd_resp_error(resp, 502, "agent_unreachable", "agent of %s: %s", host, err);
-	}
-	json_decref(reply);
-}
-
-static void api_migrate(struct ctl *c, const struct httpd_req *req, const char *id,
-                        struct httpd_resp *resp)
-{
-	json_t *body = httpd_body_json(req, resp), *to_j, *force_j, *wait_j, *result = NULL;
-	struct ctl_mig *m = NULL;
-	struct place_result pr = {0};
-	char err[400], t[64];
-	int http = 500, vi, from;
-	bool force, wait;
-	const char *to;
-
-	if (!body)
-		return;
-	to_j = json_object_get(body, "to");
-	force_j = json_object_get(body, "force");
-	wait_j = json_object_get(body, "wait");
-	{
-		size_t known = (to_j != NULL) + (force_j != NULL) + (wait_j != NULL);
-		if ((to_j && !json_is_string(to_j)) || (force_j && !json_is_boolean(force_j)) ||
-		    (wait_j && !json_is_boolean(wait_j)) || json_object_size(body) != known) {
-			httpd_resp_error(resp, 400, "bad_request",
-			                 "migrate: the body is {\"to\": \"<host>\", \"force\": "
-			                 "false, \"wait\": true}, all optional");
-			goto out;
-		}
-	}
-	wait = !json_is_false(wait_j);
-	force = json_is_true(force_j);
-	to = json_string_value(to_j);
-	if (!ctl_require_leader(c, resp))
-		goto out;
-	pthread_mutex_lock(&c->lock);
-	vi = ctl_model_vm(&c->model, id);
-	if (vi < 0) {
-		pthread_mutex_unlock(&c->lock);
-		httpd_resp_error(resp, 404, "not_found", "no vm %s", id);
-		goto out;
-	}
-	from = c->model.vms[vi].host;
-	if (to && ctl_model_host(&c->model, to) < 0) {
-		pthread_mutex_unlock(&c->lock);
-		httpd_resp_error(resp, 404, "not_found", "no host %s", to);
-		goto out;
-	}
-	if (to && ctl_model_host(&c->model, to) == from) {
-		pthread_mutex_unlock(&c->lock);
-		httpd_resp_error(resp, 409, "same_host", "vm %s runs on %s already", id, to);
-		goto out;
-	}
-	for (int i = 0; i < c->nhosts; i++) {
-		const struct ctl_host *h = c->hosts[i];
-		bool is_src = strcmp(h->id, c->model.hosts[from].id) == 0;
-		if (h->monitor_only && (is_src || (to && strcmp(h->id, to) == 0))) {
-			pthread_mutex_unlock(&c->lock);
-			httpd_resp_error(
-			    resp, 409, "blocked",
-			    "host %s only monitors (vm.enabled = false): it cannot %s a "
-			    "migration",
-			    h->id, is_src ? "be the source of" : "take");
-			goto out;
-		}
-	}
-	{
-		/* the target must pass placement as if the VM were new there (its own
-		 * allocation counted once: it is taken off its host for the check) */
-		struct cl_vm v = c->model.vms[vi];
-		struct cluster cl = c->model;
-		struct cl_vm *vms = malloc(sizeof(*vms) * (size_t)(cl.nvms + 1));
-		int n = 0;
-		if (!vms) {
-			pthread_mutex_unlock(&c->lock);
-			httpd_resp_error(resp, 500, "internal", "out of memory");
-			goto out;
-		}
-		for (int i = 0; i < cl.nvms; i++)
-			if (i != vi)
-				vms[n++] = cl.vms[i];
-		cl.vms = vms;
-		cl.nvms = n;
-		if (place_compute(&cl, &v, &pr) < 0) {
-			free(vms);
-			pthread_mutex_unlock(&c->lock);
-			httpd_resp_error(resp, 500, "internal", "out of memory");
-			goto out;
-		}
-		free(vms);
-		/* the VM's own host is never the answer */
-		if (!to) {
-			double best = 0;
-			int bi = -1;
-			for (int i = 0; i < c->model.nhosts; i++) {
-				double u[RES_N];
-				struct cl_host *h = &c->model.hosts[i];
-				if (i == from || pr.block[i] != PLACE_OK)
-					continue;
-				for (int r = 0; r < RES_N; r++)
-					u[r] = h->cap[r] > 0
-					           ? (h->load[r] + v.demand[r]) / h->cap[r]
-					           : 0;
-				if (bi < 0 || cluster_volume(u) < best) {
-					best = cluster_volume(u);
-					bi = i;
-				}
-			}
-			if (bi < 0) {
-				json_t *e = json_pack(
-				    "{s:{s:s,s:s,s:o}}", "error", "code", "blocked", "message",
-				    "no other host can take it", "hosts", blocks_json(c, &pr));
-				pthread_mutex_unlock(&c->lock);
-				httpd_resp_json(resp, 409, e);
-				goto out;
-			}
-			to = c->model.hosts[bi].id;
-		} else {
-			int ti = ctl_model_host(&c->model, to);
-			enum place_block b = pr.block[ti];
-			bool soft = b == PLACE_THRESHOLD || b == PLACE_OVERCOMMIT;
-			if (b != PLACE_OK && !(force && soft)) {
-				block_text(&pr, ti, t, sizeof(t));
-				pthread_mutex_unlock(&c->lock);
-				httpd_resp_error(
-				    resp, 409, "blocked", "host %s cannot take vm %s: %s%s", to, id,
-				    t, soft ? " (\"force\": true overrides capacity)" : "");
-				goto out;
-			}
-		}
-	}
-	m = calloc(1, sizeof(*m));
-	if (!m) {
-		pthread_mutex_unlock(&c->lock);
-		httpd_resp_error(resp, 500, "internal", "out of memory");
-		goto out;
-	}
-	snprintf(m->vm, sizeof(m->vm), "%s", id);
-	snprintf(m->from, sizeof(m->from), "%s", c->model.hosts[from].id);
-	snprintf(m->to, sizeof(m->to), "%s", to);
-	snprintf(m->reason, sizeof(m->reason), "requested through the API%s",
-	         force ? " (forced past capacity checks)" : "");
-	if (!ctl_mig_add(c, m)) {
-		pthread_mutex_unlock(&c->lock);
-		free(m);
-		httpd_resp_error(resp, 409, "busy", "vm %s is migrating already", id);
-		goto out;
-	}
-	if (!wait) {
-		json_t *started = json_pack("{s:s,s:s,s:s,s:s,s:s}", "vm", id, "from", m->from,
-		                            "to", m->to, "state", "started", "reason", m->reason);
-		int rc = ctl_migrate_start(c, m); /* m is the thread's (or freed) now */
-		pthread_mutex_unlock(&c->lock);
-		if (rc < 0) {
-			json_decref(started);
-			httpd_resp_error(resp, 500, "internal", "cannot start the migration: %s",
-			                 strerror(-rc));
-		} else {
-			httpd_resp_json(resp, 202, started);
-		}
-		goto out;
-	}
-	pthread_mutex_unlock(&c->lock);
-	if (ctl_migrate_run(c, m, &result, &http, err, sizeof(err)) < 0)
-		httpd_resp_error(resp, http, "migration_failed", "%s", err);
-	else
-		httpd_resp_json(resp, 200, result);
-out:
-	place_result_free(&pr);
-	json_decref(body);
-}
-
-/* --- metrics ----------------------------------------------------------------- */
-
-static void api_metrics(struct ctl *c, struct httpd_resp *resp)
-{
-	char *out = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&out, &len);
-	int up = 0, down = 0, maint = 0, hot = 0;
-
-	if (!f) {
-		httpd_resp_error(resp, 500, "internal", "out of memory");
-		return;
-	}
-	pthread_mutex_lock(&c->lock);
-	for (int i = 0; i < c->nhosts; i++) {
-		struct ctl_host *h = c->hosts[i];
-		up += !strcmp(h->state, "up");
-		down += !strcmp(h->state, "down");
-		maint += !strcmp(h->state, "maintenance");
-		hot += h->hot[RES_CPU] || h->hot[RES_MEM] || h->hot[RES_NET];
-	}
-	fprintf(f,
-	        "# HELP loadease_controller_rounds_total Rounds run.\n"
-	        "# TYPE loadease_controller_rounds_total counter\n"
-	        "loadease_controller_rounds_total %llu\n"
-	        "# HELP loadease_controller_round_seconds Duration of the last round.\n"
-	        "# TYPE loadease_controller_round_seconds gauge\n"
-	        "loadease_controller_round_seconds %.6f\n"
-	        "# HELP loadease_controller_leader 1 when this controller holds the lease.\n"
-	        "# TYPE loadease_controller_leader gauge\n"
-	        "loadease_controller_leader %d\n"
-	        "# HELP loadease_controller_redis_up 1 when Redis answered the last round.\n"
-	        "# TYPE loadease_controller_redis_up gauge\n"
-	        "loadease_controller_redis_up %d\n"
-	        "# HELP loadease_controller_hosts Hosts by state.\n"
-	        "# TYPE loadease_controller_hosts gauge\n"
-	        "loadease_controller_hosts{state=\"up\"} %d\n"
-	        "loadease_controller_hosts{state=\"down\"} %d\n"
-	        "loadease_controller_hosts{state=\"maintenance\"} %d\n"
-	        "# HELP loadease_controller_vms VMs in the registry.\n"
-	        "# TYPE loadease_controller_vms gauge\n"
-	        "loadease_controller_vms %d\n"
-	        "# HELP loadease_controller_hotspots Hosts with a hot resource.\n"
-	        "# TYPE loadease_controller_hotspots gauge\n"
-	        "loadease_controller_hotspots %d\n"
-	        "# HELP loadease_controller_migrations_inflight Migrations this controller runs.\n"
-	        "# TYPE loadease_controller_migrations_inflight gauge\n"
-	        "loadease_controller_migrations_inflight %d\n"
-	        "# HELP loadease_controller_migrations_total Migrations ended, by result.\n"
-	        "# TYPE loadease_controller_migrations_total counter\n"
-	        "loadease_controller_migrations_total{result=\"done\"} %llu\n"
-	        "loadease_controller_migrations_total{result=\"failed\"} %llu\n"
-	        "# HELP loadease_controller_migration_seconds Wall time of completed migrations.\n"
-	        "# TYPE loadease_controller_migration_seconds summary\n"
-	        "loadease_controller_migration_seconds_sum %.3f\n"
-	        "loadease_controller_migration_seconds_count %llu\n"
-	        "# HELP loadease_controller_decisions_total Decision log entries, by type.\n"
-	        "# TYPE loadease_controller_decisions_total counter\n",
-	        (unsigned long long)c->m.rounds, c->m.round_s, c->leader ? 1 : 0,
-	        c->redis_up ? 1 : 0, up, down, maint, c->nvms, hot, c->nmigs,
-	        (unsigned long long)c->m.mig_ok, (unsigned long long)c->m.mig_failed,
-	        c->m.mig_seconds, (unsigned long long)c->m.mig_ok);
-	for (int i = 0; ctl_event_types[i]; i++)
-		fprintf(f, "loadease_controller_decisions_total{type=\"%s\"} %llu\n",
-		        ctl_event_types[i],
-		        (unsigned long long)__atomic_load_n(&c->m.decisions[i], __ATOMIC_RELAXED));
-	fprintf(f,
-	        "# HELP loadease_controller_resizes_total Resizes in place ended, by result.\n"
-	        "# TYPE loadease_controller_resizes_total counter\n"
-	        "loadease_controller_resizes_total{result=\"done\"} %llu\n"
-	        "loadease_controller_resizes_total{result=\"failed\"} %llu\n",
-	        (unsigned long long)c->m.resize_ok, (unsigned long long)c->m.resize_failed);
-	pthread_mutex_unlock(&c->lock);
-	fclose(f);
-	httpd_resp_text(resp, 200, "text/plain; version=0.0.4", out, len);
 }
 
 /* --- the dashboard's files ---------------------------------------------------- */
@@ -1219,7 +729,7 @@ void ctl_api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *r
 	if (!authorised(c, req, resp))
 		return;
 	if (get && strcmp(req->path, "/metrics") == 0) {
-		api_metrics(c, resp);
+		ctl_api_metrics(c, resp);
 		return;
 	}
 	n = httpd_split_path(req->path, buf, sizeof(buf), seg, 6);
@@ -1284,12 +794,12 @@ void ctl_api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *r
 			httpd_resp_json(resp, 200, h ? host_json(c, h, true) : vm_json(c, v));
 		pthread_mutex_unlock(&c->lock);
 	} else if (!strcmp(req->method, "POST") && n == 2 && !strcmp(seg[1], "vms")) {
-		api_provision(c, req, resp);
+		ctl_api_provision(c, req, resp);
 	} else if (!strcmp(req->method, "DELETE") && n == 3 && !strcmp(seg[1], "vms")) {
-		api_delete_vm(c, req, seg[2], resp);
+		ctl_api_delete_vm(c, req, seg[2], resp);
 	} else if (!strcmp(req->method, "POST") && n == 4 && !strcmp(seg[1], "vms") &&
 	           !strcmp(seg[3], "migrate")) {
-		api_migrate(c, req, seg[2], resp);
+		ctl_api_migrate(c, req, seg[2], resp);
 	} else if (!strcmp(req->method, "POST") && n == 4 && !strcmp(seg[1], "vms") &&
 	           !strcmp(seg[3], "resize")) {
 		ctl_api_resize(c, req, seg[2], resp);

@@ -27,6 +27,7 @@ const char *const ctl_event_types[] = {"controller_started",
                                        "resize_started",
                                        "resize_done",
                                        "resize_failed",
+                                       "host_empty",
                                        "host_down",
                                        "host_up",
                                        "maintenance_on",
@@ -34,6 +35,10 @@ const char *const ctl_event_types[] = {"controller_started",
                                        "vm_placed",
                                        "vm_place_refused",
                                        "vm_deleted",
+                                       "vm_delete_refused",
+                                       "migration_refused",
+                                       "resize_refused",
+                                       "maintenance_refused",
                                        NULL};
 
 int ctl_event_type_index(const char *type)
@@ -52,19 +57,42 @@ char *ctl_fmt_double(char *buf, size_t cap, double v)
 
 #define EV_MAX_FIELDS 24
 
+bool ctl_is_leader(const struct ctl *c)
+{
+	return __atomic_load_n(&c->leader, __ATOMIC_ACQUIRE);
+}
+
 void ctl_event(struct ctl *c, const char *type, ...)
 {
-	const char *argv[6 + 2 * (EV_MAX_FIELDS + 3)];
+	const char *argv[6 + 2 * (EV_MAX_FIELDS + 4)];
 	size_t lens[sizeof(argv) / sizeof(argv[0])];
-	char maxlen[24], ts[24], by[CTL_ID_MAX + 16];
+	const char *keys[EV_MAX_FIELDS], *vals[EV_MAX_FIELDS];
+	char maxlen[24], ts[24], self[CTL_ID_MAX + 16];
+	const char *by = self;
 	json_t *j = json_object();
-	int n = 0, ti = ctl_event_type_index(type);
+	int n = 0, nf = 0, ti = ctl_event_type_index(type);
 	va_list ap;
 	redisReply *r = NULL;
 
 	snprintf(maxlen, sizeof(maxlen), "%lld", c->o.events_maxlen);
 	snprintf(ts, sizeof(ts), "%lld", (long long)util_now_ms());
-	snprintf(by, sizeof(by), "controller:%s", c->o.id);
+	snprintf(self, sizeof(self), "controller:%s", c->o.id);
+	va_start(ap, type);
+	while (nf < EV_MAX_FIELDS) {
+		const char *k = va_arg(ap, const char *), *v;
+		if (!k)
+			break;
+		v = va_arg(ap, const char *);
+		if (!v || !v[0])
+			continue;
+		if (strcmp(k, "by") == 0) {
+			by = v; /* who asked: this controller acts for them */
+			continue;
+		}
+		keys[nf] = k;
+		vals[nf++] = v;
+	}
+	va_end(ap);
 	argv[n++] = "XADD";
 	argv[n++] = "events";
 	argv[n++] = "MAXLEN";
@@ -80,19 +108,16 @@ void ctl_event(struct ctl *c, const char *type, ...)
 	json_object_set_new(j, "type", json_string(type));
 	json_object_set_new(j, "ts", json_integer(atoll(ts)));
 	json_object_set_new(j, "by", json_string(by));
-	va_start(ap, type);
-	for (int f = 0; f < EV_MAX_FIELDS; f++) {
-		const char *k = va_arg(ap, const char *), *v;
-		if (!k)
-			break;
-		v = va_arg(ap, const char *);
-		if (!v || !v[0])
-			continue;
-		argv[n++] = k;
-		argv[n++] = v;
-		json_object_set_new(j, k, json_string(v));
+	if (by != self) {
+		argv[n++] = "via";
+		argv[n++] = self;
+		json_object_set_new(j, "via", json_string(self));
 	}
-	va_end(ap);
+	for (int f = 0; f < nf; f++) {
+		argv[n++] = keys[f];
+		argv[n++] = vals[f];
+		json_object_set_new(j, keys[f], json_string(vals[f]));
+	}
 	for (int i = 0; i < n; i++)
 		lens[i] = strlen(argv[i]);
 
@@ -125,6 +150,31 @@ void ctl_event(struct ctl *c, const char *type, ...)
 		}
 	}
 	json_decref(j);
+}
+
+void ctl_refuse(struct ctl *c, const struct httpd_req *req, struct httpd_resp *resp,
+                const char *type, int status, const char *code, json_t *extra, const char *vm,
+                const char *host, const char *fmt, ...)
+{
+	char msg[2048], by[CTL_BY_MAX], st[16];
+	json_t *e;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	e = json_pack("{s:s,s:s}", "code", code, "message", msg);
+	if (extra)
+		json_object_update(e, extra);
+	json_decref(extra);
+	httpd_resp_json(resp, status, json_pack("{s:o}", "error", e));
+	if (!ctl_is_leader(c)) {
+		log_info("%s (not logged: this controller is not the leader): %s", type, msg);
+		return;
+	}
+	snprintf(st, sizeof(st), "%d", status);
+	ctl_event(c, type, "by", ctl_api_caller(c, req, by, sizeof(by)), "vm", vm, "host", host,
+	          "status", st, "code", code, "reason", msg, NULL);
 }
 
 /* Follows the events stream (XREAD BLOCK) and wakes whoever waits for new

@@ -50,8 +50,11 @@ void ctl_lease(struct ctl *c)
 		log_warn("redis: the lease script answered %s",
 		         r->type == REDIS_REPLY_ERROR ? r->str : "an unexpected reply");
 	freeReplyObject(r);
-	freeReplyObject(store_command(c->redis, "SET controller:%s %s PX %lld", c->o.id,
-	                              c->advertise, c->o.lease_ms));
+	/* the leader's API address, so a follower can name it (a follower
+	 * writes nothing: the lease attempt above changes nothing unless free) */
+	if (leader)
+		freeReplyObject(store_command(c->redis, "SET controller:%s %s PX %lld", c->o.id,
+		                              c->advertise, c->o.lease_ms));
 	who = store_command(c->redis, "GET leader");
 	pthread_mutex_lock(&c->lock);
 	snprintf(c->leader_id, sizeof(c->leader_id), "%s",
@@ -59,13 +62,19 @@ void ctl_lease(struct ctl *c)
 	if (leader)
 		c->epoch = epoch;
 	if (leader != c->leader) {
-		c->leader = leader;
+		__atomic_store_n(&c->leader, leader, __ATOMIC_RELEASE);
+		/* a standby writes nothing: its start is in its own log only */
+		if (leader && !c->lease_seen)
+			ctl_event(c, "controller_started", "mode", ctl_mode_names[c->o.mode],
+			          "addr", c->advertise, NULL);
 		if (leader)
-			ctl_event(c, "leader_acquired", "msg", "this controller acts", NULL);
+			ctl_event(c, "leader_acquired", "mode", ctl_mode_names[c->o.mode], "addr",
+			          c->advertise, "msg", "this controller acts", NULL);
 		else
 			ctl_event(c, "leader_lost", "msg", "another controller holds the lease",
 			          "leader", c->leader_id, NULL);
 	}
+	c->lease_seen = true;
 	pthread_mutex_unlock(&c->lock);
 	freeReplyObject(who);
 }
@@ -121,7 +130,8 @@ int64_t ctl_fence(struct ctl *c, const char *what, char *err, size_t errlen)
 	         (long long)epoch);
 	log_warn("%s", err);
 	pthread_mutex_lock(&c->lock);
-	c->leader = false; /* until the next round's lease says otherwise */
+	/* until the next round's lease says otherwise */
+	__atomic_store_n(&c->leader, false, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&c->lock);
 	return 0;
 }
@@ -261,9 +271,10 @@ static int run_one(struct ctl *c, struct ctl_mig *m, json_t **result, int *http,
 			return -EPERM;
 		}
 	}
-	ctl_event(c, "migration_started", "vm", m->vm, "from", m->from, "to", m->to, "res", m->res,
-	          "kind", m->kind, "reason", m->reason, "src_vol_before", p[0], "src_vol_after",
-	          p[1], "dst_vol_before", p[2], "dst_vol_after", p[3], "cost_s", cost, NULL);
+	ctl_event(c, "migration_started", "by", m->by, "vm", m->vm, "from", m->from, "to", m->to,
+	          "res", m->res, "kind", m->kind, "reason", m->reason, "src_vol_before", p[0],
+	          "src_vol_after", p[1], "dst_vol_before", p[2], "dst_vol_after", p[3], "cost_s",
+	          cost, NULL);
 	pthread_mutex_lock(&c->lock);
 	{
 		struct ctl_host *h = ctl_host_find(c, m->from);
@@ -271,7 +282,8 @@ static int run_one(struct ctl *c, struct ctl_mig *m, json_t **result, int *http,
 			snprintf(api, sizeof(api), "%s", h->api);
 	}
 	pthread_mutex_unlock(&c->lock);
-	snprintf(path, sizeof(path), "/v1/vms/%s/migrate", m->vm);
+	/* ?log=caller: its end is logged here, once (not also by the agent) */
+	snprintf(path, sizeof(path), "/v1/vms/%s/migrate?log=caller", m->vm);
 	st = ctl_agent_call(c, api, "POST", path, body, c->o.migrate_timeout_ms, &reply, err,
 	                    errlen);
 	json_decref(body);
@@ -285,9 +297,9 @@ static int run_one(struct ctl *c, struct ctl_mig *m, json_t **result, int *http,
 		snprintf(bytes, sizeof(bytes), "%lld",
 		         (long long)json_integer_value(json_object_get(reply, "bytes")));
 		snprintf(wall, sizeof(wall), "%lld", (long long)(util_mono_ms() - t0));
-		ctl_event(c, "migration_done", "vm", m->vm, "from", m->from, "to", m->to,
-		          "total_ms", tot, "downtime_ms", down, "bytes", bytes, "wall_ms", wall,
-		          "reason", m->reason, NULL);
+		ctl_event(c, "migration_done", "by", m->by, "vm", m->vm, "from", m->from, "to",
+		          m->to, "total_ms", tot, "downtime_ms", down, "bytes", bytes, "wall_ms",
+		          wall, "reason", m->reason, NULL);
 		pthread_mutex_lock(&c->lock);
 		c->m.mig_ok++;
 		c->m.mig_seconds += (double)(util_mono_ms() - t0) / 1000.0;
@@ -312,8 +324,8 @@ static int run_one(struct ctl *c, struct ctl_mig *m, json_t **result, int *http,
 		snprintf(err, errlen, "%s", e2);
 	}
 	*http = st == 409 || st == 404 ? st : 502;
-	ctl_event(c, "migration_failed", "vm", m->vm, "from", m->from, "to", m->to, "msg", err,
-	          "reason", m->reason, NULL);
+	ctl_event(c, "migration_failed", "by", m->by, "vm", m->vm, "from", m->from, "to", m->to,
+	          "msg", err, "reason", m->reason, NULL);
 	pthread_mutex_lock(&c->lock);
 	c->m.mig_failed++;
 	pthread_mutex_unlock(&c->lock);
@@ -330,15 +342,20 @@ int ctl_migrate_run(struct ctl *c, struct ctl_mig *m, json_t **result, int *http
 		if (rc == -EPERM)
 			break; /* fenced: a controller that does not lead writes nothing */
 		if (rc < 0) {
-			ctl_event(c, "migration_failed", "vm", cur->vm, "from", cur->from, "to",
-			          cur->to, "msg", "not started: the swap's first half failed",
-			          NULL);
+			ctl_event(c, "migration_failed", "by", cur->by, "vm", cur->vm, "from",
+			          cur->from, "to", cur->to, "msg",
+			          "not started: the swap's first half failed", NULL);
 			continue;
 		}
 		rc = run_one(c, cur, cur == m ? result : NULL, http, err, errlen);
 	}
 	pthread_mutex_lock(&c->lock);
 	mig_remove(c, m);
+	for (struct ctl_mig *cur = m; cur; cur = cur->then) {
+		struct ctl_vm *v = ctl_vm_find(c, cur->vm);
+		if (v)
+			v->ours_ended_ms = util_mono_ms();
+	}
 	pthread_mutex_unlock(&c->lock);
 	mig_free(m);
 	return rc;
@@ -499,14 +516,15 @@ static void log_unresolved(struct ctl *c)
 void ctl_decide(struct ctl *c)
 {
 	pthread_mutex_lock(&c->lock);
-	if (c->o.mode == MODE_OFF || !c->have_plan) {
+	/* a standby only reads: it neither logs the plan nor acts on it */
+	if (c->o.mode == MODE_OFF || !c->have_plan || !c->leader) {
 		pthread_mutex_unlock(&c->lock);
 		return;
 	}
 	log_unresolved(c);
 	if (c->o.mode == MODE_RECOMMEND) {
 		log_recommendations(c);
-	} else if (c->leader) {
+	} else {
 		for (int i = 0; i < c->plan.nactions; i++) {
 			const struct plan_action *a = &c->plan.actions[i];
 			struct ctl_mig *m;

@@ -81,9 +81,9 @@ static int resize_run(struct ctl *c, struct ctl_resize *r, json_t **result, int 
 			return -EPERM;
 		}
 	}
-	ctl_event(c, "resize_started", "vm", r->vm, "host", r->host, "kind", "resize", "res",
-	          r->res, "reason", r->reason, "vcpus_before", vb, "vcpus_after", va, "mem_before",
-	          mb, "mem_after", ma, NULL);
+	ctl_event(c, "resize_started", "by", r->by, "vm", r->vm, "host", r->host, "kind", "resize",
+	          "res", r->res, "reason", r->reason, "vcpus_before", vb, "vcpus_after", va,
+	          "mem_before", mb, "mem_after", ma, NULL);
 	pthread_mutex_lock(&c->lock);
 	{
 		struct ctl_host *h = ctl_host_find(c, r->host);
@@ -91,7 +91,8 @@ static int resize_run(struct ctl *c, struct ctl_resize *r, json_t **result, int 
 			snprintf(api, sizeof(api), "%s", h->api);
 	}
 	pthread_mutex_unlock(&c->lock);
-	snprintf(path, sizeof(path), "/v1/vms/%s/resize", r->vm);
+	/* ?log=caller: its outcome is logged here, once (not also by the agent) */
+	snprintf(path, sizeof(path), "/v1/vms/%s/resize?log=caller", r->vm);
 	/* the agent waits up to 15 s for the balloon */
 	st = ctl_agent_call(c, api, "POST", path, body, 60000, &reply, err, errlen);
 	json_decref(body);
@@ -100,9 +101,10 @@ static int resize_run(struct ctl *c, struct ctl_resize *r, json_t **result, int 
 		char gv[24], gm[24];
 		fmt_int(gv, sizeof(gv), json_integer_value(json_object_get(reply, "vcpus")));
 		fmt_int(gm, sizeof(gm), json_integer_value(json_object_get(reply, "mem_mib")));
-		ctl_event(c, "resize_done", "vm", r->vm, "host", r->host, "vcpus_before", vb,
-		          "vcpus", gv, "vcpus_asked", va, "mem_before", mb, "mem_mib", gm,
-		          "mem_asked", ma, "wall_ms", wall, "reason", r->reason, NULL);
+		ctl_event(c, "resize_done", "by", r->by, "vm", r->vm, "host", r->host,
+		          "vcpus_before", vb, "vcpus", gv, "vcpus_asked", va, "mem_before", mb,
+		          "mem_mib", gm, "mem_asked", ma, "wall_ms", wall, "reason", r->reason,
+		          NULL);
 		pthread_mutex_lock(&c->lock);
 		c->m.resize_ok++;
 		pthread_mutex_unlock(&c->lock);
@@ -123,9 +125,9 @@ static int resize_run(struct ctl *c, struct ctl_resize *r, json_t **result, int 
 		}
 		/* the agent's refusals are the caller's to see as they are */
 		*http = st == 400 || st == 404 || st == 409 || st == 503 ? st : 502;
-		ctl_event(c, "resize_failed", "vm", r->vm, "host", r->host, "vcpus_before", vb,
-		          "vcpus_asked", va, "mem_before", mb, "mem_asked", ma, "msg", err,
-		          "reason", r->reason, NULL);
+		ctl_event(c, "resize_failed", "by", r->by, "vm", r->vm, "host", r->host,
+		          "vcpus_before", vb, "vcpus_asked", va, "mem_before", mb, "mem_asked", ma,
+		          "msg", err, "reason", r->reason, NULL);
 		rc = -EIO;
 	}
 	json_decref(reply);
@@ -231,7 +233,7 @@ void ctl_api_resize(struct ctl *c, const struct httpd_req *req, const char *id,
 {
 	json_t *body = httpd_body_json(req, resp), *result = NULL;
 	struct ctl_resize *r = NULL;
-	char err[600], hstate[16] = "";
+	char err[600], hstate[16] = "", host[CTL_ID_MAX] = "";
 	int http = 500, vcpus, mem;
 	size_t known;
 
@@ -241,9 +243,9 @@ void ctl_api_resize(struct ctl *c, const struct httpd_req *req, const char *id,
 	    (json_object_get(body, "vcpus") != NULL) + (json_object_get(body, "mem_mib") != NULL);
 	if (!known || json_object_size(body) != known || !body_int(body, "vcpus", &vcpus) ||
 	    !body_int(body, "mem_mib", &mem)) {
-		httpd_resp_error(resp, 400, "bad_request",
-		                 "resize: the body is {\"vcpus\": N, \"mem_mib\": M}, positive "
-		                 "integers, either or both");
+		ctl_refuse(c, req, resp, "resize_refused", 400, "bad_request", NULL, id, NULL,
+		           "resize: the body is {\"vcpus\": N, \"mem_mib\": M}, positive "
+		           "integers, either or both");
 		goto out;
 	}
 	if (!ctl_require_leader(c, resp))
@@ -259,39 +261,41 @@ void ctl_api_resize(struct ctl *c, const struct httpd_req *req, const char *id,
 		struct ctl_host *h = v ? ctl_host_find(c, v->host) : NULL;
 		if (!v) {
 			pthread_mutex_unlock(&c->lock);
-			httpd_resp_error(resp, 404, "not_found", "no vm %s", id);
+			ctl_refuse(c, req, resp, "resize_refused", 404, "not_found", NULL, id, NULL,
+			           "no vm %s", id);
 			goto out;
 		}
 		if (h)
 			snprintf(hstate, sizeof(hstate), "%s", h->state);
+		snprintf(host, sizeof(host), "%s", v->host);
 		if (h && h->monitor_only) {
 			pthread_mutex_unlock(&c->lock);
-			httpd_resp_error(
-			    resp, 409, "blocked",
-			    "host %s only monitors (vm.enabled = false): it cannot resize "
-			    "vm %s",
-			    v->host, id);
+			ctl_refuse(c, req, resp, "resize_refused", 409, "blocked", NULL, id, host,
+			           "host %s only monitors (vm.enabled = false): it cannot resize "
+			           "vm %s",
+			           host, id);
 			goto out;
 		}
 		if (!strcmp(hstate, "down")) {
 			pthread_mutex_unlock(&c->lock);
-			httpd_resp_error(resp, 503, "host_down", "vm %s: its host %s is down", id,
-			                 v->host);
+			ctl_refuse(c, req, resp, "resize_refused", 503, "host_down", NULL, id, host,
+			           "vm %s: its host %s is down", id, host);
 			goto out;
 		}
 		/* the maxima the agent registered: a clear answer before asking it */
 		if ((vcpus && v->max_vcpus > 0 && vcpus > v->max_vcpus) ||
 		    (mem && v->max_mem_mib > 0 && mem > v->max_mem_mib)) {
 			pthread_mutex_unlock(&c->lock);
-			httpd_resp_error(
-			    resp, 400, "bad_request",
-			    "resize vm %s: its domain's maximum is %.0f vCPU, %.0f MiB", id,
-			    v->max_vcpus, v->max_mem_mib);
+			ctl_refuse(c, req, resp, "resize_refused", 400, "bad_request", NULL, id,
+			           host,
+			           "resize vm %s: its domain's maximum is %.0f vCPU, %.0f MiB", id,
+			           v->max_vcpus, v->max_mem_mib);
 			goto out;
 		}
 		snprintf(r->vm, sizeof(r->vm), "%s", id);
 		snprintf(r->host, sizeof(r->host), "%s", v->host);
 		snprintf(r->reason, sizeof(r->reason), "requested through the API");
+		ctl_api_caller(c, req, r->by, sizeof(r->by));
 		r->vcpus = vcpus;
 		r->mem_mib = mem;
 		r->vcpus_before = v->vcpus;
@@ -299,7 +303,8 @@ void ctl_api_resize(struct ctl *c, const struct httpd_req *req, const char *id,
 	}
 	if (!resize_add(c, r)) {
 		pthread_mutex_unlock(&c->lock);
-		httpd_resp_error(resp, 409, "busy", "vm %s is being resized or migrated", id);
+		ctl_refuse(c, req, resp, "resize_refused", 409, "busy", NULL, id, NULL,
+		           "vm %s is being resized or migrated", id);
 		goto out;
 	}
 	pthread_mutex_unlock(&c->lock);

@@ -436,8 +436,13 @@ static void apply_vm(struct ctl *c, struct ctl_vm *v, const struct rd_vm *r, boo
 static void watch_migrations(struct ctl *c, struct ctl_vm *v, bool was_migrating,
                              const char *was_dst)
 {
-	bool ours = ctl_mig_running(c, v->id);
+	/* ours, or ours that just ended: a read made before its end may still
+	 * show the agent's record (logged once, by its worker) */
+	bool ours = ctl_mig_running(c, v->id) ||
+	            (v->ours_ended_ms && util_mono_ms() - v->ours_ended_ms < 2 * c->o.round_ms);
 
+	if (!c->leader)
+		return; /* a standby only reads: the leader follows these */
 	if (v->migrating && !ours && !v->watched) {
 		v->watched = true;
 		ctl_event(c, "migration_adopted", "vm", v->id, "from", v->mig_src, "to", v->mig_dst,
@@ -787,7 +792,7 @@ static void empty_events(struct ctl *c)
 		h->empty = h->nvms == 0 && h->inflight == 0;
 		if (h->nvms > 0)
 			h->had_vms = true;
-		if (h->empty && !was && h->had_vms && !strcmp(h->state, "up"))
+		if (h->empty && !was && h->had_vms && !strcmp(h->state, "up") && c->leader)
 			ctl_event(
 			    c, "host_empty", "host", h->id, "objective",
 			    plan_objective_name(c->po.objective), "msg",
@@ -811,10 +816,13 @@ static void hot_events(struct ctl *c)
 			if (hot == h->hot[r])
 				continue;
 			h->hot[r] = hot;
+			if (hot)
+				h->hot_since[r] = now;
+			if (!c->leader)
+				continue; /* a standby shows it (API) and logs nothing */
 			ctl_fmt_double(u, sizeof(u), h->sum[r].last);
 			ctl_fmt_double(f, sizeof(f), h->sum[r].ar1.forecast);
 			if (hot) {
-				h->hot_since[r] = now;
 				ctl_event(c, "hotspot", "host", h->id, "res", ctl_res_names[r],
 				          "util", u, "forecast", f, NULL);
 			} else {

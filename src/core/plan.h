@@ -30,6 +30,7 @@
 #define LE_CORE_PLAN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/cluster.h"
@@ -125,7 +126,10 @@ struct plan_result {
 int plan_compute(const struct cluster *c, const struct plan_opts *o, struct plan_result *out);
 void plan_result_free(struct plan_result *r);
 
-/* Placement of a new VM (its host field is ignored). */
+/* Placement of a new VM (its host field is ignored). The checks, in this
+ * order: the host's state and the operator's rules, then the hard limits
+ * (memory capacity), then the soft ones (CPU overcommit, threshold and
+ * headroom), which an operator may force past (place_block_soft()). */
 enum place_block {
 	PLACE_OK,
 	PLACE_DOWN,        /* host down */
@@ -134,21 +138,40 @@ enum place_block {
 	PLACE_PIN,         /* not among the VM's pinned hosts */
 	PLACE_ANTI,        /* holds a member of the VM's anti-affinity group */
 	PLACE_AFFINITY,    /* the VM's affinity group lives on another host */
-	PLACE_OVERCOMMIT,  /* vCPUs or memory allocation beyond the overcommit ratio */
+	PLACE_OVERCOMMIT,  /* vCPUs (soft) or memory (hard) allocated beyond the overcommit ratio */
 	PLACE_THRESHOLD,   /* the VM's demand would push a resource over threshold/headroom */
+	PLACE_CAPACITY,    /* the VM's memory demand would pass the host's memory (hard) */
 };
+#define PLACE_NBLOCKS (PLACE_CAPACITY + 1)
 const char *place_block_name(enum place_block b);
+
+/* The figures behind a host's block, in the units of its resource (cores,
+ * MiB, Mbit/s; vCPUs and MiB for an allocation): the host carries `have`,
+ * the VM adds `need`, and `have + need` passes `limit` (the threshold, the
+ * headroom, cap x overcommit, or the capacity). */
+struct place_why {
+	double have, need, limit;
+};
 
 struct place_result {
 	int host;                /* chosen host index, -1 when none fits */
 	double vol_after;        /* its projected volume */
 	enum place_block *block; /* per host: why it was not feasible (PLACE_OK if it was) */
-	int *block_res;          /* per host: the resource over, for OVERCOMMIT/THRESHOLD */
+	int *block_res;        /* per host: the resource over, for OVERCOMMIT/THRESHOLD/CAPACITY */
+	struct place_why *why; /* per host: the figures of that block */
 	char reason[256];
 };
 
 /* 0, -ENOMEM. Caller frees with place_result_free(). */
 int place_compute(const struct cluster *c, const struct cl_vm *vm, struct place_result *out);
 void place_result_free(struct place_result *r);
+/* True when host h is blocked only by a soft limit (CPU overcommit,
+ * threshold, headroom): an operator may force the VM there. */
+bool place_block_soft(const struct place_result *r, int h);
+/* Why host h cannot take the VM, with the figures, e.g. "cpu 0.82 + 0.25
+ * of the VM > 0.75 threshold (1.64 + 0.5 > 1.5 cores)"; "" when it can.
+ * Returns out. */
+char *place_why_text(const struct cluster *c, const struct place_result *r, int h, char *out,
+                     size_t cap);
 
 #endif

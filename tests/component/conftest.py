@@ -762,6 +762,15 @@ class Registry:
 
 
 
+@pytest.fixture
+def registry_controller(redis_server, controller_factory):
+    """(redis client, Registry, start(**settings) -> a controller on that
+    Redis): a controller against a registry the test writes."""
+    r = redis_server.client()
+    yield r, Registry(r), lambda **s: controller_factory(redis_server.address, settings=s)
+    r.close()
+
+
 class Controller(Daemon):
     """`loadease controller` in the root namespace, its API on ip:port (port
     from free_tcp_port()); the config is written from `settings`

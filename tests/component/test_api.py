@@ -108,8 +108,8 @@ def test_http_api(redis_server, agent_factory, fakevm_factory, netns):
                  "loadease_vm_network_transmit_bytes_total", "loadease_agent_redis_up"):
         assert name in types, name
     assert metric(samples, "loadease_host_cpu_capacity_cores", host=agent.id) == 2
-    assert metric(samples, "loadease_host_network_capacity_bits_per_second",
-                  host=agent.id) == 100e6
+    assert metric(samples, "loadease_host_network_capacity_bytes_per_second",
+                  host=agent.id) == 100e6 / 8
     assert metric(samples, "loadease_vm_up", host=agent.id, vm="vm-api-1") == 1
     assert metric(samples, "loadease_agent_redis_up", host=agent.id) == 1
     assert metric(samples, "loadease_vms", host=agent.id) == 1

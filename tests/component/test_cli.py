@@ -347,14 +347,22 @@ def test_unknown_host_or_vm_is_an_error(cluster):
          "no host nosuch"),
         (["vm", "create", "n1", "--mem", "256", "--kernel", "k", "--pin", "nosuch"],
          "pin: none of the hosts exists"),
-        (["events", "--vm", "nosuch"], "no vm nosuch"),
-        (["events", "--host", "nosuch"], "no host nosuch"),
+        # (the refusals above are logged, with vm or host nosuch: events of
+        # them are found; an id nothing ever named is the error)
+        (["events", "--vm", "neverseen"], "no vm neverseen"),
+        (["events", "--host", "neverseen"], "no host neverseen"),
     ]
     for args, msg in cases:
         rc, out, err = cli(*args, controller=ctl.url)
         assert rc == 1 and out == "" and msg in err, (args, rc, out, err)
     assert r.hget("vm_configs:vm1", "host_id") == "h0"
     assert not r.exists("vm_configs:n1")
+    # each refusal is in the log once, with who asked
+    rc, out, err = cli("events", "--vm", "nosuch", "--json", controller=ctl.url)
+    ev = [json.loads(line) for line in out.splitlines()]  # one entry a line
+    assert rc == 0 and [e["type"] for e in ev] == ["migration_refused"] * 2 + \
+        ["vm_delete_refused"], ev
+    assert all(e["by"].startswith("admin@") and e["reason"] == "no vm nosuch" for e in ev), ev
     # known ones: fine, even with no event about them
     rc, out, err = cli("events", "--host", "h2", controller=ctl.url)
     assert rc == 0, (rc, err)

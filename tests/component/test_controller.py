@@ -26,11 +26,8 @@ def events(r, type=None):
 
 
 @pytest.fixture
-def setup(redis_server, controller_factory):
-    r = redis_server.client()
-    reg = Registry(r)
-    yield r, reg, lambda **s: controller_factory(redis_server.address, settings=s)
-    r.close()
+def setup(registry_controller):
+    return registry_controller
 
 
 def hot_cluster(reg):
@@ -393,7 +390,13 @@ def test_bad_requests_get_clear_errors_and_change_nothing(setup):
             assert j["error"]["code"] == code, f"{method} {path}: {j}"
     # the 409 of placement says what blocked each host
     st, j = c.http("POST", "/v1/vms", {"name": "n1", "mem_mib": 1 << 40})
-    assert j["error"]["hosts"] == {"h0": "overcommit (mem)", "h1": "overcommit (mem)"}, j
+    assert j["error"]["blocks"] == {"h0": "overcommit", "h1": "overcommit"}, j
+    big = 1 << 40
+    assert j["error"]["hosts"] == {
+        "h0": f"mem allocated 1024 + {big} MiB of the VM > 8192 MiB allowed "
+              "(8192 MiB x 1 overcommit)",
+        "h1": f"mem allocated 0 + {big} MiB of the VM > 8192 MiB allowed "
+              "(8192 MiB x 1 overcommit)"}, j
     # a body over the limit
     st, j = c.http("POST", "/v1/vms", "x" * (2 << 20))
     assert st == 413, (st, j)

@@ -333,7 +333,9 @@ def test_maintenance_evacuates_respecting_pin_and_anti_affinity(loop_factory):
             "pin": ["h0"]}
     st, j = ctl.http("POST", "/v1/vms", spec)
     assert st == 409 and j["error"]["code"] == "no_host", j
-    assert j["error"]["hosts"]["h0"] == "maintenance" and j["error"]["hosts"]["h1"] == "pin", j
+    assert j["error"]["blocks"]["h0"] == "maintenance" and j["error"]["blocks"]["h1"] == "pin", j
+    assert j["error"]["hosts"]["h0"] == "in maintenance", j
+    assert j["error"]["hosts"]["h1"] == "not among the VM's pinned hosts", j
     assert not lp.r.exists("vm_configs:pn")
     st, j = ctl.http("PUT", "/v1/hosts/h0/maintenance", {"on": False})
     assert st == 200 and j["state"] == "up", j
@@ -372,18 +374,25 @@ def test_controller_killed_mid_migration_is_reconciled(loop_factory):
     rec = lp.wait_event("migration_reconciled", 120, t_restart, vm="ka")
     assert rec["host"] == "h1", rec
     # the destination's agent registers the VM as soon as it runs there; the
-    # source agent's call returns (migration_done) once libvirt has ended the
-    # paused source QEMU: from then on exactly one QEMU exists
-    lp.wait_event("migration_done", 30, t_restart, vm="ka")
+    # source agent's call returns once libvirt has ended the paused source
+    # QEMU: from then on exactly one QEMU exists
+    def one_qemu():
+        q = vm_qemus(lp.c, "ka")
+        return list(q) == ["h1"] and len(q["h1"]) == 1
+    wait_for(one_qemu, 30, "one QEMU of ka, on h1")
     lp.running_once("ka")
     assert not lp.r.exists("migration:ka")
     # never a second migration of the same VM by the new controller
     assert not [e for e in lp.events("migration_started", t_restart) if e["vm"] == "ka"]
-    # the log tells the story: started by c1, adopted and reconciled by c2
+    # the log tells the story once: started by the operator through c1
+    # (which asked the agent to leave the entries to it), adopted and
+    # reconciled by c2; no second writer (the agent) of the same migration
     story = [(e["type"], e.get("by", "agent")) for e in lp.events()
              if e.get("vm") == "ka" and e["type"].startswith("migration")]
-    assert ("migration_started", "controller:c1") in story and \
-        ("migration_done", "agent") in story, story
+    assert story == [("migration_started", f"admin@{lp.c.bridge_ip}"),
+                     ("migration_adopted", "controller:c2"),
+                     ("migration_reconciled", "controller:c2")], story
+    assert lp.events("migration_started")[0]["via"] == "controller:c1"
     st, j = ctl2.http("GET", "/v1/vms/ka")
     assert st == 200 and j["host"] == "h1" and not j["migrating"], j
 
@@ -537,6 +546,90 @@ def test_a_domain_started_with_virsh_is_seen_and_moved_by_the_controller(loop_fa
     assert lp.events("vm_stopped", onset) and not vm_qemus(lp.c, name)
     assert name in h1.domains(all=True), "LoadEase left the operator's definition alone"
     h1.virsh("undefine", name)
+
+
+# --------------------------------------------------------------------------- operator calls
+
+
+def test_operator_calls_are_logged_once_and_force_stops_at_hard_limits(loop_factory):
+    """A manual migration through the API: one migration_started with the
+    planner's projection and one migration_done, by the caller, and no entry
+    of the agents for it; `vm create --force` places a VM past h0's CPU
+    threshold (a soft limit) and is refused past its memory (a hard one),
+    each logged once; the agent's and the controller's /metrics pass
+    promtool while VMs run."""
+    import shutil
+    import subprocess
+    from conftest import BIN
+    lp = loop_factory(2, **{"host.cpu": 1, "host.mem": 2048})
+    h0, h1 = lp.c.hosts
+    lp.boot(h0, "oa")
+    ctl = lp.start_controller(**{"controller.mode": "off"})
+    wait_for(lambda: ctl.http("GET", "/v1/vms/oa")[0] == 200, 10, "the controller to see oa")
+    time.sleep(WINDOW * INTERVAL)
+    t0 = int(time.time() * 1000)
+    caller = f"admin@{lp.c.bridge_ip}"
+
+    st, out = ctl.http("POST", "/v1/vms/oa/migrate", {"to": "h1"}, timeout=120)
+    assert st == 200 and out["to"] == "h1", (st, out)
+    time.sleep(1.5)  # an agent's entry would be there by now
+    mig = [e for e in lp.events(since_ms=t0) if e.get("vm") == "oa"]
+    assert [(e["type"], e["by"]) for e in mig] == [("migration_started", caller),
+                                                  ("migration_done", caller)], mig
+    s, d = mig
+    assert s["via"] == "controller:c1" and s["kind"] == "manual", s
+    for k in ("src_vol_before", "src_vol_after", "dst_vol_before", "dst_vol_after", "cost_s"):
+        assert float(s[k]) > 0, (k, s)
+    assert float(s["src_vol_after"]) <= float(s["src_vol_before"]), s
+    assert float(s["dst_vol_after"]) >= float(s["dst_vol_before"]), s
+    assert "requested through the API; h0 volume" in s["reason"], s
+    assert int(d["total_ms"]) > 0 and int(d["bytes"]) > 0, d
+    lp.running_once("oa")
+
+    # /metrics of both hosts' agents and of the controller, with a VM running
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: scripts/install-deps installs Debian's prometheus"
+    st, text = ctl.http("GET", "/metrics", raw=True)
+    bodies = [("controller", text)] + [(h.id, h.http("GET", "/metrics")[1]) for h in (h0, h1)]
+    for who, body in bodies:
+        p = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True,
+                           text=True, timeout=30)
+        assert p.returncode == 0, f"{who}: {p.stdout}{p.stderr}"
+    assert 'loadease_controller_vm_migrating{vm="oa",host="h1"} 0' in text, text
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOADEASE_")}
+    env.update(LOADEASE_CONTROLLER=ctl.url, LOADEASE_TOKEN=TOKEN)
+
+    def cli(*args):
+        p = subprocess.run([BIN, *args], capture_output=True, text=True, env=env, timeout=180)
+        return p.returncode, p.stdout, p.stderr
+    boot = ["--kernel", os.path.basename(lp.image[0]), "--initrd",
+            os.path.basename(lp.image[1]), "--append",
+            f"console=ttyS0 quiet loadease.ip={h0.vm_ip(5)}/24 loadease.sink={h0.br_ip}:9"]
+    # 2 vCPUs: 1 core of demand on h0's one core, past its 0.75 threshold
+    t1 = int(time.time() * 1000)
+    rc, out, err = cli("vm", "create", "ob", "--mem", "256", "--vcpus", "2", "--host", "h0",
+                       *boot)
+    assert rc == 1 and "host h0 cannot take vm ob: cpu " in err and \
+        "of the VM > 0.75 threshold" in err and "a soft limit" in err, (rc, out, err)
+    rc, out, err = cli("vm", "create", "ob", "--mem", "256", "--vcpus", "2", "--host", "h0",
+                       "--force", *boot)
+    assert rc == 0 and out.startswith("ob created on h0: host h0 named by the caller, forced "
+                                      "past a soft limit: cpu "), (rc, out, err)
+    # past its memory: refused, --force or not
+    rc, out, err = cli("vm", "create", "oc", "--mem", "4096", "--host", "h0", "--force", *boot)
+    assert rc == 1 and " + 4096 MiB of the VM > 2048 MiB allowed" in err and \
+        "a hard limit" in err, (rc, out, err)
+    ev = [(e["type"], e.get("vm"), e["by"], e.get("forced", "")) for e in lp.events(since_ms=t1)
+          if e.get("vm") in ("ob", "oc")]
+    assert ev == [("vm_place_refused", "ob", caller, ""), ("vm_placed", "ob", caller, "true"),
+                  ("vm_place_refused", "oc", caller, "")], ev
+    assert lp.r.hget("vm_configs:ob", "host_id") == "h0"
+    wait_for(lambda: ctl.http("GET", "/v1/vms/ob")[0] == 200, 10, "the controller to see ob")
+    rc, out, err = cli("vm", "rm", "ob")
+    assert rc == 0, (rc, out, err)
+    ev = [(e["type"], e["by"]) for e in lp.events(since_ms=t1) if e.get("vm") == "ob"]
+    assert ev[-1] == ("vm_deleted", caller) and [t for t, _ in ev].count("vm_deleted") == 1, ev
 
 
 # --------------------------------------------------------------------------- resize in place

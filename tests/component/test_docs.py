@@ -16,6 +16,9 @@ def test_readme_documents_every_agent_key():
         readme = f.read()
     missing = [r for r in rows if r not in readme]
     assert not missing, "README.md lacks (or has another default for):\n" + "\n".join(missing)
+    listed = re.findall(r"^\| `([a-z_]+\.[a-z_]+)`", readme, re.M)
+    twice = sorted({k for k in listed if listed.count(k) > 1})
+    assert not twice, f"README.md lists these keys more than once: {twice}"
     # and every key named in the table exists in the binary
     keys_doc = set(re.findall(r"^\| `([a-z_]+\.[a-z_]+)`", doc, re.M))
     keys_readme = set(re.findall(r"^\| `([a-z_]+\.[a-z_]+)`", readme, re.M))
@@ -32,6 +35,10 @@ def test_controller_doc_documents_every_controller_key():
     missing = [r for r in rows if r not in text]
     assert not missing, "docs/controller.md lacks (or has another default for):\n" + \
         "\n".join(missing)
+    # each key once (a pasted table once held balance.sample_s twice)
+    listed = re.findall(r"^\| `([a-z_]+\.[a-z_]+)`", text, re.M)
+    twice = sorted({k for k in listed if listed.count(k) > 1})
+    assert not twice, f"docs/controller.md lists these keys more than once: {twice}"
     keys_doc = set(re.findall(r"^\| `([a-z_]+\.[a-z_]+)`", doc, re.M))
     keys_text = set(re.findall(r"^\| `([a-z_]+\.[a-z_]+)`", text, re.M))
     assert keys_text <= keys_doc, keys_text - keys_doc

@@ -810,6 +810,64 @@ static void test_place_blocks(void **state)
 	place_result_free(&pr);
 }
 
+/* The figures of each block, and which blocks an operator may force past.
+ * place_setup's hosts; h8: cpu 7 + 1 of 10 cores > 7.5 (0.70 + 0.10 >
+ * 0.75); h9 with headroom 0.8: limit 2 cores (0.20), under the threshold;
+ * h7 mem: 0 + 1000 MiB > 10000 x 0.05 = 500; h6 cpu: 0 + 2 vCPUs > 10 x 0.1
+ * = 1. A host with 9800 MiB used and overcommit_mem 2 passes its allocation
+ * check but not its memory: 9800 + 1000 > 10000 (capacity, hard). */
+static void test_place_figures(void **state)
+{
+	static const struct {
+		int host;
+		const char *text;
+		bool soft;
+	} cases[] = {
+	    {0, "down", false},
+	    {1, "in maintenance", false},
+	    {2, "excluded by the operator", false},
+	    {3, "not among the VM's pinned hosts", false},
+	    {4, "holds a VM of its anti-affinity group", false},
+	    {5, "its affinity group runs on another host", false},
+	    {6, "vcpus 0 + 2 of the VM > 1 allowed (10 cores x 0.1 overcommit)", true},
+	    {7,
+	     "mem allocated 0 + 1000 MiB of the VM > 500 MiB allowed (10000 MiB x 0.05 overcommit)",
+	     false},
+	    {8, "cpu 0.70 + 0.10 of the VM > 0.75 threshold (7 + 1 > 7.5 cores)", true},
+	    {9, "cpu 0.20 + 0.10 of the VM > 0.20 limit of headroom 0.80 (2 + 1 > 2 cores)", true},
+	};
+	struct fx f;
+	struct cl_vm n;
+	struct place_result pr;
+	char t[200];
+
+	place_setup(&f, &n);
+	f.h[9].headroom[RES_CPU] = 0.8;
+	assert_int_equal(place_compute(&f.c, &n, &pr), 0);
+	for (size_t i = 0; i < ARRAY_N(cases); i++) {
+		int h = cases[i].host;
+		assert_string_equal(place_why_text(&f.c, &pr, h, t, sizeof(t)), cases[i].text);
+		if (place_block_soft(&pr, h) != cases[i].soft)
+			fail_msg("h%d: soft %d, want %d", h, !cases[i].soft, cases[i].soft);
+	}
+	place_result_free(&pr);
+
+	fx_init(&f, 2);
+	f.h[0].overcommit_mem = 2;
+	fx_load(&f, 0, 0, 9800, 0);
+	f.h[0].thr[RES_MEM] = 1;
+	n = new_vm();
+	n.demand[RES_MEM] = 1000;
+	assert_int_equal(place_compute(&f.c, &n, &pr), 0);
+	assert_int_equal(pr.host, 1);
+	assert_int_equal(pr.block[0], PLACE_CAPACITY);
+	assert_false(place_block_soft(&pr, 0));
+	assert_string_equal(place_why_text(&f.c, &pr, 0, t, sizeof(t)),
+	                    "mem used 9800 + 1000 MiB of the VM > 10000 MiB of memory");
+	assert_string_equal(place_why_text(&f.c, &pr, 1, t, sizeof(t)), "");
+	place_result_free(&pr);
+}
+
 /* ---- known bugs (skipped until fixed) ------------------------------------- */
 
 /* Regression (fixed): plan.c sizes vmbuf/keybuf (lines 910-911) by the largest initial VM
@@ -926,6 +984,7 @@ int main(void)
 	    cmocka_unit_test(test_names),
 	    cmocka_unit_test(test_place_lowest),
 	    cmocka_unit_test(test_place_blocks),
+	    cmocka_unit_test(test_place_figures),
 	    cmocka_unit_test(test_bug_vmbuf_overflow),
 	    cmocka_unit_test(test_bug_max_volume_rises),
 	    cmocka_unit_test(test_bug_evacuates_excluded_host),
