@@ -241,6 +241,7 @@ static void round_once(struct ctl *c)
 
 	if (up) {
 		ctl_lease(c);
+		ctl_rt_refresh(c, c->redis); /* the mode and windows set at run time */
 		rc = ctl_refresh(c);
 	}
 	if (rc == 0) {

@@ -34,6 +34,11 @@ const char *const ctl_event_types[] = {"controller_started",
                                        "vm_placed",
                                        "vm_place_refused",
                                        "vm_deleted",
+                                       "rule_changed",
+                                       "mode_changed",
+                                       "windows_changed",
+                                       "window_opened",
+                                       "window_closed",
                                        NULL};
 
 int ctl_event_type_index(const char *type)
@@ -88,6 +93,12 @@ void ctl_event(struct ctl *c, const char *type, ...)
 		v = va_arg(ap, const char *);
 		if (!v || !v[0])
 			continue;
+		if (strcmp(k, "by") == 0) {
+			/* who asked (ctl_api_caller) instead of this controller */
+			argv[11] = v;
+			json_object_set_new(j, "by", json_string(v));
+			continue;
+		}
 		argv[n++] = k;
 		argv[n++] = v;
 		json_object_set_new(j, k, json_string(v));
