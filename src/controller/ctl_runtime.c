@@ -768,6 +768,18 @@ out:
 
 /* --- manual migrations ------------------------------------------------------- */
 
+/* Is host in the list (comma- or blank-separated, as build_model reads it)? */
+static bool pin_has(const char *pin, const char *host)
+{
+	char buf[512], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", pin);
+	for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save))
+		if (strcmp(t, host) == 0)
+			return true;
+	return false;
+}
+
 bool ctl_rt_migrate_allowed(struct ctl *c, const char *vm, const char *from, const char *to,
                             bool force, struct httpd_resp *resp)
 {
@@ -775,6 +787,13 @@ bool ctl_rt_migrate_allowed(struct ctl *c, const char *vm, const char *from, con
 	const struct ctl_host *src = ctl_host_find(c, from);
 	const struct ctl_host *dst = to ? ctl_host_find(c, to) : NULL;
 
+	/* the pin as it is now (the model's follows at the next round); never forced */
+	if (v && v->pin[0] && to && !pin_has(v->pin, to)) {
+		httpd_resp_error(resp, 409, "blocked",
+		                 "host %s cannot take vm %s: pin (it may run on %s only)", to, vm,
+		                 v->pin);
+		return false;
+	}
 	if (force)
 		return true;
 	if (v && v->exclude) {
