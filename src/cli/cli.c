@@ -409,7 +409,8 @@ const struct cli_verb cli_verbs[] = {
     {NULL, "vms", "VMs with load, host and rules", "loadease vms [--host H] [--json]",
      "VMs: host, state (,unreachable while its host is down), vCPUs, memory (MiB),\n"
      "CPU% of its vCPUs, MEM% of its memory, NET% of its host's NIC, RULES\n"
-     "(pin=h1,h2;group=G;anti=G;excl) and a running migration (src->dst:phase)\n"
+     "(pin=h1,h2;group=G;anti=G;excl;auto=manual|off) and a running migration\n"
+     "(src->dst:phase)\n"
      "(GET /v1/vms).\n"
      "\noptions:\n"
      "  --host H   only the VMs on host H (status 1 when there is no host H)\n",

@@ -269,6 +269,9 @@ def test_runtime_verbs(cluster):
     assert second.startswith("  set at run time by admin@127.0.0.1, ") and \
         second.endswith("; changed: pin,exclude,automation"), out
     assert r.hget("vm_rules:vm1", "pin") == "h0,h1" and r.hget("vm_rules:vm1", "exclude") == "1"
+    rc, out, _ = cli("vms", controller=url)
+    assert rc == 0 and "pin=h0,h1;excl;auto=manual" in next(
+        line for line in out.splitlines() if line.startswith("vm1 ")), out
     rc, out, _ = cli("vm", "rules", "vm1", "--pin", "", "--json", controller=url)
     j = json.loads(out)
     assert rc == 0 and j["rules"]["pin"] == [] and j["rules"]["automation"] == "manual", j
@@ -295,6 +298,8 @@ def test_runtime_verbs(cluster):
     assert rc == 0 and out.startswith("mode off (set at run time by admin@127.0.0.1, ") and \
         out.endswith("; the configuration says recommend)\n"), out
     assert r.hget("controller_settings", "mode") == "off"
+    wait_for(lambda: "off (set at run time)" in cli("cluster", controller=url)[1], 5,
+             "`cluster` to say the mode was set at run time")
     rc, out, _ = cli("mode", "--json", controller=url)
     assert rc == 0 and json.loads(out)["source"] == "runtime", out
     rc, out, _ = cli("mode", "--reset", controller=url)
