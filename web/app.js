@@ -21,7 +21,10 @@ function setText(id, text, cls) {
 function renderSummary(c) {
   const h = c.hosts || {};
   const hot = c.hotspots || [];
-  setText('s-mode', c.mode || '–');
+  // recommend in force outside the migration windows (docs/controller.md)
+  const eff = c.effective_mode && c.effective_mode !== c.mode ?
+    ` (in force: ${c.effective_mode}, outside the windows)` : '';
+  setText('s-mode', (c.mode || '–') + eff, eff ? 'bad' : '');
   setText('s-leader', (c.leader_id || 'none') + (c.leader ? ' (this one)' : ''),
           c.leader_id ? '' : 'bad');
   setText('s-hosts', `${h.up ?? '–'} / ${h.down ?? '–'} / ${h.maintenance ?? '–'}`,
@@ -77,6 +80,7 @@ function rulesText(r) {
   if (r.group) p.push('group ' + r.group);
   if (r.anti_group) p.push('anti ' + r.anti_group);
   if (r.exclude) p.push('excluded');
+  if (r.automation && r.automation !== 'auto') p.push('automation ' + r.automation);
   return p.join('; ');
 }
 

@@ -389,6 +389,15 @@ static const struct cli_opt migrate_opts[] = {{"to", 0, true, CLI_K_HOST},
                                               {"no-wait", 0, false, CLI_K_NONE},
                                               END_OPTS};
 static const struct cli_opt rm_opts[] = {{"no-wait", 0, false, CLI_K_NONE}, END_OPTS};
+static const struct cli_opt rules_opts[] = {{"pin", 0, true, CLI_K_HOST},
+                                            {"group", 0, true, CLI_K_NONE},
+                                            {"anti-group", 0, true, CLI_K_NONE},
+                                            {"exclude", 0, true, CLI_K_NONE},
+                                            {"automation", 0, true, CLI_K_NONE},
+                                            {"reset", 0, false, CLI_K_NONE},
+                                            END_OPTS};
+static const struct cli_opt reset_opts[] = {{"reset", 0, false, CLI_K_NONE}, END_OPTS};
+static const struct cli_opt clear_opts[] = {{"clear", 0, false, CLI_K_NONE}, END_OPTS};
 static const struct cli_opt resize_opts[] = {
     {"vcpus", 0, true, CLI_K_NONE}, {"mem", 0, true, CLI_K_NONE}, END_OPTS};
 
@@ -407,7 +416,8 @@ const struct cli_verb cli_verbs[] = {
     {NULL, "vms", "VMs with load, host and rules", "loadease vms [--host H] [--json]",
      "VMs: host, state (,unreachable while its host is down), vCPUs, memory (MiB),\n"
      "CPU% of its vCPUs, MEM% of its memory, NET% of its host's NIC, RULES\n"
-     "(pin=h1,h2;group=G;anti=G;excl) and a running migration (src->dst:phase)\n"
+     "(pin=h1,h2;group=G;anti=G;excl;auto=manual|off) and a running migration\n"
+     "(src->dst:phase)\n"
      "(GET /v1/vms).\n"
      "\noptions:\n"
      "  --host H   only the VMs on host H (status 1 when there is no host H)\n",
@@ -475,8 +485,8 @@ const struct cli_verb cli_verbs[] = {
      "  --group G         rule: keep together with the VMs of group G (affinity)\n"
      "  --anti-group G    rule: keep apart from the VMs of group G (anti-affinity)\n"
      "  --exclude         rule: never move it\n"
-     "The rules are set at creation; the controller's API has no call to change\n"
-     "them later.\n",
+     "The rules are set at creation (in the domain's metadata); `loadease vm rules`\n"
+     "changes them at run time.\n",
      create_opts, NULL, cli_vm_create},
     {"vm", "migrate", "live-migrate a VM and wait for the outcome",
      "loadease vm migrate ID [--to HOST] [--force] [--no-wait] [--timeout S]",
@@ -491,8 +501,9 @@ const struct cli_verb cli_verbs[] = {
      "  gave up waiting after --timeout (default 900 s): status 4, the move may go on\n"
      "\noptions:\n"
      "  --to HOST   the destination (default: the placement picks one)\n"
-     "  --force     past the soft limits (CPU overcommit, threshold, headroom),\n"
-     "              never the hard ones (memory capacity, state, rules)\n"
+     "  --force     past the soft limits (CPU overcommit, threshold, headroom) and\n"
+     "              exclude (the VM's, its host's, the target's); never the hard\n"
+     "              ones (memory capacity, a host's state, pin, affinity)\n"
      "  --no-wait   return once the controller has started it (status 0);\n"
      "              `loadease vm ID` shows how it goes\n",
      migrate_opts, "vm", cli_vm_migrate},
@@ -517,6 +528,24 @@ const struct cli_verb cli_verbs[] = {
      "\noptions:\n"
      "  --no-wait   return once the agent has deleted it\n",
      rm_opts, "vm", cli_vm_rm},
+    {"vm", "rules", "show or change a VM's rules and automation level",
+     "loadease vm rules ID [--pin h1,h2] [--group G] [--anti-group G] [--exclude on|off]\n"
+     "       [--automation auto|manual|off] [--reset]",
+     "Without options: the VM's rules, and who set them (GET /v1/vms/ID/rules).\n"
+     "With options: changes the rules given, the others stay (PUT /v1/vms/ID/rules);\n"
+     "stored in Redis by the controller, they replace the rules of the domain's\n"
+     "metadata, survive restarts of the agents and controllers and follow the VM\n"
+     "through migrations. Logged as rule_changed with the old and new rules.\n"
+     "\noptions:\n"
+     "  --pin h1,h2          only ever on these hosts (\"\" = any host)\n"
+     "  --group G            keep together with the VMs of group G (\"\" = none)\n"
+     "  --anti-group G       keep apart from the VMs of group G (\"\" = none)\n"
+     "  --exclude on|off     never moved (automatically; by hand only with --force)\n"
+     "  --automation LEVEL   auto: the controller moves and resizes it; manual: it\n"
+     "                       only recommends (the recommend events); off: the\n"
+     "                       balancer never moves or resizes it\n"
+     "  --reset              back to the domain's rules (automation auto)\n",
+     rules_opts, "vm", cli_vm_rules},
     {"host", "show", "one host and its VMs", "loadease host [show] HOST [--json]",
      "One host: its row of `hosts`, then the VMs on it (GET /v1/hosts/HOST).\n"
      "Status 1 when there is no host HOST. `loadease host HOST` is short for it.\n",
@@ -526,6 +555,36 @@ const struct cli_verb cli_verbs[] = {
      "Puts a host in maintenance (the controller evacuates it, in auto mode, and\n"
      "places nothing there) or takes it out (PUT /v1/hosts/HOST/maintenance).\n",
      no_opts, "on|off host", cli_maintenance},
+    {"host", "exclude", "keep a host out of balancing, or take it back",
+     "loadease host exclude on|off HOST",
+     "Excludes a host from balancing (PUT /v1/hosts/HOST/exclude): never the source\n"
+     "or the target of an automatic move; a move by hand to or from it needs\n"
+     "`vm migrate --force`. Stored in host_config:HOST (the agent never rewrites it),\n"
+     "logged as rule_changed. `hosts` shows it as ,excl.\n",
+     no_opts, "on|off host", cli_host_exclude},
+    {NULL, "mode", "show or set the controller's mode",
+     "loadease mode [off|recommend|auto] [--reset]",
+     "Without an argument: the mode, where it comes from, and the mode in force\n"
+     "(recommend outside the migration windows) (GET /v1/mode). With one: sets it\n"
+     "at run time (PUT /v1/mode): auto moves, recommend logs what it would do, off\n"
+     "only watches. Stored in Redis, it outlives restarts and wins over\n"
+     "controller.mode until --reset (DELETE /v1/mode). Logged as mode_changed.\n"
+     "\noptions:\n"
+     "  --reset   back to the configuration's controller.mode\n",
+     reset_opts, "off|recommend|auto", cli_mode},
+    {NULL, "windows", "show or set when automatic migrations may start",
+     "loadease windows [SPEC | --clear]",
+     "Without an argument: the migration windows and whether they are open now\n"
+     "(GET /v1/windows). With SPEC (UTC; the words are joined): automatic\n"
+     "migrations start only inside them, outside the controller recommends only\n"
+     "(PUT /v1/windows), e.g.\n"
+     "  loadease windows 'mon-fri 22:00-06:00, sat,sun 00:00-24:00'\n"
+     "Days mon..sun, ranges mon-fri, daily; a range ending before it starts\n"
+     "crosses midnight into the next day. Stored in Redis, logged as\n"
+     "windows_changed, their opening and closing as window_opened/window_closed.\n"
+     "\noptions:\n"
+     "  --clear   no windows: migrations at any time (DELETE /v1/windows)\n",
+     clear_opts, NULL, cli_windows},
 };
 const size_t cli_nverbs = sizeof(cli_verbs) / sizeof(cli_verbs[0]);
 

@@ -161,6 +161,11 @@ void cli_fmt_rules(const json_t *rules, char *buf, size_t cap)
 		sb_add(&b, "%santi=%s", b.len ? ";" : "", ag);
 	if (json_is_true(json_object_get(rules, "exclude")))
 		sb_add(&b, "%sexcl", b.len ? ";" : "");
+	{
+		const char *lvl = json_string_value(json_object_get(rules, "automation"));
+		if (lvl && strcmp(lvl, "auto") != 0)
+			sb_add(&b, "%sauto=%s", b.len ? ";" : "", lvl); /* manual, off */
+	}
 	if (!b.len)
 		sb_add(&b, "-");
 }
@@ -530,7 +535,16 @@ int cli_fmt_cluster(FILE *out, const json_t *doc, int64_t now_ms)
 	if (!json_is_object(doc))
 		return -EPROTO;
 	leader_text(doc, v[0], CELL);
-	snprintf(v[1], CELL, "%s", mode ? mode : "-");
+	{
+		/* set at run time; recommend in force outside the migration windows */
+		const char *src = str_at(doc, "mode_source"), *eff = str_at(doc, "effective_mode");
+		snprintf(v[1], CELL, "%s%s%s%s%s", mode ? mode : "-",
+		         src && !strcmp(src, "runtime") ? " (set at run time)" : "",
+		         eff && mode && strcmp(eff, mode) ? ", in force: " : "",
+		         eff && mode && strcmp(eff, mode) ? eff : "",
+		         eff && mode && strcmp(eff, mode) ? " (outside the migration windows)"
+		                                          : "");
+	}
 	round_text(doc, now_ms, v[2], CELL);
 	snprintf(v[3], CELL, "%s", redis ? redis : "-");
 	hosts_text(doc, v[4], CELL);

@@ -85,6 +85,12 @@ int cli_vm_rm(struct cli_ctx *c, const struct cli_args *a);
 int cli_vm_resize(struct cli_ctx *c, const struct cli_args *a);
 int cli_maintenance(struct cli_ctx *c, const struct cli_args *a);
 
+/* The verbs that change the controller at run time (cli_rt.c). */
+int cli_vm_rules(struct cli_ctx *c, const struct cli_args *a);
+int cli_host_exclude(struct cli_ctx *c, const struct cli_args *a);
+int cli_mode(struct cli_ctx *c, const struct cli_args *a);
+int cli_windows(struct cli_ctx *c, const struct cli_args *a);
+
 /* `loadease __complete WORD...` (cli_complete.c): the candidates for the
  * last word, one a line (bash-completion/loadease calls it). */
 int cli_complete(int argc, char **argv, FILE *out);

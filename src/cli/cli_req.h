@@ -34,6 +34,19 @@ int cli_req_vm_resize(const struct cli_args *a, json_t **body, char *err, size_t
 /* `host maintenance on|off HOST` (pos[0] = on|off, pos[1] = HOST) -> {"on": bool}. */
 int cli_req_maintenance(const struct cli_args *a, json_t **body, char *err, size_t errlen);
 
+/* Run-time changes (cli_rt.c). *body NULL (and 0) when there is nothing to
+ * send: a show, --reset or --clear.
+ * `vm rules ID [--pin h1,h2] [--group G] [--anti-group G] [--exclude on|off]
+ * [--automation auto|manual|off] [--reset]` -> {"pin": [...], "group",
+ * "anti_group", "exclude", "automation"}, the members given ("" clears). */
+int cli_req_vm_rules(const struct cli_args *a, json_t **body, char *err, size_t errlen);
+/* `host exclude on|off HOST` -> {"on": bool}. */
+int cli_req_host_exclude(const struct cli_args *a, json_t **body, char *err, size_t errlen);
+/* `mode [off|recommend|auto] [--reset]` -> {"mode": M}. */
+int cli_req_mode(const struct cli_args *a, json_t **body, char *err, size_t errlen);
+/* `windows [SPEC...] [--clear]` -> {"windows": "the words joined by blanks"}. */
+int cli_req_windows(const struct cli_args *a, json_t **body, char *err, size_t errlen);
+
 /* The query of GET /v1/events; NULL / 0 members are left out. */
 struct cli_events_q {
 	const char *after;

@@ -35,7 +35,8 @@ const struct cfg_key ctl_cfg_keys[] = {
      "listening address"},
     {"controller", "mode", CFG_ENUM, "auto", O(mode), 0, 0, 0, ctl_mode_names,
      "`auto` relieves hotspots and evacuates hosts by live migration; `recommend` plans and "
-     "logs but moves nothing; `off` only watches"},
+     "logs but moves nothing; `off` only watches; a mode set at run time (`loadease mode`, "
+     "PUT /v1/mode) wins until it is reset"},
     {"controller", "token", CFG_STR, "", S(token), 0, 0, NULL,
      "cluster secret: needed for mutating API calls and sent to the agents; empty = mutating "
      "calls refused"},
@@ -245,6 +246,7 @@ static void round_once(struct ctl *c)
 
 	if (up) {
 		ctl_lease(c);
+		ctl_rt_refresh(c, c->redis); /* the mode and windows set at run time */
 		rc = ctl_refresh(c);
 	}
 	if (rc == 0) {

@@ -21,6 +21,7 @@
 #include "core/cluster.h"
 #include "core/plan.h"
 #include "core/round.h"
+#include "core/window.h"
 
 #define CTL_ID_MAX 65
 #define CTL_BY_MAX 96 /* "controller:<id>" or ctl_api_caller()'s "<role>@<address>" */
@@ -102,6 +103,10 @@ struct ctl_vm {
 	char pin[512];
 	char group[CTL_ID_MAX], anti_group[CTL_ID_MAX];
 	bool exclude;
+	int automation;     /* enum cl_automation */
+	bool rules_runtime; /* the rules above are vm_rules:<vm>'s (ctl_runtime.c) */
+	char rules_by[96];  /* who set them then */
+	int64_t rules_ts;
 	int64_t last_migration;
 	bool migrating; /* a migration:<vm> record exists, or one of ours runs */
 	char mig_src[CTL_ID_MAX], mig_dst[CTL_ID_MAX], mig_phase[24];
@@ -165,8 +170,25 @@ struct ctl_metrics {
 	uint64_t resize_ok, resize_failed;
 };
 
+/* What an operator changed at run time (ctl_runtime.c), from Redis's
+ * `controller_settings`: the mode and the migration windows. */
+struct ctl_rt {
+	int cfg_mode;     /* controller.mode of the configuration */
+	bool mode_set;    /* a runtime mode is stored (it is o.mode) */
+	char mode_by[96]; /* who set it, when */
+	int64_t mode_ts;
+	char windows[WIN_SPEC_MAX + 1]; /* "" = none: migrations at any time */
+	struct win_set win;
+	char windows_by[96];
+	int64_t windows_ts;
+	int win_logged; /* -1 not yet, 0 closed, 1 open: what was last logged */
+	bool loaded;    /* initialised (cfg_mode taken from the configuration) */
+	char bad_mode[32], bad_windows[WIN_SPEC_MAX + 1]; /* warned about once */
+};
+
 struct ctl {
 	struct ctl_opts o;
+	struct ctl_rt rt;
 	struct round_opts ro;
 	struct plan_opts po;
 	volatile int stop;
@@ -312,6 +334,28 @@ void ctl_api_migrate(struct ctl *c, const struct httpd_req *req, const char *id,
 
 /* ctl_metrics.c: GET /metrics (Prometheus text) */
 void ctl_api_metrics(struct ctl *c, struct httpd_resp *resp);
+
+/* ctl_runtime.c: rules, automation, exclude, mode and windows at run time */
+/* Reads controller_settings (mode, windows) through s; logs the windows
+ * opening and closing. Called by the loop each round, under no lock. */
+void ctl_rt_refresh(struct ctl *c, struct store *s);
+/* Applies vm_rules:<vm> (the reply of its HGETALL, may be NULL) over the
+ * rules vm_configs gave v. Under the lock. */
+void ctl_rt_vm_rules(struct ctl *c, struct ctl_vm *v, redisReply *rules);
+/* The mode the round acts in: o.mode, but recommend outside the migration
+ * windows. Under the lock. */
+int ctl_rt_effective_mode(struct ctl *c);
+/* Adds the runtime state to the views (under the lock). */
+void ctl_rt_cluster_view(struct ctl *c, json_t *j);
+void ctl_rt_plan_view(struct ctl *c, json_t *j);
+void ctl_rt_vm_view(struct ctl *c, const struct ctl_vm *v, json_t *rules);
+/* A manual migration's rules check (under the lock): false with the 409
+ * in resp when the VM, its host or the target is excluded and not force. */
+bool ctl_rt_migrate_allowed(struct ctl *c, const struct httpd_req *req, const char *vm,
+                            const char *from, const char *to, bool force, struct httpd_resp *resp);
+/* The runtime endpoints; true when it answered req (ctl_api_handle). */
+bool ctl_rt_route(struct ctl *c, const struct httpd_req *req, const char *const *seg, int n,
+                  struct httpd_resp *resp);
 
 /* ctl_api.c */
 /* Who made a request, for the decision log: "<role>@<address>", the role

@@ -129,6 +129,8 @@ static json_t *vm_json(struct ctl *c, const struct ctl_vm *v)
 	    (json_int_t)cooldown);
 	const struct ctl_resize *rs = ctl_resize_find(c, v->id);
 
+	ctl_rt_vm_view(c, v, json_object_get(j, "rules")); /* automation, who set them */
+
 	/* its domain's maxima (0 unknown: a VM registered by hand) and a
 	 * resize of ours under way */
 	json_object_set_new(j, "max_vcpus", json_real(v->max_vcpus));
@@ -161,7 +163,7 @@ static json_t *cluster_json(struct ctl *c)
 	for (int i = 0; i < c->nvms; i++)
 		if (c->vms[i]->migrating && !ctl_mig_running(c, c->vms[i]->id))
 			inflight++;
-	return json_pack(
+	json_t *j = json_pack(
 	    "{s:s,s:b,s:I,s:s,s:s,s:I,s:I,s:f,s:I,s:s,s:{s:i,s:i,s:i,s:i},s:i,s:o,s:i,s:f}", "id",
 	    c->o.id, "leader", c->leader, "epoch", (json_int_t)(c->leader ? c->epoch : 0),
 	    "leader_id", c->leader_id, "mode", ctl_mode_names[c->o.mode], "round",
@@ -170,6 +172,8 @@ static json_t *cluster_json(struct ctl *c)
 	    c->redis_up ? "up" : "down", "hosts", "total", c->nhosts, "up", up, "down", down,
 	    "maintenance", maint, "vms", c->nvms, "hotspots", hot, "migrations_inflight", inflight,
 	    "max_volume", maxv);
+	ctl_rt_cluster_view(c, j); /* the mode's source, the windows */
+	return j;
 }
 
 static json_t *plan_json(struct ctl *c)
@@ -218,11 +222,14 @@ static json_t *plan_json(struct ctl *c)
 		if (p->emptied[i] >= 0 && p->emptied[i] < c->model.nhosts)
 			json_array_append_new(emptied,
 			                      json_string(c->model.hosts[p->emptied[i]].id));
-	return json_pack("{s:s,s:s,s:I,s:o,s:o,s:o,s:f,s:f}", "mode", ctl_mode_names[c->o.mode],
-	                 "objective", plan_objective_name(c->po.objective), "round",
-	                 (json_int_t)c->round, "actions", acts, "unresolved", unres, "emptied",
-	                 emptied, "max_volume_before", c->have_plan ? p->max_vol_before : 0.0,
-	                 "max_volume_after", c->have_plan ? p->max_vol_after : 0.0);
+	json_t *j =
+	    json_pack("{s:s,s:s,s:I,s:o,s:o,s:o,s:f,s:f}", "mode", ctl_mode_names[c->o.mode],
+	              "objective", plan_objective_name(c->po.objective), "round",
+	              (json_int_t)c->round, "actions", acts, "unresolved", unres, "emptied",
+	              emptied, "max_volume_before", c->have_plan ? p->max_vol_before : 0.0,
+	              "max_volume_after", c->have_plan ? p->max_vol_after : 0.0);
+	ctl_rt_plan_view(c, j);
+	return j;
 }
 
 /* --- series and histograms ---------------------------------------------- */
@@ -741,6 +748,8 @@ void ctl_api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *r
 		httpd_resp_error(resp, 400, "bad_id", "ids are letters, digits, _ . -");
 		return;
 	}
+	if (ctl_rt_route(c, req, seg, n, resp)) /* ctl_runtime.c: rules, mode, windows */
+		return;
 	if (get && n == 2 && !strcmp(seg[1], "cluster")) {
 		pthread_mutex_lock(&c->lock);
 		httpd_resp_json(resp, 200, cluster_json(c));

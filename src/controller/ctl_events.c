@@ -39,6 +39,11 @@ const char *const ctl_event_types[] = {"controller_started",
                                        "migration_refused",
                                        "resize_refused",
                                        "maintenance_refused",
+                                       "rule_changed",
+                                       "mode_changed",
+                                       "windows_changed",
+                                       "window_opened",
+                                       "window_closed",
                                        NULL};
 
 int ctl_event_type_index(const char *type)

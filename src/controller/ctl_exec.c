@@ -444,13 +444,31 @@ static void start_worker(struct ctl *c, struct ctl_mig *m)
 	ctl_migrate_start(c, m);
 }
 
-static void log_recommendations(struct ctl *c)
+/* Is action i (or its swap's other half) on a VM of automation manual? */
+static bool action_manual(const struct ctl *c, int i)
+{
+	const struct plan_action *a = &c->plan.actions[i];
+
+	for (int j = 0; j < c->plan.nactions; j++) {
+		const struct plan_action *b = &c->plan.actions[j];
+		if ((j == i || (a->kind == PLAN_SWAP && b->swap_id == a->swap_id)) &&
+		    c->model.vms[b->vm].automation == CL_MANUAL)
+			return true;
+	}
+	return false;
+}
+
+/* Logs the plan's actions (only those of VMs of automation manual when
+ * manual_only: auto mode) as `recommend`, once per change of the plan. */
+static void log_recommendations(struct ctl *c, bool manual_only)
 {
 	char sig[sizeof(c->plan_sig)] = "";
 	size_t off = 0;
 
 	for (int i = 0; i < c->plan.nactions; i++) {
 		const struct plan_action *a = &c->plan.actions[i];
+		if (manual_only && !action_manual(c, i))
+			continue;
 		off += (size_t)snprintf(sig + off, off < sizeof(sig) ? sizeof(sig) - off : 0,
 		                        "%d:%d>%d:%g,%g;", a->vm, a->from, a->to, a->vcpus_after,
 		                        a->mem_after);
@@ -462,8 +480,11 @@ static void log_recommendations(struct ctl *c)
 	snprintf(c->plan_sig, sizeof(c->plan_sig), "%s", sig);
 	for (int i = 0; i < c->plan.nactions; i++) {
 		const struct plan_action *a = &c->plan.actions[i];
-		struct ctl_mig *m = mig_from_action(c, a);
+		struct ctl_mig *m;
 		char p[4][32], cost[32];
+		if (manual_only && !action_manual(c, i))
+			continue;
+		m = mig_from_action(c, a);
 		if (!m)
 			continue;
 		if (a->kind == PLAN_RESIZE) {
@@ -475,7 +496,8 @@ static void log_recommendations(struct ctl *c)
 			ctl_event(c, "recommend", "vm", m->vm, "host", m->from, "kind", "resize",
 			          "res", m->res, "reason", m->reason, "vcpus_before", vb,
 			          "vcpus_after", va, "mem_before", mb, "mem_after", ma, "mode",
-			          ctl_mode_names[c->o.mode], NULL);
+			          ctl_mode_names[ctl_rt_effective_mode(c)], "automation",
+			          cluster_automation_name(c->model.vms[a->vm].automation), NULL);
 			free(m);
 			continue;
 		}
@@ -484,7 +506,8 @@ static void log_recommendations(struct ctl *c)
 		ctl_event(c, "recommend", "vm", m->vm, "from", m->from, "to", m->to, "res", m->res,
 		          "reason", m->reason, "src_vol_before", p[0], "src_vol_after", p[1],
 		          "dst_vol_before", p[2], "dst_vol_after", p[3], "cost_s", cost, "mode",
-		          ctl_mode_names[c->o.mode], NULL);
+		          ctl_mode_names[ctl_rt_effective_mode(c)], "automation",
+		          cluster_automation_name(c->model.vms[a->vm].automation), NULL);
 		free(m);
 	}
 }
@@ -505,7 +528,7 @@ static void log_unresolved(struct ctl *c)
 			continue;
 		h->why = (int)u->why;
 		ctl_event(c, "unresolved", "host", h->id, "why", plan_why_name(u->why), "reason",
-		          u->reason, "mode", ctl_mode_names[c->o.mode], NULL);
+		          u->reason, "mode", ctl_mode_names[ctl_rt_effective_mode(c)], NULL);
 	}
 	for (int i = 0; listed && i < c->nhosts; i++)
 		if (!listed[i])
@@ -515,19 +538,29 @@ static void log_unresolved(struct ctl *c)
 
 void ctl_decide(struct ctl *c)
 {
+	int mode;
+
 	pthread_mutex_lock(&c->lock);
+	mode = ctl_rt_effective_mode(c); /* recommend outside the migration windows */
 	/* a standby only reads: it neither logs the plan nor acts on it */
-	if (c->o.mode == MODE_OFF || !c->have_plan || !c->leader) {
+	if (mode == MODE_OFF || !c->have_plan || !c->leader) {
 		pthread_mutex_unlock(&c->lock);
 		return;
 	}
 	log_unresolved(c);
-	if (c->o.mode == MODE_RECOMMEND) {
-		log_recommendations(c);
+	if (mode == MODE_RECOMMEND) {
+		log_recommendations(c, false);
 	} else {
+		log_recommendations(c, true); /* automation manual: an operator acts */
 		for (int i = 0; i < c->plan.nactions; i++) {
 			const struct plan_action *a = &c->plan.actions[i];
 			struct ctl_mig *m;
+			if (action_manual(c, i)) {
+				if (a->kind == PLAN_SWAP && i + 1 < c->plan.nactions &&
+				    c->plan.actions[i + 1].swap_id == a->swap_id)
+					i++;
+				continue;
+			}
 			if (a->kind == PLAN_RESIZE) {
 				ctl_resize_start(c, a);
 				continue;

@@ -388,7 +388,9 @@ static int migrate_target(struct ctl *c, const struct httpd_req *req, const char
 	} else {
 		ti = ctl_model_host(&c->model, to);
 		place_why_text(&c->model, &pr, ti, t, sizeof(t));
-		if (pr.block[ti] != PLACE_OK && !(force && place_block_soft(&pr, ti))) {
+		/* an excluded target was let through by ctl_rt_migrate_allowed: forced */
+		bool passable = place_block_soft(&pr, ti) || pr.block[ti] == PLACE_EXCLUDED;
+		if (pr.block[ti] != PLACE_OK && !(force && passable)) {
 			bool soft = place_block_soft(&pr, ti);
 			MIG_REFUSE(409, "blocked", blocks_json(c, &pr), to,
 			           "host %s cannot take vm %s: %s%s", to, id, t,
@@ -507,6 +509,10 @@ void ctl_api_migrate(struct ctl *c, const struct httpd_req *req, const char *id,
 	}
 	pthread_mutex_lock(&c->lock);
 	vi = migrate_vm_ok(c, req, id, to, resp);
+	/* exclude (the VM's, its host's, the target's) holds unless forced */
+	if (vi >= 0 && !ctl_rt_migrate_allowed(c, req, id, c->model.hosts[c->model.vms[vi].host].id,
+	                                       to, force, resp))
+		vi = -1;
 	ti = vi < 0 ? -1
 	            : migrate_target(c, req, id, vi, to, force, resp, forced_past,
 	                             sizeof(forced_past));

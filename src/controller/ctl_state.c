@@ -170,7 +170,7 @@ struct rd_host {
 struct rd_vm {
 	char id[CTL_ID_MAX];
 	char host[CTL_ID_MAX];
-	redisReply *cfg, *mig, *ts;
+	redisReply *cfg, *mig, *ts, *rules;
 };
 
 struct rd {
@@ -193,6 +193,7 @@ static void rd_free(struct rd *rd)
 	for (int i = 0; i < rd->nv; i++) {
 		freeReplyObject(rd->v[i].cfg);
 		freeReplyObject(rd->v[i].mig);
+		freeReplyObject(rd->v[i].rules);
 		freeReplyObject(rd->v[i].ts);
 	}
 	free(rd->h);
@@ -331,11 +332,13 @@ static int read_all(struct ctl *c, struct rd *rd)
 		char k[128];
 		rc |= app(s, 2, "HGETALL", key(k, sizeof(k), "vm_configs:", id));
 		rc |= app(s, 2, "HGETALL", key(k, sizeof(k), "migration:", id));
+		rc |= app(s, 2, "HGETALL", key(k, sizeof(k), "vm_rules:", id));
 		rc |= append_ts(s, "vm", id, v ? v->last_id : "", c->o.window);
 	}
 	pthread_mutex_unlock(&c->lock);
 	for (int i = 0; i < rd->nv && !rc; i++)
-		rc |= take(s, &rd->v[i].cfg) | take(s, &rd->v[i].mig) | take(s, &rd->v[i].ts);
+		rc |= take(s, &rd->v[i].cfg) | take(s, &rd->v[i].mig) | take(s, &rd->v[i].rules) |
+		      take(s, &rd->v[i].ts);
 	return rc ? -EIO : 0;
 }
 
@@ -418,6 +421,7 @@ static void apply_vm(struct ctl *c, struct ctl_vm *v, const struct rd_vm *r, boo
 	snprintf(v->group, sizeof(v->group), "%s", store_hget(r->cfg, "group"));
 	snprintf(v->anti_group, sizeof(v->anti_group), "%s", store_hget(r->cfg, "anti_group"));
 	v->exclude = truthy(store_hget(r->cfg, "exclude"));
+	ctl_rt_vm_rules(c, v, r->rules); /* an operator's rules set at run time win */
 	v->last_migration = (int64_t)num(store_hget(r->cfg, "last_migration"), 0, 1e15, 0);
 	v->migrating = r->mig && r->mig->type == REDIS_REPLY_ARRAY && r->mig->elements > 0;
 	snprintf(v->mig_src, sizeof(v->mig_src), "%s", store_hget(r->mig, "src"));
@@ -727,6 +731,7 @@ static int build_model(struct ctl *c)
 		mv->migrating =
 		    v->migrating || ctl_mig_running(c, v->id) || ctl_resize_find(c, v->id);
 		mv->excluded = v->exclude || strcmp(c->hosts[hi]->state, "down") == 0;
+		mv->automation = (enum cl_automation)v->automation;
 		mv->last_moved_ms = v->last_migration;
 		mv->group = intern(groups, &ngroups, cap_groups, v->group);
 		mv->anti_group = intern(groups, &ngroups, cap_groups, v->anti_group);

@@ -19,6 +19,21 @@ void cluster_vm_defaults(struct cl_vm *v)
 	v->anti_group = -1;
 }
 
+static const char *const automation_names[CL_AUTOMATION_N] = {"auto", "manual", "off"};
+
+const char *cluster_automation_name(int a)
+{
+	return a >= 0 && a < CL_AUTOMATION_N ? automation_names[a] : "?";
+}
+
+int cluster_automation_parse(const char *s)
+{
+	for (int a = 0; s && a < CL_AUTOMATION_N; a++)
+		if (strcmp(s, automation_names[a]) == 0)
+			return a;
+	return -1;
+}
+
 double cluster_load_volume(const double load[RES_N], const double cap[RES_N])
 {
 	double u[RES_N];

@@ -18,6 +18,18 @@
 
 enum host_state { HOST_UP, HOST_DOWN, HOST_MAINTENANCE };
 
+/* A VM's automation level (as VMware DRS has): what the balancer may do
+ * with it. auto: the planner moves and resizes it and the controller acts;
+ * manual: the planner proposes its moves and resizes, the controller only
+ * recommends them (an operator acts); off: the planner never moves or
+ * resizes it (its load still counts on its host). */
+enum cl_automation { CL_AUTO = 0, CL_MANUAL, CL_OFF };
+#define CL_AUTOMATION_N 3
+/* "auto", "manual", "off"; "?" out of range. */
+const char *cluster_automation_name(int a);
+/* The level named s, or -1. */
+int cluster_automation_parse(const char *s);
+
 struct cl_host {
 	char id[CLUSTER_ID_MAX];
 	enum host_state state;
@@ -45,14 +57,15 @@ struct cl_vm {
 	/* resize in place: the most the VM may be given on its own host (its
 	 * domain's maximum vCPUs and memory); 0 = its allocation (not resizable) */
 	double max_vcpus, max_mem_mib;
-	double demand[RES_N];  /* peak demand (the configured percentile) */
-	double dirty_mbit;     /* memory dirty rate, Mbit/s; 0 when unknown */
-	bool excluded;         /* never moved by the balancer */
-	bool migrating;        /* a migration is in flight */
-	int64_t last_moved_ms; /* end of its last migration; 0 = never */
-	int group;             /* affinity group: members stay on one host; -1 none */
-	int anti_group;        /* anti-affinity group: members on distinct hosts; -1 none */
-	const int *pin;        /* allowed hosts (indexes); NULL/npin 0 = any */
+	double demand[RES_N];          /* peak demand (the configured percentile) */
+	double dirty_mbit;             /* memory dirty rate, Mbit/s; 0 when unknown */
+	bool excluded;                 /* never moved by the balancer */
+	enum cl_automation automation; /* CL_AUTO unless the operator says otherwise */
+	bool migrating;                /* a migration is in flight */
+	int64_t last_moved_ms;         /* end of its last migration; 0 = never */
+	int group;                     /* affinity group: members stay on one host; -1 none */
+	int anti_group;                /* anti-affinity group: members on distinct hosts; -1 none */
+	const int *pin;                /* allowed hosts (indexes); NULL/npin 0 = any */
 	int npin;
 	/* risk (risk.h), set by round_vm_risk: the VM's forecast and error mean
 	 * square in its host's units (cores, MiB, Mbit/s), and the covariance of

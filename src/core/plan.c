@@ -333,7 +333,7 @@ static enum plan_why vm_blocked(const struct pctx *p, int v, int src)
 {
 	const struct cl_vm *vm = &p->c->vms[v];
 
-	if (vm->excluded || vm->migrating || p->planned[v])
+	if (vm->excluded || vm->automation == CL_OFF || vm->migrating || p->planned[v])
 		return WHY_NO_MOVABLE;
 	if (vm->last_moved_ms > 0 && p->o->now_ms - vm->last_moved_ms < p->o->cooldown_ms)
 		return WHY_COOLDOWN;
@@ -560,11 +560,12 @@ static int try_move(struct pctx *p, int v, int src, enum plan_kind kind, int res
 		if (w != WHY_NONE) {
 			const struct cl_vm *b = &vms[p->unit[i]];
 			tally_add(t, w, "vm %s %s", b->id,
-			          w == WHY_COOLDOWN        ? "moved recently (cooldown)"
-			          : b->excluded            ? "is excluded from balancing"
-			          : b->migrating           ? "is already migrating"
-			          : p->planned[p->unit[i]] ? "is already in this plan"
-			                                   : "is pinned to this host");
+			          w == WHY_COOLDOWN         ? "moved recently (cooldown)"
+			          : b->excluded             ? "is excluded from balancing"
+			          : b->automation == CL_OFF ? "has automation off"
+			          : b->migrating            ? "is already migrating"
+			          : p->planned[p->unit[i]]  ? "is already in this plan"
+			                                    : "is pinned to this host");
 			return 0;
 		}
 	}

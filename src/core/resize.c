@@ -26,8 +26,8 @@ static bool resizable(const struct resize_view *w, int v)
 	const struct cl_vm *vm = &w->c->vms[v];
 	const struct cl_host *H = &w->c->hosts[vm->host];
 
-	return !vm->excluded && !vm->migrating && !w->planned[v] && H->state == HOST_UP &&
-	       !H->excluded;
+	return !vm->excluded && vm->automation != CL_OFF && !vm->migrating && !w->planned[v] &&
+	       H->state == HOST_UP && !H->excluded;
 }
 
 /* The load the VM is expected to add at allocation `to`: its demand grows

@@ -252,6 +252,94 @@ def test_maintenance_and_events(cluster):
     assert not [m for m in SANITIZER_MARKS if m in err], err
 
 
+def test_runtime_verbs(cluster):
+    """vm rules, host exclude, mode, windows: shown, changed (stored in Redis,
+    said in the answer with who), refused with the reason (status 1) or a
+    usage error before any request (status 2)."""
+    ctl, r = cluster
+    url = ctl.url
+    rc, out, err = cli("vm", "rules", "vm1", controller=url)
+    assert rc == 0 and out == ("vm1: pin=- group=- anti_group=- exclude=off automation=auto\n"
+                               "  the domain's rules (set when it was created)\n"), (rc, out, err)
+    rc, out, err = cli("vm", "rules", "vm1", "--pin", "h0,h1", "--automation", "manual",
+                       "--exclude", "on", controller=url)
+    assert rc == 0, (rc, out, err)
+    first, second = out.splitlines()
+    assert first == "vm1: pin=h0,h1 group=- anti_group=- exclude=on automation=manual", out
+    assert second.startswith("  set at run time by admin@127.0.0.1, ") and \
+        second.endswith("; changed: pin,exclude,automation"), out
+    assert r.hget("vm_rules:vm1", "pin") == "h0,h1" and r.hget("vm_rules:vm1", "exclude") == "1"
+    rc, out, _ = cli("vms", controller=url)
+    assert rc == 0 and "pin=h0,h1;excl;auto=manual" in next(
+        line for line in out.splitlines() if line.startswith("vm1 ")), out
+    rc, out, _ = cli("vm", "rules", "vm1", "--pin", "", "--json", controller=url)
+    j = json.loads(out)
+    assert rc == 0 and j["rules"]["pin"] == [] and j["rules"]["automation"] == "manual", j
+    rc, out, err = cli("vm", "rules", "vm1", "--pin", "nosuch", controller=url)
+    assert rc == 1 and out == "" and "no host nosuch" in err, (rc, err)
+    rc, out, err = cli("vm", "rules", "ghost", controller=url)
+    assert rc == 1 and "no vm ghost" in err, (rc, err)
+    rc, out, _ = cli("vm", "rules", "vm1", "--reset", controller=url)
+    assert rc == 0 and "the domain's rules" in out and "automation=auto" in out, out
+    assert not r.exists("vm_rules:vm1")
+
+    rc, out, err = cli("host", "exclude", "on", "h2", controller=url)
+    assert rc == 0 and out.startswith("h2: excluded"), (rc, out, err)
+    assert r.hget("host_config:h2", "exclude") == "1"
+    wait_for(lambda: "excl" in host_row(ctl, "h2")[1], 5, "`hosts` to show h2 excluded")
+    rc, out, _ = cli("host", "exclude", "off", "h2", "--json", controller=url)
+    assert rc == 0 and json.loads(out)["excluded"] is False, out
+    rc, _, err = cli("host", "exclude", "on", "nohost", controller=url)
+    assert rc == 1 and "no host nohost" in err, (rc, err)
+
+    rc, out, _ = cli("mode", controller=url)
+    assert rc == 0 and out == "mode recommend (the configuration's)\n", out
+    rc, out, _ = cli("mode", "off", controller=url)
+    assert rc == 0 and out.startswith("mode off (set at run time by admin@127.0.0.1, ") and \
+        out.endswith("; the configuration says recommend)\n"), out
+    assert r.hget("controller_settings", "mode") == "off"
+    wait_for(lambda: "off (set at run time)" in cli("cluster", controller=url)[1], 5,
+             "`cluster` to say the mode was set at run time")
+    rc, out, _ = cli("mode", "--json", controller=url)
+    assert rc == 0 and json.loads(out)["source"] == "runtime", out
+    rc, out, _ = cli("mode", "--reset", controller=url)
+    assert rc == 0 and out == "mode recommend (the configuration's)\n", out
+    rc, _, err = cli("mode", "auto", controller=url, token=None)
+    assert rc == 1 and r.hget("controller_settings", "mode") is None, (rc, err)
+
+    rc, out, _ = cli("windows", controller=url)
+    assert rc == 0 and out == "windows: none (automatic migrations at any time)\n", out
+    rc, out, err = cli("windows", "daily", "00:00-24:00", controller=url)
+    assert rc == 0 and out == "windows: daily 00:00-24:00 (UTC)\nopen now\n", (rc, out, err)
+    assert r.hget("controller_settings", "windows") == "daily 00:00-24:00"
+    rc, out, err = cli("windows", "mon 25:00-26:00", controller=url)
+    assert rc == 1 and "the start is not a time of day" in err, (rc, err)
+    rc, out, _ = cli("windows", "--clear", "--json", controller=url)
+    assert rc == 0 and json.loads(out)["windows"] == "", out
+    assert [e["type"] for e in (json.loads(line) for line in cli(
+        "events", "-n", "100", "--json", controller=url)[1].splitlines())
+        if e["type"] in ("rule_changed", "mode_changed", "windows_changed")] == \
+        ["rule_changed"] * 5 + ["mode_changed"] * 2 + ["windows_changed"] * 2
+
+    # usage errors, before any request (a dead controller is not asked)
+    dead = f"http://127.0.0.1:{free_tcp_port()}"
+    for args in (["vm", "rules"], ["vm", "rules", "vm1", "--automation", "sometimes"],
+                 ["vm", "rules", "vm1", "--exclude", "yes"],
+                 ["vm", "rules", "vm1", "--reset", "--pin", "h0"],
+                 ["vm", "rules", "vm1", "--pin", "a b"], ["host", "exclude", "maybe", "h1"],
+                 ["host", "exclude", "on"], ["mode", "sideways"], ["mode", "auto", "--reset"],
+                 ["mode", "auto", "off"], ["windows", "daily 00:00-01:00", "--clear"]):
+        rc, out, err = cli(*args, controller=dead)
+        assert rc == 2 and out == "" and "usage" in err and "unreachable" not in err, \
+            (args, rc, err)
+    rc, _, err = cli("mode", "auto", controller=dead)
+    assert rc == 3 and "unreachable" in err, (rc, err)
+    assert complete("loadease mode ") == ["off", "recommend", "auto"]
+    assert complete("loadease host exclude ") == ["on", "off"]
+    assert complete("loadease vm rules vm1 --au") == ["--automation"]
+    assert complete("loadease vm rules ", controller=url) == ["vm1", "vm2", "vm3"]
+
+
 def test_vm_create_refused(cluster):
     """A VM no host can take: 409 with why each host refused, one per line."""
     ctl, _ = cluster

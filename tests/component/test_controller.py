@@ -76,7 +76,8 @@ def test_views_show_hosts_vms_profiles_series_and_histograms(setup):
     vm = c.get("/v1/vms/c")
     assert vm["host"] == "h1" and vm["reachable"] and vm["state"] == "running", vm
     assert vm["rules"] == {"pin": ["h0", "h1"], "group": "web", "anti_group": "db",
-                           "exclude": True}, vm
+                           "exclude": True, "automation": "auto", "source": "domain",
+                           "by": None, "ts": 0}, vm
     assert vm["demand"]["cpu"] == pytest.approx(0.5) and vm["demand"]["mem"] == pytest.approx(1024)
     assert vm["demand"]["net"] == pytest.approx(2.0), vm  # 0.002 of 1000 Mbit/s
     assert not vm["migrating"] and vm["migration"] is None, vm

@@ -281,6 +281,90 @@ static void test_request_bodies(void **state)
 	}
 }
 
+/* The run-time verbs (cli_rt.c): vm rules, host exclude, mode, windows.
+ * want "" = nothing to send (a show, --reset, --clear). */
+static const struct cli_opt rt_opts[] = {{"pin", 0, true, 0},        {"group", 0, true, 0},
+                                         {"anti-group", 0, true, 0}, {"exclude", 0, true, 0},
+                                         {"automation", 0, true, 0}, {"reset", 0, false, 0},
+                                         {"clear", 0, false, 0},     {NULL, 0, false, 0}};
+
+enum rt_kind { RULES, EXCL, MODE, WINDOWS };
+
+static void test_runtime_bodies(void **state)
+{
+	static const struct {
+		enum rt_kind kind;
+		const char *line, *want;
+	} cases[] = {
+	    {RULES, "vm1", ""},
+	    {RULES, "vm1 --reset", ""},
+	    {RULES, "vm1 --pin h0,h1 --automation manual",
+	     "{\"pin\": [\"h0\", \"h1\"], \"automation\": \"manual\"}"},
+	    {RULES, "vm1 --pin= --group= --anti-group db --exclude off",
+	     "{\"pin\": [], \"group\": \"\", \"anti_group\": \"db\", \"exclude\": false}"},
+	    {RULES, "vm1 --exclude on", "{\"exclude\": true}"},
+	    {RULES, "vm1 --exclude yes", "--exclude: 'yes' is neither on nor off"},
+	    {RULES, "vm1 --automation full", "--automation: 'full' is not auto, manual or off"},
+	    {RULES, "vm1 --reset --group g",
+	     "--reset goes alone (the domain's rules, all of them)"},
+	    {RULES, "vm1 --pin h~1",
+	     "--pin host 'h 1' is not an id (1-64 of A-Z a-z 0-9 _ . -, not starting with . or -)"},
+	    {RULES, "vm1 --group -g",
+	     "--group '-g' is not an id (1-64 of A-Z a-z 0-9 _ . -, not starting with . or -)"},
+	    {RULES, "", "the VM id is missing"},
+	    {RULES, "vm1 vm2", "unexpected argument 'vm2'"},
+	    {EXCL, "on h1", "{\"on\": true}"},
+	    {EXCL, "off h1", "{\"on\": false}"},
+	    {EXCL, "maybe h1", "host exclude: 'maybe' is neither on nor off"},
+	    {EXCL, "on", "the host id (host exclude on|off HOST) is missing"},
+	    {EXCL, "", "on|off (host exclude on|off HOST) is missing"},
+	    {EXCL, "on h1 h2", "unexpected argument 'h2'"},
+	    {MODE, "", ""},
+	    {MODE, "--reset", ""},
+	    {MODE, "auto", "{\"mode\": \"auto\"}"},
+	    {MODE, "recommend", "{\"mode\": \"recommend\"}"},
+	    {MODE, "sideways", "'sideways' is not a mode (off, recommend, auto)"},
+	    {MODE, "auto --reset", "a mode or --reset, not both"},
+	    {MODE, "auto off", "unexpected argument 'off'"},
+	    {WINDOWS, "", ""},
+	    {WINDOWS, "--clear", ""},
+	    {WINDOWS, "mon-fri 22:00-06:00, sat,sun 00:00-24:00",
+	     "{\"windows\": \"mon-fri 22:00-06:00, sat,sun 00:00-24:00\"}"},
+	    {WINDOWS, "mon~10:00-11:00", "{\"windows\": \"mon 10:00-11:00\"}"},
+	    {WINDOWS, "daily --clear", "windows or --clear, not both"},
+	};
+	const struct cli_opt *const tables[] = {rt_opts, NULL};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char buf[512], *argv[MAXARGV + 1], err[256] = "";
+		struct cli_args a;
+		json_t *body = NULL;
+		char *text;
+		int rc;
+
+		assert_int_equal(cli_opt_parse(tables, split(cases[i].line, buf, sizeof(buf), argv),
+		                               argv, &a, err, sizeof(err)),
+		                 0);
+		rc = cases[i].kind == RULES  ? cli_req_vm_rules(&a, &body, err, sizeof(err))
+		     : cases[i].kind == EXCL ? cli_req_host_exclude(&a, &body, err, sizeof(err))
+		     : cases[i].kind == MODE ? cli_req_mode(&a, &body, err, sizeof(err))
+		                             : cli_req_windows(&a, &body, err, sizeof(err));
+		if (rc < 0) {
+			assert_null(body);
+			if (strcmp(err, cases[i].want) != 0)
+				fail_msg("'%s': error '%s', want '%s'", cases[i].line, err,
+				         cases[i].want);
+			continue;
+		}
+		text = body ? json_dumps(body, 0) : strdup("");
+		if (strcmp(text, cases[i].want) != 0)
+			fail_msg("'%s': body '%s', want '%s'", cases[i].line, text, cases[i].want);
+		free(text);
+		json_decref(body);
+	}
+}
+
 static void test_events_path(void **state)
 {
 	char buf[256];
@@ -1142,13 +1226,14 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_opt_parse),      cmocka_unit_test(test_opt_numbers),
-	    cmocka_unit_test(test_request_bodies), cmocka_unit_test(test_events_path),
-	    cmocka_unit_test(test_fmt_cells),      cmocka_unit_test(test_fmt_hosts),
-	    cmocka_unit_test(test_fmt_vms),        cmocka_unit_test(test_fmt_plan),
-	    cmocka_unit_test(test_fmt_cluster),    cmocka_unit_test(test_fmt_event),
-	    cmocka_unit_test(test_fmt_refused),    cmocka_unit_test(test_usage_errors),
-	    cmocka_unit_test(test_help),           cmocka_unit_test(test_commands),
-	    cmocka_unit_test(test_commands_json),  cmocka_unit_test(test_token_sources),
+	    cmocka_unit_test(test_request_bodies), cmocka_unit_test(test_runtime_bodies),
+	    cmocka_unit_test(test_events_path),    cmocka_unit_test(test_fmt_cells),
+	    cmocka_unit_test(test_fmt_hosts),      cmocka_unit_test(test_fmt_vms),
+	    cmocka_unit_test(test_fmt_plan),       cmocka_unit_test(test_fmt_cluster),
+	    cmocka_unit_test(test_fmt_event),      cmocka_unit_test(test_fmt_refused),
+	    cmocka_unit_test(test_usage_errors),   cmocka_unit_test(test_help),
+	    cmocka_unit_test(test_commands),       cmocka_unit_test(test_commands_json),
+	    cmocka_unit_test(test_token_sources),
 	};
 
 	setenv("TZ", "UTC", 1);

@@ -381,6 +381,16 @@ static void r_vm_excluded(struct fx *f)
 {
 	f->v[0].excluded = true;
 }
+/* automation off: never proposed; manual: proposed like auto (the
+ * controller only recommends it) */
+static void r_vm_auto_off(struct fx *f)
+{
+	f->v[0].automation = CL_OFF;
+}
+static void r_vm_manual(struct fx *f)
+{
+	f->v[0].automation = CL_MANUAL;
+}
 static void r_host_excluded(struct fx *f)
 {
 	f->h[1].excluded = true;
@@ -538,6 +548,8 @@ static const struct rule_case rule_cases[] = {
     {"pinned to h2,h3", r_pin_set, MOVED(TO_H2)},
     {"pinned to its host", r_pin_here, STAYS(WHY_NO_MOVABLE, "pinned")},
     {"excluded vm", r_vm_excluded, STAYS(WHY_NO_MOVABLE, "excluded")},
+    {"automation off", r_vm_auto_off, STAYS(WHY_NO_MOVABLE, "automation off")},
+    {"automation manual", r_vm_manual, MOVED(TO_H1)},
     {"excluded target", r_host_excluded, MOVED(TO_H2)},
     {"excluded source", r_src_excluded, STAYS(WHY_RULE, "excluded")},
     {"down target", r_down, MOVED(TO_H2)},
@@ -688,6 +700,14 @@ static void test_deterministic(void **state)
 
 static void test_names(void **state)
 {
+	assert_string_equal(cluster_automation_name(CL_AUTO), "auto");
+	assert_string_equal(cluster_automation_name(CL_MANUAL), "manual");
+	assert_string_equal(cluster_automation_name(CL_OFF), "off");
+	assert_string_equal(cluster_automation_name(7), "?");
+	assert_int_equal(cluster_automation_parse("manual"), CL_MANUAL);
+	assert_int_equal(cluster_automation_parse("off"), CL_OFF);
+	assert_int_equal(cluster_automation_parse("Auto"), -1);
+	assert_int_equal(cluster_automation_parse(NULL), -1);
 	assert_string_equal(plan_why_name(WHY_NOT_WORTH), "not_worth_it");
 	assert_string_equal(plan_why_name(WHY_PARTIAL), "partial");
 	assert_string_equal(plan_why_name((enum plan_why)99), "unknown");

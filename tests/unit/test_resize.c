@@ -262,6 +262,19 @@ static void test_resize_rules(void **state)
 	for (int i = 0; i < f->r.nactions; i++)
 		assert_int_not_equal(f->r.actions[i].kind, PLAN_RESIZE);
 	plan_result_free(&f->r);
+	/* automation: off is never resized, manual and auto are (the
+	 * controller only recommends a manual VM's resize) */
+	for (int lvl = CL_AUTO; lvl <= CL_OFF; lvl++) {
+		fx_init(f, 2);
+		fx_vm(f, 0, 2, 1024, 2.0, 500, 8, 1024);
+		f->v[0].automation = (enum cl_automation)lvl;
+		fx_hot(f);
+		assert_int_equal(plan_compute(&f->c, &f->o, &f->r), 0);
+		if ((find(f, 0, PLAN_RESIZE) != NULL) != (lvl != CL_OFF))
+			fail_msg("automation %s: resize %s", cluster_automation_name(lvl),
+			         lvl != CL_OFF ? "missing" : "proposed");
+		plan_result_free(&f->r);
+	}
 	free(f);
 }
 
