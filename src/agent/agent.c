@@ -165,6 +165,8 @@ static void usage(FILE *f)
 	    "  -s, --set K=V       override one key, e.g. -s redis.address=unix:/run/redis.sock\n"
 	    "      --check         load and validate the configuration, then exit\n"
 	    "      --config-doc    print every configuration key with its default\n"
+	    "      --config-example  print an example configuration: every key commented\n"
+	    "                      out at its default, but those given with -s\n"
 	    "  -h, --help          this text\n");
 }
 
@@ -700,7 +702,7 @@ int agent_main(int argc, char **argv)
 	const char *cfg_path = NULL;
 	const char **sets = calloc((size_t)argc, sizeof(char *));
 	int nsets = 0, rc = 1;
-	bool check = false;
+	bool check = false, example = false;
 	char err[512];
 	struct agent *a = calloc(1, sizeof(*a));
 	struct timespec next;
@@ -720,6 +722,8 @@ int agent_main(int argc, char **argv)
 			cfg_print_doc(agent_cfg_keys, stdout);
 			rc = 0;
 			goto out;
+		} else if (strcmp(arg, "--config-example") == 0) {
+			example = true;
 		} else if (strcmp(arg, "--check") == 0) {
 			check = true;
 		} else if ((strcmp(arg, "-c") == 0 || strcmp(arg, "--config") == 0) &&
@@ -733,6 +737,11 @@ int agent_main(int argc, char **argv)
 			rc = 2;
 			goto out;
 		}
+	}
+	if (example) {
+		cfg_print_example(agent_cfg_keys, sets, nsets, stdout);
+		rc = 0;
+		goto out;
 	}
 	if (cfg_load(agent_cfg_keys, &a->o, cfg_path, sets, nsets, err, sizeof(err)) < 0 ||
 	    agent_resolve(a, err, sizeof(err)) < 0) {

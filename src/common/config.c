@@ -277,3 +277,72 @@ void cfg_print_doc(const struct cfg_key *keys, FILE *f)
 		fprintf(f, " |\n");
 	}
 }
+
+/* The words of doc, wrapped at about 76 columns, each line led by "; ". */
+static void print_comment(const char *doc, FILE *f)
+{
+	int col = 0;
+
+	while (*doc) {
+		size_t w = strcspn(doc, " ");
+		if (col && col + 1 + (int)w > 76) {
+			fputc('\n', f);
+			col = 0;
+		}
+		if (!col) {
+			fputs(";", f);
+			col = 1;
+		}
+		fprintf(f, " %.*s", (int)w, doc);
+		col += 1 + (int)w;
+		doc += w;
+		doc += strspn(doc, " ");
+	}
+	if (col)
+		fputc('\n', f);
+}
+
+static const char *example_value(const struct cfg_key *k, const char *const *set, int nset)
+{
+	size_t sl = strlen(k->section), nl = strlen(k->name);
+
+	for (int i = 0; i < nset; i++)
+		if (strncmp(set[i], k->section, sl) == 0 && set[i][sl] == '.' &&
+		    strncmp(set[i] + sl + 1, k->name, nl) == 0 && set[i][sl + 1 + nl] == '=')
+			return set[i] + sl + 2 + nl;
+	return NULL;
+}
+
+void cfg_print_example(const struct cfg_key *keys, const char *const *set, int nset, FILE *f)
+{
+	const char *section = NULL;
+
+	for (const struct cfg_key *k = keys; k->name; k++) {
+		const char *v = example_value(k, set, nset);
+		char range[128] = "";
+
+		if (!section || strcmp(section, k->section) != 0) {
+			fprintf(f, "%s[%s]\n", section ? "\n" : "", k->section);
+			section = k->section;
+		}
+		if (k->type == CFG_INT)
+			snprintf(range, sizeof(range), " (%.0f to %.0f)", k->min, k->max);
+		else if (k->type == CFG_DOUBLE)
+			snprintf(range, sizeof(range), " (%g to %g)", k->min, k->max);
+		else if (k->type == CFG_ENUM)
+			for (int c = 0; k->choices[c]; c++)
+				snprintf(range + strlen(range), sizeof(range) - strlen(range),
+				         "%s%s", c ? ", " : " (one of: ", k->choices[c]);
+		if (k->type == CFG_ENUM)
+			snprintf(range + strlen(range), sizeof(range) - strlen(range), ")");
+		{
+			char doc[1200];
+			snprintf(doc, sizeof(doc), "%s%s", k->doc, range);
+			print_comment(doc, f);
+		}
+		if (v)
+			fprintf(f, "%s = %s\n", k->name, v);
+		else
+			fprintf(f, ";%s = %s\n", k->name, k->def);
+	}
+}

@@ -51,4 +51,10 @@ int cfg_set(const struct cfg_key *keys, void *obj, const char *section, const ch
 /* Prints the key reference as a Markdown table (section, key, default, doc). */
 void cfg_print_doc(const struct cfg_key *keys, FILE *f);
 
+/* Prints an example INI file: every section and every key of the table,
+ * commented out at its default ("; key = default") under its doc. A key
+ * named in `set` ("section.key=value", nset of them) is written uncommented
+ * with that value instead (an installed file's paths). */
+void cfg_print_example(const struct cfg_key *keys, const char *const *set, int nset, FILE *f);
+
 #endif

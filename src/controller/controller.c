@@ -122,6 +122,7 @@ static void usage(FILE *f)
 	fprintf(f,
 	        "usage: loadease controller [-c FILE] [-s section.key=value]... [--check]\n"
 	        "       loadease controller --config-doc\n"
+	        "       loadease controller --config-example [-s section.key=value]...\n"
 	        "\n"
 	        "Watches the cluster through Redis, relieves hotspots by live migration, places\n"
 	        "new VMs, evacuates hosts in maintenance, and logs every decision with its\n"
@@ -130,7 +131,9 @@ static void usage(FILE *f)
 	        "  -c, --config FILE   configuration (INI); see --config-doc\n"
 	        "  -s, --set S.K=V     override one key (repeatable)\n"
 	        "  --check             validate the configuration and exit\n"
-	        "  --config-doc        print every key with its default and meaning\n");
+	        "  --config-doc        print every key with its default and meaning\n"
+	        "  --config-example    print an example configuration: every key commented out\n"
+	        "                      at its default, but those given with -s\n");
 }
 
 static int resolve(struct ctl *c, char *err, size_t errlen)
@@ -340,7 +343,7 @@ int controller_main(int argc, char **argv)
 	const char **sets = calloc((size_t)argc + 1, sizeof(char *));
 	struct ctl *c = calloc(1, sizeof(*c));
 	int nsets = 0, rc = 1;
-	bool check = false;
+	bool check = false, example = false;
 	char err[600];
 
 	if (!c || !sets) {
@@ -362,6 +365,8 @@ int controller_main(int argc, char **argv)
 			cfg_print_doc(ctl_cfg_keys, stdout);
 			rc = 0;
 			goto out;
+		} else if (!strcmp(a, "--config-example")) {
+			example = true;
 		} else if (!strcmp(a, "--check")) {
 			check = true;
 		} else if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && i + 1 < argc) {
@@ -375,6 +380,11 @@ int controller_main(int argc, char **argv)
 			rc = 2;
 			goto out;
 		}
+	}
+	if (example) {
+		cfg_print_example(ctl_cfg_keys, sets, nsets, stdout);
+		rc = 0;
+		goto out;
 	}
 	if (cfg_load(ctl_cfg_keys, &c->o, cfg_path, sets, nsets, err, sizeof(err)) < 0 ||
 	    resolve(c, err, sizeof(err)) < 0) {
