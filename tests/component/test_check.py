@@ -217,3 +217,17 @@ def test_agent_sighup_rereads_its_token(tmp_path, redis_server, agent_factory):
     wait_for(lambda: post("second-token") != 401, 10, "the new token accepted")
     assert post("first-token") == 401
     assert a.alive()
+
+
+def test_sighup_reopens_the_log_file_after_a_rename(tmp_path, redis_server, controller_factory):
+    logf = tmp_path / "controller.log"
+    c = controller_factory(redis_server.address, settings={"controller.log_file": str(logf)})
+    wait_for(lambda: logf.exists() and "controller c1: mode auto" in logf.read_text(), 10,
+             "the start-up line in controller.log_file")
+    os.rename(logf, str(logf) + ".1")
+    c.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: logf.exists() and "reload (SIGHUP)" in logf.read_text(), 10,
+             "the reload's line in the new log file")
+    assert "reload (SIGHUP)" not in open(str(logf) + ".1").read()
+    c.stop()
+    assert "controller c1: stopping" in logf.read_text()

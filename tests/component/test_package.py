@@ -148,9 +148,11 @@ class FreshRoot:
 
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="le-pkg-root-")
-        os.chmod(self.dir, 0o755)  # its / (mkdtemp makes it 0700: no user could enter)
         self.mounts = []
         run(["tar", "-xf", base_tar(), "-C", self.dir])
+        # its / as on a real machine (mkdtemp's 0700, kept in the tar's "."
+        # entry, would let no user but root in)
+        os.chmod(self.dir, 0o755)
         os.makedirs(APT_CACHE + "/partial", exist_ok=True)
         self._mount("--bind", APT_CACHE, self.path("/var/cache/apt/archives"))
         self._mount("-t", "proc", "proc", self.path("/proc"))
