@@ -329,6 +329,13 @@ def test_services_run_under_systemd_with_their_hardening(installed_root):
     SIGHUP the controller logs."""
     r = installed_root
     R = r.dir
+    # configured as an operator would: the BPF task reader required (a start
+    # refused without it), so the unit's capabilities and system-call filter
+    # are shown to allow it
+    conf = open(r.path("/etc/loadease/agent.conf")).read()
+    assert "\n;bpf = auto\n" in conf
+    with open(r.path("/etc/loadease/agent.conf"), "w") as f:
+        f.write(conf.replace("\n;bpf = auto\n", "\nbpf = on\n"))
     boot = (f"mount --bind {R} {R} && mount -t proc proc {R}/proc && "
             f"mount -t sysfs sysfs {R}/sys && mount -t tmpfs tmpfs {R}/run && "
             f"mount --rbind /dev {R}/dev && mount -t tmpfs tmpfs {R}/sys/fs/cgroup && "
@@ -385,6 +392,8 @@ def test_services_run_under_systemd_with_their_hardening(installed_root):
         assert health.startswith("HTTP/1.") and " 200 " in health.split("\n")[0], health
         wait_for(lambda: inside("redis-cli --raw keys 'host_config:*'").stdout.strip(), 20,
                  "the agent's host_config in Redis")
+        assert "VM CPU time and I/O: one BPF task iterator pass per sample" in \
+            inside("journalctl --no-pager -o cat -u loadease-agent").stdout
         inside("systemctl reload loadease-controller")
         wait_for(lambda: "reload (SIGHUP): configuration read again" in
                  inside("journalctl --no-pager -o cat -u loadease-controller").stdout, 20,
