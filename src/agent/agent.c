@@ -47,6 +47,9 @@ const struct cfg_key agent_cfg_keys[] = {
     {"agent", "token_file", CFG_STR, "", S(token_file), 0, 0, NULL,
      "file holding the token (overrides `token`; keeps it out of the config)"},
     {"agent", "log_level", CFG_ENUM, "info", O(log_level), 0, 0, 0, log_levels, "log verbosity"},
+    {"agent", "log_file", CFG_STR, "", S(log_file), 0, 0, NULL,
+     "file the agent's log is appended to (reopened on SIGHUP); empty = stderr (the journal "
+     "under systemd)"},
     {"host", "cpu", CFG_DOUBLE, "0", O(cpus), 0, 0, 65536, NULL,
      "CPU capacity in cores (`host_config.cpu`); 0 = the online CPUs"},
     {"host", "mem", CFG_DOUBLE, "0", O(mem_mib), 0, 0, 1e9, NULL,
@@ -154,7 +157,11 @@ static struct agent *the_agent; /* for the signal handler only */
 
 static void on_signal(int sig)
 {
-	if (the_agent)
+	if (!the_agent)
+		return;
+	if (sig == SIGHUP)
+		the_agent->reload = 1;
+	else
 		the_agent->stop = 1;
 }
 
@@ -171,6 +178,8 @@ static void usage(FILE *f)
 	    "  -s, --set K=V       override one key, e.g. -s redis.address=unix:/run/redis.sock\n"
 	    "      --check         load and validate the configuration, then exit\n"
 	    "      --config-doc    print every configuration key with its default\n"
+	    "      --config-example  print an example configuration: every key commented\n"
+	    "                      out at its default, but those given with -s\n"
 	    "  -h, --help          this text\n");
 }
 
@@ -192,8 +201,7 @@ static void first_ipv4(char *dst, size_t cap)
 	freeifaddrs(ifa);
 }
 
-/* Fills what the options leave to the machine; checks what the table cannot. */
-static int agent_resolve(struct agent *a, char *err, size_t errlen)
+int agent_resolve(struct agent *a, char *err, size_t errlen)
 {
 	struct agent_opts *o = &a->o;
 	struct sampler_opts *so = &a->so;
@@ -701,6 +709,7 @@ static void agent_free(struct agent *a)
 	store_free(a->inval);
 	store_free(a->redis);
 	free(a->ntab);
+	free(a->raw);
 	pthread_mutex_destroy(&a->lock);
 	free(a);
 }
@@ -710,7 +719,7 @@ int agent_main(int argc, char **argv)
 	const char *cfg_path = NULL;
 	const char **sets = calloc((size_t)argc, sizeof(char *));
 	int nsets = 0, rc = 1;
-	bool check = false;
+	bool check = false, example = false;
 	char err[512];
 	struct agent *a = calloc(1, sizeof(*a));
 	struct timespec next;
@@ -730,6 +739,8 @@ int agent_main(int argc, char **argv)
 			cfg_print_doc(agent_cfg_keys, stdout);
 			rc = 0;
 			goto out;
+		} else if (strcmp(arg, "--config-example") == 0) {
+			example = true;
 		} else if (strcmp(arg, "--check") == 0) {
 			check = true;
 		} else if ((strcmp(arg, "-c") == 0 || strcmp(arg, "--config") == 0) &&
@@ -744,30 +755,41 @@ int agent_main(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (cfg_load(agent_cfg_keys, &a->o, cfg_path, sets, nsets, err, sizeof(err)) < 0 ||
-	    agent_resolve(a, err, sizeof(err)) < 0) {
+	if (example) {
+		cfg_print_example(agent_cfg_keys, sets, nsets, stdout);
+		rc = 0;
+		goto out;
+	}
+	a->raw = calloc(1, sizeof(*a->raw));
+	if (!a->raw ||
+	    cfg_load(agent_cfg_keys, &a->o, cfg_path, sets, nsets, err, sizeof(err)) < 0) {
+		fprintf(stderr, "loadease agent: configuration: %s\n",
+		        a->raw ? err : "out of memory");
+		rc = 2;
+		goto out;
+	}
+	*a->raw = a->o;
+	a->cfg_path = cfg_path;
+	a->sets = sets;
+	a->nsets = nsets;
+	if (agent_resolve(a, err, sizeof(err)) < 0) {
 		fprintf(stderr, "loadease agent: configuration: %s\n", err);
 		rc = 2;
 		goto out;
 	}
 	log_set_level((enum log_level)a->o.log_level);
 	if (check) {
-		printf("configuration ok: host %s, %g cores, %.0f MiB, %.0f Mbit/s, %d NIC(s)\n",
-		       a->o.id, a->so.cpus, a->so.mem_mib, a->so.net_mbit, a->so.nnics);
-		rc = 0;
-		if (a->o.vm_enabled) {
-			int n = -1;
-			if (virt_probe(a->o.vm.uri, &n, err, sizeof(err)) < 0) {
-				fprintf(stderr,
-				        "loadease agent: %s (vm.enabled = false only monitors)\n",
-				        err);
-				rc = 1;
-			} else {
-				printf("libvirt at %s: reachable, %d running domain(s)\n",
-				       a->o.vm.uri, n);
-			}
-		}
+		rc = agent_check(a) ? 1 : 0;
 		goto out;
+	}
+	{
+		int lrc = log_to_file(a->o.log_file);
+		if (lrc < 0) {
+			fprintf(stderr, "loadease agent: log_file %s: %s\n", a->o.log_file,
+			        strerror(-lrc));
+			rc = 2;
+			goto out;
+		}
 	}
 	for (int r = 0; r < RES_N; r++) {
 		if (profile_init(&a->hprof[r], (size_t)a->o.window) < 0) {
@@ -795,6 +817,7 @@ int agent_main(int argc, char **argv)
 		sigemptyset(&set);
 		sigaddset(&set, SIGINT);
 		sigaddset(&set, SIGTERM);
+		sigaddset(&set, SIGHUP);
 		pthread_sigmask(SIG_BLOCK, &set, &old);
 		a->http = httpd_new(a->o.listen, api_handle, a, err, sizeof(err));
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -821,6 +844,7 @@ int agent_main(int argc, char **argv)
 	the_agent = a;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
 	signal(SIGPIPE, SIG_IGN);
 	log_info("agent %s: %g cores, %.0f MiB, %.0f Mbit/s; API on %s (advertised %s); redis %s; "
 	         "every %lld ms",
@@ -834,6 +858,7 @@ int agent_main(int argc, char **argv)
 		sigemptyset(&set);
 		sigaddset(&set, SIGINT);
 		sigaddset(&set, SIGTERM);
+		sigaddset(&set, SIGHUP);
 		pthread_sigmask(SIG_BLOCK, &set, &old);
 		if (virt_start(a->virt, err, sizeof(err)) < 0) {
 			pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -844,6 +869,10 @@ int agent_main(int argc, char **argv)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &next);
 	while (!a->stop) {
+		if (a->reload) {
+			a->reload = 0;
+			agent_reload(a);
+		}
 		agent_tick(a);
 		next.tv_nsec += (a->o.interval_ms % 1000) * 1000000;
 		next.tv_sec += a->o.interval_ms / 1000 + next.tv_nsec / 1000000000;

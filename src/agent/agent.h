@@ -33,6 +33,7 @@ struct agent_opts {
 	long long interval_ms;
 	char token[256];
 	char token_file[256];
+	char log_file[512];
 	int log_level;
 	double cpus, mem_mib, net_mbit; /* 0 = what the machine has */
 	char nics[256];                 /* comma-separated; "" = auto */
@@ -141,9 +142,22 @@ struct agent {
 	struct httpd *http;
 	struct virt *virt; /* the VM layer; NULL when vm.enabled is false */
 	volatile sig_atomic_t stop;
+	volatile sig_atomic_t reload; /* SIGHUP: agent_reload() before the next tick */
+	const char *cfg_path;         /* -c, or NULL */
+	const char *const *sets;      /* the -s overrides, nsets of them */
+	int nsets;
+	struct agent_opts *raw; /* as cfg_load() read it: what SIGHUP compares */
 };
 
 int agent_main(int argc, char **argv);
+/* agent.c: fills what the options leave to the machine; checks what the
+ * table cannot (a->o in, a->o, a->so and a->rule out). */
+int agent_resolve(struct agent *a, char *err, size_t errlen);
+/* agent_check.c: `--check` after a clean agent_resolve(); the number of
+ * failed checks. agent_reload(): SIGHUP, in the
+ * sampling loop. */
+int agent_check(struct agent *a);
+void agent_reload(struct agent *a);
 
 /* agent.c */
 struct vm_mon *agent_find_vm(struct agent *a, const char *id);

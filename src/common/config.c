@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "common/util.h"
 
 struct load_ctx {
@@ -276,4 +277,142 @@ void cfg_print_doc(const struct cfg_key *keys, FILE *f)
 		}
 		fprintf(f, " |\n");
 	}
+}
+
+/* The words of doc, wrapped at about 76 columns, each line led by "; ". */
+static void print_comment(const char *doc, FILE *f)
+{
+	int col = 0;
+
+	while (*doc) {
+		size_t w = strcspn(doc, " ");
+		if (col && col + 1 + (int)w > 76) {
+			fputc('\n', f);
+			col = 0;
+		}
+		if (!col) {
+			fputs(";", f);
+			col = 1;
+		}
+		fprintf(f, " %.*s", (int)w, doc);
+		col += 1 + (int)w;
+		doc += w;
+		doc += strspn(doc, " ");
+	}
+	if (col)
+		fputc('\n', f);
+}
+
+static const char *example_value(const struct cfg_key *k, const char *const *set, int nset)
+{
+	size_t sl = strlen(k->section), nl = strlen(k->name);
+
+	for (int i = 0; i < nset; i++)
+		if (strncmp(set[i], k->section, sl) == 0 && set[i][sl] == '.' &&
+		    strncmp(set[i] + sl + 1, k->name, nl) == 0 && set[i][sl + 1 + nl] == '=')
+			return set[i] + sl + 2 + nl;
+	return NULL;
+}
+
+void cfg_print_example(const struct cfg_key *keys, const char *const *set, int nset, FILE *f)
+{
+	const char *section = NULL;
+
+	for (const struct cfg_key *k = keys; k->name; k++) {
+		const char *v = example_value(k, set, nset);
+		char range[128] = "";
+
+		if (!section || strcmp(section, k->section) != 0) {
+			fprintf(f, "%s[%s]\n", section ? "\n" : "", k->section);
+			section = k->section;
+		}
+		if (k->type == CFG_INT)
+			snprintf(range, sizeof(range), " (%.0f to %.0f)", k->min, k->max);
+		else if (k->type == CFG_DOUBLE)
+			snprintf(range, sizeof(range), " (%g to %g)", k->min, k->max);
+		else if (k->type == CFG_ENUM)
+			for (int c = 0; k->choices[c]; c++)
+				snprintf(range + strlen(range), sizeof(range) - strlen(range),
+				         "%s%s", c ? ", " : " (one of: ", k->choices[c]);
+		if (k->type == CFG_ENUM)
+			snprintf(range + strlen(range), sizeof(range) - strlen(range), ")");
+		{
+			char doc[1200];
+			snprintf(doc, sizeof(doc), "%s%s", k->doc, range);
+			print_comment(doc, f);
+		}
+		if (v)
+			fprintf(f, "%s = %s\n", k->name, v);
+		else
+			fprintf(f, ";%s = %s\n", k->name, k->def);
+	}
+}
+
+static size_t key_size(const struct cfg_key *k)
+{
+	switch (k->type) {
+	case CFG_STR:
+		return k->size;
+	case CFG_INT:
+		return sizeof(long long);
+	case CFG_DOUBLE:
+		return sizeof(double);
+	case CFG_BOOL:
+		return sizeof(bool);
+	case CFG_ENUM:
+		return sizeof(int);
+	}
+	return 0;
+}
+
+static bool key_equal(const struct cfg_key *k, const void *a, const void *b)
+{
+	const char *x = (const char *)a + k->offset, *y = (const char *)b + k->offset;
+
+	if (k->type == CFG_STR)
+		return strcmp(x, y) == 0;
+	return memcmp(x, y, key_size(k)) == 0;
+}
+
+static void key_copy(const struct cfg_key *k, void *dst, const void *src)
+{
+	memcpy((char *)dst + k->offset, (const char *)src + k->offset, key_size(k));
+}
+
+static bool key_listed(const struct cfg_key *k, const char *const *list)
+{
+	size_t sl = strlen(k->section);
+
+	for (int i = 0; list && list[i]; i++)
+		if (strncmp(list[i], k->section, sl) == 0 && list[i][sl] == '.' &&
+		    (strcmp(list[i] + sl + 1, k->name) == 0 || strcmp(list[i] + sl + 1, "*") == 0))
+			return true;
+	return false;
+}
+
+int cfg_apply_changes(const struct cfg_key *keys, const char *const *runtime, void *raw_old,
+                      const void *raw_new, void *running, const void *resolved, char *changed,
+                      size_t cap)
+{
+	int n = 0;
+
+	if (cap)
+		changed[0] = '\0';
+	for (const struct cfg_key *k = keys; k->name; k++) {
+		if (key_equal(k, raw_old, raw_new))
+			continue;
+		if (!key_listed(k, runtime)) {
+			log_warn("%s.%s changed: needs a restart (it keeps its running value until "
+			         "then)",
+			         k->section, k->name);
+			continue;
+		}
+		key_copy(k, running, resolved);
+		key_copy(k, raw_old, raw_new);
+		if (cap)
+			snprintf(changed + strlen(changed), cap - strlen(changed), "%s%s.%s",
+			         n ? ", " : "", k->section, k->name);
+		n++;
+	}
+	return n;
 }

@@ -51,4 +51,21 @@ int cfg_set(const struct cfg_key *keys, void *obj, const char *section, const ch
 /* Prints the key reference as a Markdown table (section, key, default, doc). */
 void cfg_print_doc(const struct cfg_key *keys, FILE *f);
 
+/* Prints an example INI file: every section and every key of the table,
+ * commented out at its default ("; key = default") under its doc. A key
+ * named in `set` ("section.key=value", nset of them) is written uncommented
+ * with that value instead (an installed file's paths). */
+void cfg_print_example(const struct cfg_key *keys, const char *const *set, int nset, FILE *f);
+
+/* SIGHUP: what changed between the configuration the daemon started with
+ * (raw_old, as cfg_load() left it) and the one read now (raw_new). A changed
+ * key that `runtime` lists ("section.key" or "section.*", NULL-terminated) is
+ * copied from `resolved` (raw_new after the daemon's own resolution: token
+ * files read and so on) into `running` and into raw_old; any other changed key
+ * is logged as needing a restart and left as it runs. The applied keys'
+ * names go into changed ("mode, profile.k"). The number applied. */
+int cfg_apply_changes(const struct cfg_key *keys, const char *const *runtime, void *raw_old,
+                      const void *raw_new, void *running, const void *resolved, char *changed,
+                      size_t cap);
+
 #endif

@@ -1,10 +1,13 @@
 #include "common/log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static enum log_level log_level = LOG_LVL_INFO;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -98,4 +101,22 @@ void log_release(struct log_complaint *c, enum log_level lvl, const char *fmt, .
 	va_start(ap, fmt);
 	log_vmsg(lvl, fmt, ap);
 	va_end(ap);
+}
+
+int log_to_file(const char *path)
+{
+	int fd, rc = 0;
+
+	if (!path || !path[0])
+		return 0;
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return -errno;
+	pthread_mutex_lock(&log_lock);
+	fflush(stderr);
+	if (dup2(fd, STDERR_FILENO) < 0)
+		rc = -errno;
+	pthread_mutex_unlock(&log_lock);
+	close(fd);
+	return rc;
 }

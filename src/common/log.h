@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
+enum log_level { LOG_LVL_NONE = -1, LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
 void log_set_level(enum log_level lvl);
 enum log_level log_get_level(void);
@@ -20,6 +20,12 @@ void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(pri
 #define log_warn(...)  log_msg(LOG_LVL_WARN, __VA_ARGS__)
 #define log_info(...)  log_msg(LOG_LVL_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
+
+/* Sends the log (and anything else the process writes to stderr) to path,
+ * appended, from now on; path NULL or "" keeps stderr as it is. Called
+ * again (SIGHUP, after logrotate renamed the file) it opens the path anew.
+ * 0 or a negative errno (the log stays where it was). */
+int log_to_file(const char *path);
 
 /* A repeated failure: the first complaint is logged, then the same complaint
  * only after growing intervals (1 s, 2 s, 4 s ... up to 1 h); log_release()

@@ -62,6 +62,9 @@ const struct cfg_key ctl_cfg_keys[] = {
     {"controller", "decision_log", CFG_STR, "", S(decision_log), 0, 0, NULL,
      "JSON-lines file every decision is appended to (beside the `events` stream); empty = "
      "none"},
+    {"controller", "log_file", CFG_STR, "", S(log_file), 0, 0, NULL,
+     "file the controller's log is appended to (reopened on SIGHUP); empty = stderr (the "
+     "journal under systemd)"},
     {"controller", "web_root", CFG_STR, "", S(web_root), 0, 0, NULL,
      "directory of the dashboard's files (`web/` of the source tree, with `vendor/`); empty = "
      "no dashboard"},
@@ -123,6 +126,7 @@ static void usage(FILE *f)
 	fprintf(f,
 	        "usage: loadease controller [-c FILE] [-s section.key=value]... [--check]\n"
 	        "       loadease controller --config-doc\n"
+	        "       loadease controller --config-example [-s section.key=value]...\n"
 	        "\n"
 	        "Watches the cluster through Redis, relieves hotspots by live migration, places\n"
 	        "new VMs, evacuates hosts in maintenance, and logs every decision with its\n"
@@ -131,13 +135,14 @@ static void usage(FILE *f)
 	        "  -c, --config FILE   configuration (INI); see --config-doc\n"
 	        "  -s, --set S.K=V     override one key (repeatable)\n"
 	        "  --check             validate the configuration and exit\n"
-	        "  --config-doc        print every key with its default and meaning\n");
+	        "  --config-doc        print every key with its default and meaning\n"
+	        "  --config-example    print an example configuration: every key commented out\n"
+	        "                      at its default, but those given with -s\n");
 }
 
-static int resolve(struct ctl *c, char *err, size_t errlen)
+int ctl_resolve(struct ctl_opts *o, struct round_opts *ro, struct plan_opts *po, char *err,
+                size_t errlen)
 {
-	struct ctl_opts *o = &c->o;
-
 	if (o->objective == PLAN_PACK && o->risk_target <= 0) {
 		snprintf(err, errlen,
 		         "balance.objective = pack needs balance.risk_target above 0: it is the "
@@ -200,26 +205,26 @@ static int resolve(struct ctl *c, char *err, size_t errlen)
 		return -EINVAL;
 	}
 
-	round_opts_defaults(&c->ro);
-	c->ro.peak_pct = o->peak_pct;
+	round_opts_defaults(ro);
+	ro->peak_pct = o->peak_pct;
 	for (int r = 0; r < RES_N; r++) {
-		c->ro.rule[r].threshold = o->threshold[r];
-		c->ro.rule[r].k = (unsigned)o->k;
-		c->ro.rule[r].n = (unsigned)o->n;
+		ro->rule[r].threshold = o->threshold[r];
+		ro->rule[r].k = (unsigned)o->k;
+		ro->rule[r].n = (unsigned)o->n;
 	}
-	plan_opts_defaults(&c->po);
-	c->po.max_per_round = (int)o->max_per_round;
-	c->po.max_per_host = (int)o->max_per_host;
-	c->po.cooldown_ms = o->cooldown_s * 1000;
-	c->po.link_mbit = o->link_mbit;
-	c->po.min_gain = o->min_gain;
-	c->po.swaps = o->swaps;
-	c->po.resize = o->resize;
-	c->po.objective = o->objective == PLAN_PACK ? PLAN_PACK : PLAN_SPREAD;
-	c->ro.risk.horizon = (unsigned)o->risk_horizon;
-	c->po.risk = c->ro.risk;
-	c->po.risk_target = o->risk_target;
-	c->po.sample_s = o->sample_s;
+	plan_opts_defaults(po);
+	po->max_per_round = (int)o->max_per_round;
+	po->max_per_host = (int)o->max_per_host;
+	po->cooldown_ms = o->cooldown_s * 1000;
+	po->link_mbit = o->link_mbit;
+	po->min_gain = o->min_gain;
+	po->swaps = o->swaps;
+	po->resize = o->resize;
+	po->objective = o->objective == PLAN_PACK ? PLAN_PACK : PLAN_SPREAD;
+	ro->risk.horizon = (unsigned)o->risk_horizon;
+	po->risk = ro->risk;
+	po->risk_target = o->risk_target;
+	po->sample_s = o->sample_s;
 	return 0;
 }
 
@@ -227,8 +232,11 @@ static struct ctl *the_ctl;
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	if (the_ctl)
+	if (!the_ctl)
+		return;
+	if (sig == SIGHUP)
+		the_ctl->reload = 1;
+	else
 		the_ctl->stop = 1;
 }
 
@@ -244,6 +252,10 @@ static void round_once(struct ctl *c)
 	bool up = store_ensure(c->redis, util_mono_ms());
 	int rc = -EIO;
 
+	if (c->reload) {
+		c->reload = 0;
+		ctl_reload(c);
+	}
 	if (up) {
 		ctl_lease(c);
 		ctl_rt_refresh(c, c->redis); /* the mode and windows set at run time */
@@ -290,10 +302,11 @@ static int start_threads(struct ctl *c, char *err, size_t errlen)
 	sigset_t set, old;
 	int rc = 0;
 
-	/* other threads never take SIGINT/SIGTERM: the main thread does */
+	/* other threads never take SIGINT/SIGTERM/SIGHUP: the main thread does */
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, &old);
 	c->http = httpd_new(c->o.listen, ctl_api_handle, c, err, errlen);
 	if (!c->http) {
@@ -332,6 +345,7 @@ static void ctl_free(struct ctl *c)
 	if (c->dlog)
 		fclose(c->dlog);
 	free(c->scratch);
+	free(c->raw);
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->aux_lock);
 	pthread_mutex_destroy(&c->prov_lock);
@@ -346,7 +360,7 @@ int controller_main(int argc, char **argv)
 	const char **sets = calloc((size_t)argc + 1, sizeof(char *));
 	struct ctl *c = calloc(1, sizeof(*c));
 	int nsets = 0, rc = 1;
-	bool check = false;
+	bool check = false, example = false;
 	char err[600];
 
 	if (!c || !sets) {
@@ -368,6 +382,8 @@ int controller_main(int argc, char **argv)
 			cfg_print_doc(ctl_cfg_keys, stdout);
 			rc = 0;
 			goto out;
+		} else if (!strcmp(a, "--config-example")) {
+			example = true;
 		} else if (!strcmp(a, "--check")) {
 			check = true;
 		} else if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && i + 1 < argc) {
@@ -382,17 +398,36 @@ int controller_main(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (cfg_load(ctl_cfg_keys, &c->o, cfg_path, sets, nsets, err, sizeof(err)) < 0 ||
-	    resolve(c, err, sizeof(err)) < 0) {
+	if (example) {
+		cfg_print_example(ctl_cfg_keys, sets, nsets, stdout);
+		rc = 0;
+		goto out;
+	}
+	c->raw = calloc(1, sizeof(*c->raw));
+	if (!c->raw || cfg_load(ctl_cfg_keys, &c->o, cfg_path, sets, nsets, err, sizeof(err)) < 0) {
+		fprintf(stderr, "loadease controller: configuration: %s\n",
+		        c->raw ? err : "out of memory");
+		rc = 2;
+		goto out;
+	}
+	*c->raw = c->o;
+	c->cfg_path = cfg_path;
+	c->sets = sets;
+	c->nsets = nsets;
+	if (ctl_resolve(&c->o, &c->ro, &c->po, err, sizeof(err)) < 0) {
 		fprintf(stderr, "loadease controller: configuration: %s\n", err);
 		rc = 2;
 		goto out;
 	}
 	log_set_level((enum log_level)c->o.log_level);
 	if (check) {
-		printf("configuration ok: controller %s, mode %s, round %lld ms, redis %s\n",
-		       c->o.id, ctl_mode_names[c->o.mode], c->o.round_ms, c->o.redis.address);
-		rc = 0;
+		rc = ctl_check(c) ? 1 : 0;
+		goto out;
+	}
+	if (log_to_file(c->o.log_file) < 0) {
+		fprintf(stderr, "loadease controller: log_file %s: %s\n", c->o.log_file,
+		        strerror(errno));
+		rc = 2;
 		goto out;
 	}
 	if (c->o.decision_log[0]) {
@@ -414,6 +449,7 @@ int controller_main(int argc, char **argv)
 	the_ctl = c;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
 	signal(SIGPIPE, SIG_IGN);
 	if (start_threads(c, err, sizeof(err)) < 0) {
 		fprintf(stderr, "loadease controller: %s\n", err);

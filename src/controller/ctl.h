@@ -40,6 +40,7 @@ struct ctl_opts {
 	int mode;
 	long long round_ms, lease_ms, down_after_ms, measure_after_ms, migrate_timeout_ms;
 	char decision_log[512];
+	char log_file[512];
 	char web_root[512];
 	long long events_maxlen;
 	long long window;
@@ -192,6 +193,11 @@ struct ctl {
 	struct round_opts ro;
 	struct plan_opts po;
 	volatile int stop;
+	volatile int reload;     /* SIGHUP: the loop re-reads the configuration */
+	const char *cfg_path;    /* -c, or NULL */
+	const char *const *sets; /* the -s overrides, nsets of them */
+	int nsets;
+	struct ctl_opts *raw; /* as cfg_load() read it: what SIGHUP compares */
 	pthread_t loop_thread, events_thread;
 	bool loop_started, events_started;
 	struct httpd *http;
@@ -318,6 +324,19 @@ void ctl_refuse(struct ctl *c, const struct httpd_req *req, struct httpd_resp *r
                 const char *host, const char *fmt, ...) __attribute__((format(printf, 10, 11)));
 /* Is this controller the leader now (any thread, no lock needed)? */
 bool ctl_is_leader(const struct ctl *c);
+/* Opens the decision log at path anew (SIGHUP: a new path, or the old one
+ * renamed by logrotate; "" = none from now on); on failure the open file
+ * stays. 0 or -errno. */
+int ctl_events_reopen(struct ctl *c, const char *path);
+
+/* controller.c: validates o and derives the round's and the planner's
+ * options from it (reading the token and password files). */
+int ctl_resolve(struct ctl_opts *o, struct round_opts *ro, struct plan_opts *po, char *err,
+                size_t errlen);
+/* ctl_check.c: `--check` after a clean ctl_resolve(); the number of failed
+ * checks. SIGHUP: ctl_reload(), in the loop thread. */
+int ctl_check(struct ctl *c);
+void ctl_reload(struct ctl *c);
 void *ctl_events_follow(void *arg);
 /* Events as JSON from the stream; see docs/controller.md GET /v1/events. */
 json_t *ctl_events_query(struct ctl *c, const char *after, int count, int wait_s, const char *type,

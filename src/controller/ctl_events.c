@@ -182,6 +182,21 @@ void ctl_refuse(struct ctl *c, const struct httpd_req *req, struct httpd_resp *r
 	          "status", st, "code", code, "reason", msg, NULL);
 }
 
+int ctl_events_reopen(struct ctl *c, const char *path)
+{
+	FILE *f = NULL, *old;
+
+	if (path[0] && !(f = fopen(path, "ae")))
+		return -errno;
+	pthread_mutex_lock(&c->dlog_lock);
+	old = c->dlog;
+	c->dlog = f;
+	pthread_mutex_unlock(&c->dlog_lock);
+	if (old)
+		fclose(old);
+	return 0;
+}
+
 /* Follows the events stream (XREAD BLOCK) and wakes whoever waits for new
  * entries; its own connection. */
 void *ctl_events_follow(void *arg)

@@ -105,21 +105,23 @@ def test_bpf_on_needs_the_live_kernel():
     assert p.returncode == 2 and "monitor.bpf" in p.stderr, p.stderr
 
 
-def test_config_check_ok_and_doc(tmp_path):
+def test_config_check_ok_and_doc(tmp_path, redis_server):
     cfg = tmp_path / "agent.ini"
     cfg.write_text("; a comment\n[agent]\nid = good-host_1\ninterval_ms = 500\n"
                    "[host]\ncpu = 3\nmem = 2048\nnet = 250\n[profile]\nk = 2\nn = 4\n")
-    p = run_agent("-c", str(cfg), "-s", "host.net=300", "-s", "vm.enabled=false", "--check")
-    assert p.returncode == 0, p.stderr
-    assert p.stdout.startswith("configuration ok: host good-host_1, 3 cores, 2048 MiB, "
+    red = ("-s", f"redis.address={redis_server.address}")
+    p = run_agent("-c", str(cfg), "-s", "host.net=300", "-s", "vm.enabled=false", *red,
+                  "--check")
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert p.stdout.startswith(f"ok   configuration {cfg}: host good-host_1, 3 cores, 2048 MiB, "
                                "300 Mbit/s"), p.stdout
     # with the VM layer on, --check also reaches libvirt, and says so when it cannot
     sock = tmp_path / "no-libvirt-sock"
     p = run_agent("-c", str(cfg), "-s", f"vm.libvirt_uri=qemu+unix:///system?socket={sock}",
-                  "--check")
+                  *red, "--check")
     assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
-    assert f"libvirt at qemu+unix:///system?socket={sock}" in p.stderr, p.stderr
-    assert "No such file or directory" in p.stderr, p.stderr
+    assert f"FAIL libvirt at qemu+unix:///system?socket={sock}" in p.stdout, p.stdout
+    assert "No such file or directory" in p.stdout, p.stdout
     assert "libvirt: XML-RPC error" not in p.stderr, p.stderr  # libvirt's own print is off
     # --config-doc lists every key with its default
     doc = run_agent("--config-doc")
