@@ -795,6 +795,8 @@ class Host:
                    "peer_uri": self.libvirt_tcp_uri, "domain_type": "qemu", "bridge": "br0",
                    "images_dir": c.images_dir, "state_dir": self.state_dir,
                    "shutdown_timeout_ms": "1000"},
+            # plain HTTP said explicitly (the default is on; tests/component/test_tls.py)
+            "tls": {"mode": "off"},
         }
         for key, v in (settings or {}).items():
             sec, name = key.split(".", 1)

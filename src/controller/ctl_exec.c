@@ -57,7 +57,7 @@ int ctl_agent_call(struct ctl *c, const char *api, const char *method, const cha
 		snprintf(err, errlen, "the host has no agent address (vmm_proxy_addr)");
 		return -EHOSTUNREACH;
 	}
-	snprintf(url, sizeof(url), "http://%s%s", api, path);
+	snprintf(url, sizeof(url), "%s://%s%s", tls_scheme(&c->o.tls), api, path);
 	return httpc_json(method, url, body, c->o.token, timeout_ms, reply, err, errlen);
 }
 
