@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,9 @@
 #define TLS_MAX_IPS 8
 #define CA_DAYS     "3650"
 #define HOST_DAYS   "825"
+/* QEMU reads its TLS key itself, as the user libvirt runs it as (Debian's
+ * qemu.conf default): its keys are that user's, 0600 */
+#define QEMU_USER "libvirt-qemu"
 
 static const char tls_usage[] =
     "usage: loadease tls init [DIR]\n"
@@ -33,7 +37,8 @@ static const char tls_usage[] =
     "      writes the same CA, certificate and key where libvirtd and QEMU look for\n"
     "      them (migrations over qemu+tls:// and vm.migrate_tls): CA/cacert.pem,\n"
     "      libvirt/{server,client}cert.pem, libvirt/private/{server,client}key.pem,\n"
-    "      qemu/{ca,server,client}-cert.pem, qemu/{server,client}-key.pem.\n"
+    "      qemu/{ca,server,client}-cert.pem, qemu/{server,client}-key.pem (owned by\n"
+    "      " QEMU_USER " when that user exists: QEMU reads them itself).\n"
     "DIR defaults to " TLS_DEFAULT_DIR ". Existing files are never overwritten.\n"
     "The keys are made with openssl (EC P-256).\n";
 
@@ -187,7 +192,7 @@ static int write_ext(char *path, size_t cap, const char *name, char ips[][64], i
 	}
 	fprintf(f,
 	        "basicConstraints=critical,CA:FALSE\n"
-	        "keyUsage=critical,digitalSignature\n"
+	        "keyUsage=critical,digitalSignature,keyEncipherment\n"
 	        "extendedKeyUsage=serverAuth,clientAuth\n"
 	        "subjectAltName=DNS:%s",
 	        name);
@@ -220,9 +225,12 @@ static int random_serial(char *out, size_t cap)
 	return 0;
 }
 
-/* Copies src to dst (mode), refusing to overwrite. */
-static int copy_file(const char *src, const char *dst, mode_t mode, char *err, size_t errlen)
+/* Copies src to dst (mode; owned by owner when owner is not NULL and the
+ * user exists), refusing to overwrite. */
+static int copy_file(const char *src, const char *dst, mode_t mode, const char *owner, char *err,
+                     size_t errlen)
 {
+	struct passwd *pw = owner ? getpwnam(owner) : NULL;
 	char buf[TLS_MAX_PEM];
 	size_t len = 0;
 	int fd, rc = util_read_file("/", src, buf, sizeof(buf), &len);
@@ -237,7 +245,8 @@ static int copy_file(const char *src, const char *dst, mode_t mode, char *err, s
 		         errno == EEXIST ? " (not overwritten)" : "");
 		return -1;
 	}
-	if (write(fd, buf, len) != (ssize_t)len || fchmod(fd, mode) < 0) {
+	if (write(fd, buf, len) != (ssize_t)len || fchmod(fd, mode) < 0 ||
+	    (pw && fchown(fd, pw->pw_uid, pw->pw_gid) < 0)) {
 		snprintf(err, errlen, "writing %s: %s", dst, strerror(errno));
 		close(fd);
 		return -1;
@@ -278,7 +287,10 @@ static int write_libvirt(const char *pki, const char *ca, const char *cert, cons
 		slash = strrchr(dir, '/');
 		*slash = '\0';
 		if (mkdirs(dir, strstr(dir, "private") ? 0700 : 0755, err, errlen) < 0 ||
-		    copy_file(src, path, files[i].what == 2 ? 0600 : 0644, err, errlen) < 0)
+		    copy_file(src, path, files[i].what == 2 ? 0600 : 0644,
+		              files[i].what == 2 && !strncmp(files[i].path, "qemu/", 5) ? QEMU_USER
+		                                                                        : NULL,
+		              err, errlen) < 0)
 			return -1;
 	}
 	return 0;

@@ -713,13 +713,14 @@ print(json.dumps({"datagrams": n, "bytes": b, "sources": sorted(srcs), "bad": ba
 
 
 @contextlib.contextmanager
-def running_cluster(n, images_dir, token, settings=None, prefix="le-ct-cluster-"):
+def running_cluster(n, images_dir, token, settings=None, prefix="le-ct-cluster-", **kw):
     """A started tests/cluster.py Cluster of n hosts; on the way out it is
     closed, and an agent's bad exit, a sanitizer report or a teardown error
     fails the test (logs are kept then, or with LE_CT_KEEP=1)."""
     lecluster = _cluster_module()
     workdir = tempfile.mkdtemp(prefix=prefix)
-    c = lecluster.Cluster(n, workdir, BIN, token, images_dir=images_dir, settings=settings)
+    c = lecluster.Cluster(n, workdir, BIN, token, images_dir=images_dir, settings=settings,
+                          **kw)
     try:
         t0 = time.monotonic()
         c.start()

@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from conftest import (BIN, SANITIZER_MARKS, TOKEN, free_tcp_port, http_conn, register_vm,
-                      wait_for)
+from conftest import (BIN, SANITIZER_MARKS, TOKEN, cluster_guest_image, free_tcp_port,
+                      http_conn, register_vm, running_cluster, wait_for)
 
 READ = "tls-read-token-3"
 
@@ -268,3 +268,34 @@ def test_plain_http_is_said_at_start(redis_server, controller_factory, agent_fac
     a = agent_factory(redis_server)
     wait_for(lambda: "tls.mode = off: the API is plain HTTP" in a.log(), 5, "the warning")
     assert " warn " in [l for l in a.log().splitlines() if "plain HTTP" in l][0]
+
+
+def test_a_guest_migrates_between_hosts_whose_libvirtds_speak_tls_only_with_the_ca():
+    """Two namespace hosts whose libvirtds listen on TLS (16514) with
+    certificates from `loadease tls host --libvirt`; the agents publish
+    qemu+tls:// peer URIs and migrate with vm.migrate_tls (QEMU's stream
+    encrypted too). A peer URI without the client certificate is refused."""
+    image = cluster_guest_image()
+    with running_cluster(2, os.path.dirname(image[0]), TOKEN, {"vm.migrate_tls": True},
+                         "le-ct-tls-", libvirt_tls=True) as c:
+        h0, h1 = c.hosts
+        r = c.redis()
+        assert r.hget("host_config:h1", "libvirt_uri") == h1.libvirt_tls_uri
+        assert h1.libvirt_tls_uri.startswith(f"qemu+tls://{h1.ip}/system")
+        # the TLS port answers with the CA's client files; without them: refused
+        ok = h0.run("virsh", "-c", h1.libvirt_tls_uri, "uri", check=False)
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        bare = h0.run("virsh", "-c", f"qemu+tls://{h1.ip}/system", "uri", check=False)
+        assert bare.returncode != 0, bare.stdout
+        spec = {"name": "g-tls", "vcpus": 1, "mem_mib": 256, "kernel": "vmlinuz",
+                "initrd": "initrd.img",
+                "append": f"console=ttyS0 quiet loadease.ip={h0.vm_ip(0)}/24 "
+                          f"loadease.sink={h0.br_ip}:9"}
+        st, vm = h0.http("POST", "/v1/vms", spec, timeout=60)
+        assert st == 201, (st, vm, h0.log(2000))
+        st, out = h0.http("POST", "/v1/vms/g-tls/migrate", {"to": "h1"}, timeout=150)
+        assert st == 200, (st, out, h0.log(3000))
+        wait_for(lambda: r.hget("vm_configs:g-tls", "host_id") == "h1", 30, "g-tls on h1")
+        assert "g-tls" in h1.domains() and "g-tls" not in h0.domains()
+        st, j = h1.http("GET", "/v1/vms/g-tls")
+        assert st == 200, (st, j)
