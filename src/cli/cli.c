@@ -670,7 +670,7 @@ static int setup_ctx(struct cli_ctx *c, const struct cli_args *a)
 		url = getenv("LOADEASE_CONTROLLER");
 	if (!url || !url[0])
 		url = CLI_DEFAULT_CONTROLLER;
-	if (util_fmt(c->base, sizeof(c->base), "%s%s", strstr(url, "://") ? "" : "http://", url))
+	if (util_fmt(c->base, sizeof(c->base), "%s%s", strstr(url, "://") ? "" : "https://", url))
 		return cli_usage(c, "--controller: the URL is too long");
 	if (strncmp(c->base, "http://", 7) != 0 && strncmp(c->base, "https://", 8) != 0)
 		return cli_usage(c, "--controller: '%.64s' is not an http:// or https:// URL", url);
