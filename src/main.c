@@ -15,6 +15,7 @@ static void usage(FILE *f)
 	           "  agent        run the host agent (monitoring, Redis registry, HTTP API)\n"
 	           "  controller   run the controller (hotspots, migrations, placement, REST API)\n"
 	           "  sim          replay workload traces through the planner and baselines\n"
+	           "  tls          make the cluster CA and the hosts' certificates\n"
 	           "\n"
 	           "operator commands (talk to the controller's API):\n");
 	cli_print_verbs(f);
@@ -42,6 +43,8 @@ int main(int argc, char **argv)
 		return agent_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "controller") == 0)
 		return controller_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "tls") == 0)
+		return cli_tls_main(argc - 1, argv + 1);
 	if (cli_is_verb(argv[1]))
 		return cli_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "sim") == 0)

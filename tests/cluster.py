@@ -491,6 +491,14 @@ class Host:
         self.holder = None  # the `sleep` holding the host's mount and UTS namespaces
         self.libvirt_uri = f"qemu+unix:///system?socket={self.path('/run/libvirt/libvirt-sock')}"
         self.libvirt_tcp_uri = f"qemu+tcp://{self.ip}/system"
+        # with Cluster(libvirt_tls=True): libvirtd's TLS port, its files from
+        # `loadease tls host --libvirt` under pki/ (no /etc/pki here); the
+        # client files (pkipath) are the host's own, read by the peer's
+        # libvirtd on this machine
+        self.pki = os.path.join(self.dir, "pki")
+        self.libvirt_tls_uri = (f"qemu+tls://{self.ip}/system?"
+                                f"pkipath={os.path.join(self.pki, 'client')}")
+        self.libvirt_peer_uri = self.libvirt_tls_uri if c.libvirt_tls else self.libvirt_tcp_uri
         self.libvirtd_log = self.path("/var/log/libvirt/libvirtd.log")
         self.daemon_log = self.path("/var/log/libvirt/daemons.out")  # their stdout, stderr
 
@@ -712,9 +720,13 @@ class Host:
         if os.path.islink("/run/shm") and not os.path.lexists(os.path.join(run, "shm")):
             os.symlink(os.readlink("/run/shm"), os.path.join(run, "shm"))
         ka_interval, ka_count = LIBVIRT_KEEPALIVE
+        tls = []
+        if self.cluster.libvirt_tls:
+            tls = self._make_pki()
         _write_conf(self.path("/etc/libvirt/libvirtd.conf"), "/etc/libvirt/libvirtd.conf", [
             ("host_uuid", self.host_uuid),
-            ("listen_tls", 0),
+            ("listen_tls", 1 if tls else 0),
+            *tls,
             ("listen_tcp", 1),
             ("listen_addr", self.ip),
             # no authentication: tests only, on namespace addresses nothing
@@ -733,6 +745,8 @@ class Host:
             # host names do not resolve here: migrations go to the address
             ("migration_address", self.ip),
             ("migration_host", self.ip),
+            *([("migrate_tls_x509_cert_dir", os.path.join(self.pki, "qemu"))]
+              if self.cluster.libvirt_tls else []),
             # the source's connection to the destination in a p2p migration
             ("keepalive_interval", ka_interval),
             ("keepalive_count", ka_count),
@@ -748,6 +762,28 @@ class Host:
             if not os.path.exists(node):
                 os.mknod(node, 0o600 | stat.S_IFCHR, os.makedev(1, 3))
             os.chmod(node, 0o600)
+
+    def _make_pki(self):
+        """This host's libvirt and QEMU TLS files from the cluster's CA
+        (`loadease tls host --libvirt`); the libvirtd.conf lines using them."""
+        c = self.cluster
+        if not os.path.exists(self.pki):
+            p = subprocess.run([c.bin, "tls", "host", self.id, "--ip", self.ip, "--libvirt",
+                                self.pki, c.pki_ca], capture_output=True, text=True)
+            if p.returncode:
+                raise ClusterError(f"loadease tls host {self.id}: {p.stderr.strip()}")
+            client = os.path.join(self.pki, "client")
+            os.makedirs(client, mode=0o700)
+            for src, dst in (("CA/cacert.pem", "cacert.pem"),
+                             ("libvirt/clientcert.pem", "clientcert.pem"),
+                             ("libvirt/private/clientkey.pem", "clientkey.pem")):
+                shutil.copy(os.path.join(self.pki, src), os.path.join(client, dst))
+            # QEMU (libvirt-qemu) reads its files itself: the way to them
+            for d in (c.workdir, self.dir, self.pki):
+                os.chmod(d, os.stat(d).st_mode | 0o011)
+        return [("ca_file", os.path.join(self.pki, "CA/cacert.pem")),
+                ("cert_file", os.path.join(self.pki, "libvirt/servercert.pem")),
+                ("key_file", os.path.join(self.pki, "libvirt/private/serverkey.pem"))]
 
     def _start_holder(self, kvm):
         """The holder: a `sleep` in the host's network namespace, with a mount
@@ -792,9 +828,11 @@ class Host:
             # the agent runs in the host's mount namespace: qemu:///system is
             # this host's libvirtd; peers reach it over TCP. TCG guests.
             "vm": {"enabled": "true", "libvirt_uri": "qemu:///system",
-                   "peer_uri": self.libvirt_tcp_uri, "domain_type": "qemu", "bridge": "br0",
+                   "peer_uri": self.libvirt_peer_uri, "domain_type": "qemu", "bridge": "br0",
                    "images_dir": c.images_dir, "state_dir": self.state_dir,
                    "shutdown_timeout_ms": "1000"},
+            # plain HTTP said explicitly (the default is on; tests/component/test_tls.py)
+            "tls": {"mode": "off"},
         }
         for key, v in (settings or {}).items():
             sec, name = key.split(".", 1)
@@ -916,7 +954,7 @@ class Cluster:
     """
 
     def __init__(self, n_hosts, workdir, bin, token, images_dir=None, settings=None,
-                 handle_signals=False, agents=True):
+                 handle_signals=False, agents=True, libvirt_tls=False):
         if not 1 <= int(n_hosts) <= MAX_HOSTS:
             raise ValueError(f"n_hosts must be 1 to {MAX_HOSTS}")
         if bin is None and agents:
@@ -929,6 +967,19 @@ class Cluster:
         self.images_dir = os.path.realpath(images_dir or os.path.join(self.workdir, "images"))
         self.settings = settings
         self.handle_signals = handle_signals
+        # libvirtds on TLS (16514) with certificates of one CA made here;
+        # the agents publish qemu+tls:// peer URIs
+        self.libvirt_tls = libvirt_tls
+        self.pki_ca = os.path.join(self.workdir, "pki-ca")
+        if libvirt_tls:
+            if self.bin is None:
+                raise ValueError("libvirt_tls needs the loadease binary (bin)")
+            os.makedirs(self.workdir, exist_ok=True)
+            if not os.path.exists(os.path.join(self.pki_ca, "ca.pem")):
+                p = subprocess.run([self.bin, "tls", "init", self.pki_ca], capture_output=True,
+                                   text=True)
+                if p.returncode:
+                    raise ClusterError(f"loadease tls init: {p.stderr.strip()}")
         with _counter_lock:
             self.seq = _counter[0] % 100
             _counter[0] += 1

@@ -77,7 +77,7 @@ class ApiError extends Error {
 }
 
 const api = {
-  token: localStorage.getItem(TOKEN_KEY) || '',
+  token: sessionStorage.getItem(TOKEN_KEY) || '',
 
   headers() {
     const h = {Accept: 'application/json'};
@@ -145,8 +145,8 @@ const tokenForm = {
   },
   set(token) {
     api.token = token;
-    if (token) localStorage.setItem(TOKEN_KEY, token);
-    else localStorage.removeItem(TOKEN_KEY);
+    if (token) sessionStorage.setItem(TOKEN_KEY, token);
+    else sessionStorage.removeItem(TOKEN_KEY);
     document.getElementById('token-form').hidden = Boolean(token);
     document.getElementById('token-button').classList.toggle('set', Boolean(token));
     for (const fn of this.listeners) fn();

@@ -2,10 +2,8 @@
 #include "agent/agent.h"
 
 #include <errno.h>
-#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
-#include <net/if.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,8 +30,9 @@ const struct cfg_key agent_cfg_keys[] = {
     {"agent", "address", CFG_STR, "", S(address), 0, 0, NULL,
      "IP other hosts and the controller reach this host at (`host_id_to_ip`); empty = the first "
      "non-loopback IPv4 address"},
-    {"agent", "listen", CFG_STR, "0.0.0.0:7101", S(listen), 0, 0, NULL,
-     "ip:port of the HTTP API and /metrics (port 0 = any free port)"},
+    {"agent", "listen", CFG_STR, "", S(listen), 0, 0, NULL,
+     "ip:port of the HTTP API and /metrics (port 0 = any free port); empty = "
+     "`<agent.address>:7101`, the cluster address only (`0.0.0.0:7101` = every interface)"},
     {"agent", "advertise", CFG_STR, "", S(advertise), 0, 0, NULL,
      "ip:port published as `mon_proxy_addr`/`vmm_proxy_addr`; empty = address + the listening "
      "port"},
@@ -45,7 +44,15 @@ const struct cfg_key agent_cfg_keys[] = {
      "cluster secret for mutating API calls (`Authorization: Bearer`); empty = mutating calls "
      "refused"},
     {"agent", "token_file", CFG_STR, "", S(token_file), 0, 0, NULL,
-     "file holding the token (overrides `token`; keeps it out of the config)"},
+     "file holding the token (overrides `token`; keeps it out of the config; refused unless "
+     "mode 0600 or stricter and owned by the agent's user or root)"},
+    {"agent", "read_token", CFG_STR, "", S(read_token), 0, 0, NULL,
+     "a token that allows read calls only (GET: /v1/..., /metrics for Prometheus); reads need "
+     "it or the token"},
+    {"agent", "read_token_file", CFG_STR, "", S(read_token_file), 0, 0, NULL,
+     "file holding the read-only token (overrides `read_token`; the same mode rule)"},
+    {"agent", "open_reads", CFG_BOOL, "false", O(open_reads), 0, 0, 0, NULL,
+     "read calls need no token while no `read_token` is set (`/healthz` is always open)"},
     {"agent", "log_level", CFG_ENUM, "info", O(log_level), 0, 0, 0, log_levels, "log verbosity"},
     {"agent", "log_file", CFG_STR, "", S(log_file), 0, 0, NULL,
      "file the agent's log is appended to (reopened on SIGHUP); empty = stderr (the journal "
@@ -75,6 +82,7 @@ const struct cfg_key agent_cfg_keys[] = {
      "tasks instead of two /proc reads per VM: `auto` (whichever costs less, timed every 300 "
      "samples; /proc when the kernel refuses BPF, saying why), `on` (always the pass; refuse to "
      "start without it), `off`"},
+    CFG_TLS_KEYS,
     CFG_REDIS_KEYS("500", "10000"),
     {"redis", "stream_maxlen", CFG_INT, "86400", O(stream_maxlen), 0, 10, 100000000, NULL,
      "entries kept per `ts:*` stream (XADD MAXLEN ~)"},
@@ -183,24 +191,7 @@ static void usage(FILE *f)
 	    "  -h, --help          this text\n");
 }
 
-static void first_ipv4(char *dst, size_t cap)
-{
-	struct ifaddrs *ifa, *i;
-
-	snprintf(dst, cap, "127.0.0.1");
-	if (getifaddrs(&ifa) < 0)
-		return;
-	for (i = ifa; i; i = i->ifa_next) {
-		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET ||
-		    (i->ifa_flags & IFF_LOOPBACK) || !(i->ifa_flags & IFF_UP))
-			continue;
-		inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, dst,
-		          (socklen_t)cap);
-		break;
-	}
-	freeifaddrs(ifa);
-}
-
+/* Fills what the options leave to the machine; checks what the table cannot. */
 int agent_resolve(struct agent *a, char *err, size_t errlen)
 {
 	struct agent_opts *o = &a->o;
@@ -236,6 +227,13 @@ int agent_resolve(struct agent *a, char *err, size_t errlen)
 	if (o->token_file[0] &&
 	    util_read_secret(o->token_file, o->token, sizeof(o->token), err, errlen) < 0)
 		return -EINVAL;
+	if (o->read_token_file[0] && util_read_secret(o->read_token_file, o->read_token,
+	                                              sizeof(o->read_token), err, errlen) < 0)
+		return -EINVAL;
+	if (o->read_token[0] && strcmp(o->read_token, o->token) == 0) {
+		snprintf(err, errlen, "agent.read_token must differ from agent.token");
+		return -EINVAL;
+	}
 	if (o->redis_password_file[0] &&
 	    util_read_secret(o->redis_password_file, o->redis.password, sizeof(o->redis.password),
 	                     err, errlen) < 0)
@@ -244,8 +242,11 @@ int agent_resolve(struct agent *a, char *err, size_t errlen)
 		snprintf(err, errlen, "%s", store_opts_problem(&o->redis));
 		return -EINVAL;
 	}
-	if (!o->address[0])
-		first_ipv4(o->address, sizeof(o->address));
+	if (util_default_listen(o->address, sizeof(o->address), o->listen, sizeof(o->listen),
+	                        7101) < 0) {
+		snprintf(err, errlen, "agent.listen: agent.address too long");
+		return -EINVAL;
+	}
 	if (o->bpf == TASK_READER_ON && strcmp(o->root, "/") != 0) {
 		snprintf(err, errlen,
 		         "monitor.bpf = on reads the live kernel: it needs agent.root = /");
@@ -819,7 +820,13 @@ int agent_main(int argc, char **argv)
 		sigaddset(&set, SIGTERM);
 		sigaddset(&set, SIGHUP);
 		pthread_sigmask(SIG_BLOCK, &set, &old);
-		a->http = httpd_new(a->o.listen, api_handle, a, err, sizeof(err));
+		char *cert = NULL, *key = NULL, who[96];
+		snprintf(who, sizeof(who), "agent %s", a->o.id);
+		if (tls_setup(&a->o.tls, who, &cert, &key, err, sizeof(err)) == 0)
+			a->http =
+			    httpd_new_tls(a->o.listen, cert, key, api_handle, a, err, sizeof(err));
+		free(cert);
+		free(key);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	}
 	if (!a->http) {
@@ -846,10 +853,10 @@ int agent_main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal);
 	signal(SIGPIPE, SIG_IGN);
-	log_info("agent %s: %g cores, %.0f MiB, %.0f Mbit/s; API on %s (advertised %s); redis %s; "
-	         "every %lld ms",
-	         a->o.id, a->so.cpus, a->so.mem_mib, a->so.net_mbit, a->o.listen, a->o.advertise,
-	         a->o.redis.address, a->o.interval_ms);
+	log_info("agent %s: %g cores, %.0f MiB, %.0f Mbit/s; API on %s://%s (advertised %s); redis "
+	         "%s; every %lld ms",
+	         a->o.id, a->so.cpus, a->so.mem_mib, a->so.net_mbit, tls_scheme(&a->o.tls),
+	         a->o.listen, a->o.advertise, a->o.redis.address, a->o.interval_ms);
 
 	if (a->virt) {
 		/* its threads (libvirt's event loop, the reconcile worker) leave the

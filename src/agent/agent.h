@@ -16,6 +16,7 @@
 #include "common/httpd.h"
 #include "common/resp.h"
 #include "common/store.h"
+#include "common/tls.h"
 #include "core/profile.h"
 
 enum host_usage { HOST_USAGE_PROC, HOST_USAGE_VMS };
@@ -34,6 +35,9 @@ struct agent_opts {
 	char token[256];
 	char token_file[256];
 	char log_file[512];
+	char read_token[256], read_token_file[256];
+	bool open_reads;
+	struct tls_opts tls;
 	int log_level;
 	double cpus, mem_mib, net_mbit; /* 0 = what the machine has */
 	char nics[256];                 /* comma-separated; "" = auto */

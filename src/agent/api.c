@@ -376,16 +376,15 @@ void api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)
 	char buf[512];
 	int n;
 
-	if (httpd_is_mutating(req) && !httpd_bearer_ok(req, a->o.token)) {
-		httpd_resp_error(
-		    resp, 401, "unauthorized",
-		    "%s %s needs 'Authorization: Bearer <token>' with the cluster token",
-		    req->method, req->path);
-		return;
+	n = httpd_split_path(req->path, buf, sizeof(buf), seg, 4);
+	if (!(n == 1 && strcmp(seg[0], "healthz") == 0 && !httpd_is_mutating(req))) {
+		struct httpd_auth au = {"agent", a->o.token, a->o.read_token,
+		                        a->o.open_reads && !a->o.read_token[0]};
+		if (!httpd_authorise(req, &au, resp))
+			return;
 	}
 	if (httpd_is_mutating(req) && !epoch_ok(a, req, resp))
 		return;
-	n = httpd_split_path(req->path, buf, sizeof(buf), seg, 4);
 	if (n == 1 && strcmp(seg[0], "healthz") == 0) {
 		int64_t age;
 		/* asked before the monitor's lock: the VM layer has its own */

@@ -11,19 +11,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/cli_fmt.h"
 #include "cli/cli_int.h"
 #include "cli/cli_req.h"
 #include "cli/cli_table.h"
 #include "common/httpc.h"
+#include "common/tls.h"
 #include "common/util.h"
 
 const struct cli_opt cli_global_opts[] = {
     {"controller", 0, true, CLI_K_NONE}, {"token", 0, true, CLI_K_NONE},
     {"token-file", 0, true, CLI_K_FILE}, {"timeout", 0, true, CLI_K_NONE},
     {"json", 0, false, CLI_K_NONE},      {"help", 'h', false, CLI_K_NONE},
-    {NULL, 0, false, CLI_K_NONE},
+    {"ca", 0, true, CLI_K_FILE},         {NULL, 0, false, CLI_K_NONE},
 };
 
 static const char global_help[] =
@@ -33,6 +35,9 @@ static const char global_help[] =
     "  --token T         bearer token for the API (default: $LOADEASE_TOKEN)\n"
     "  --token-file F    file holding the token (default: $LOADEASE_TOKEN_FILE);\n"
     "                    order: --token, --token-file, $LOADEASE_TOKEN, $LOADEASE_TOKEN_FILE\n"
+    "  --ca FILE         the cluster CA an https:// controller is verified with\n"
+    "                    (default: $LOADEASE_CA, else " TLS_DEFAULT_CA "\n"
+    "                    when it exists, else the system's CAs)\n"
     "  --timeout S       seconds to wait (default 10; vm create 120; vm rm 60 and\n"
     "                    vm migrate 900, for the end of the deletion or the move)\n"
     "  --json            machine output: the API's JSON document\n"
@@ -624,8 +629,9 @@ void cli_print_verbs(FILE *f)
 
 void cli_print_globals(FILE *f)
 {
-	fprintf(f, "global options of the operator commands, anywhere on the line:\n"
-	           "  --controller URL, --token T, --token-file F, --timeout S, --json\n");
+	fprintf(f,
+	        "global options of the operator commands, anywhere on the line:\n"
+	        "  --controller URL, --token T, --token-file F, --ca FILE, --timeout S, --json\n");
 }
 
 static bool is_help(const char *s)
@@ -703,6 +709,26 @@ static int setup_token(struct cli_ctx *c, const struct cli_args *a)
 	return CLI_OK;
 }
 
+/* --ca, $LOADEASE_CA, the installed cluster CA, or the system's CAs. */
+static int setup_ca(struct cli_ctx *c, const struct cli_args *a)
+{
+	const char *ca = cli_opt_str(a, "ca");
+	const char *from = "--ca";
+
+	if (!ca || !ca[0]) {
+		ca = getenv("LOADEASE_CA");
+		from = "$LOADEASE_CA";
+	}
+	if (!ca || !ca[0]) {
+		httpc_set_ca(access(TLS_DEFAULT_CA, R_OK) == 0 ? TLS_DEFAULT_CA : NULL);
+		return CLI_OK;
+	}
+	if (access(ca, R_OK) < 0)
+		return cli_usage(c, "%s %s: %s", from, ca, strerror(errno));
+	httpc_set_ca(ca);
+	return CLI_OK;
+}
+
 static int setup_ctx(struct cli_ctx *c, const struct cli_args *a)
 {
 	const char *url = cli_opt_str(a, "controller");
@@ -714,7 +740,7 @@ static int setup_ctx(struct cli_ctx *c, const struct cli_args *a)
 		url = getenv("LOADEASE_CONTROLLER");
 	if (!url || !url[0])
 		url = CLI_DEFAULT_CONTROLLER;
-	if (util_fmt(c->base, sizeof(c->base), "%s%s", strstr(url, "://") ? "" : "http://", url))
+	if (util_fmt(c->base, sizeof(c->base), "%s%s", strstr(url, "://") ? "" : "https://", url))
 		return cli_usage(c, "--controller: the URL is too long");
 	if (strncmp(c->base, "http://", 7) != 0 && strncmp(c->base, "https://", 8) != 0)
 		return cli_usage(c, "--controller: '%.64s' is not an http:// or https:// URL", url);
@@ -725,6 +751,8 @@ static int setup_ctx(struct cli_ctx *c, const struct cli_args *a)
 		return cli_usage(c, "%s", err);
 	c->timeout_ms = (long)(timeout * 1000);
 	c->json = cli_opt_flag(a, "json");
+	if (setup_ca(c, a) != CLI_OK)
+		return CLI_EUSAGE;
 	return setup_token(c, a);
 }
 
@@ -766,11 +794,11 @@ static int leading_globals(int argc, char **argv, int i, FILE *err)
 			                : g->short_name == s[1] && !s[2])
 				o = g;
 		if (!o) {
-			fprintf(
-			    err,
-			    "loadease: unknown option '%.64s' before the command (global "
-			    "options: --controller, --token, --token-file, --timeout, --json)\n",
-			    s);
+			fprintf(err,
+			        "loadease: unknown option '%.64s' before the command (global "
+			        "options: --controller, --token, --token-file, --ca, --timeout, "
+			        "--json)\n",
+			        s);
 			return -1;
 		}
 		i += o->arg && !strchr(s, '=') ? 2 : 1;

@@ -18,4 +18,8 @@ int cli_main(int argc, char **argv);
 void cli_print_verbs(FILE *f);
 void cli_print_globals(FILE *f);
 
+/* `loadease tls init|host ...` (cli_tls.c); argv[0] is "tls". Exit code 0,
+ * 1 failed, 2 usage. */
+int cli_tls_main(int argc, char **argv);
+
 #endif

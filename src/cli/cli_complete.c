@@ -7,8 +7,11 @@
  * environment). "__files__" asks the shell for file names. */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli_int.h"
+#include "common/httpc.h"
+#include "common/tls.h"
 #include "common/util.h"
 
 #define COMPLETE_TIMEOUT_MS 1500
@@ -127,13 +130,15 @@ static void ids(FILE *out, const struct line *l, const char *what)
 	const char *url =
 	    l->controller && l->controller[0] ? l->controller : getenv("LOADEASE_CONTROLLER");
 	const char *tok = l->token ? l->token : getenv("LOADEASE_TOKEN");
+	const char *ca = getenv("LOADEASE_CA");
 	char path[32];
 	json_t *doc, *e;
 	size_t i;
 
 	if (!url || !url[0])
 		url = CLI_DEFAULT_CONTROLLER;
-	if (util_fmt(c.base, sizeof(c.base), "%s%s", strstr(url, "://") ? "" : "http://", url) ||
+	httpc_set_ca(ca && ca[0] ? ca : access(TLS_DEFAULT_CA, R_OK) == 0 ? TLS_DEFAULT_CA : NULL);
+	if (util_fmt(c.base, sizeof(c.base), "%s%s", strstr(url, "://") ? "" : "https://", url) ||
 	    util_fmt(c.token, sizeof(c.token), "%s", tok ? tok : ""))
 		return;
 	snprintf(path, sizeof(path), "/v1/%s", what);

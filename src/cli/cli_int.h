@@ -9,7 +9,7 @@
 
 #include "cli/cli_opt.h"
 
-#define CLI_DEFAULT_CONTROLLER "http://127.0.0.1:7100"
+#define CLI_DEFAULT_CONTROLLER "https://127.0.0.1:7100"
 #define CLI_DEFAULT_TIMEOUT_MS 10000
 
 /* Exit codes (cli.h). */

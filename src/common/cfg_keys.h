@@ -117,4 +117,43 @@
 		    "...and the forecast exceed the threshold"                                     \
 	}
 
+/* The TLS of the HTTP API and of the calls to other daemons; the options
+ * struct has `struct tls_opts tls` (common/tls.h, included by the user). */
+#define CFG_TLS_KEYS                                                                               \
+	{"tls",                                                                                    \
+	 "mode",                                                                                   \
+	 CFG_ENUM,                                                                                 \
+	 "on",                                                                                     \
+	 O(tls.mode),                                                                              \
+	 0,                                                                                        \
+	 0,                                                                                        \
+	 0,                                                                                        \
+	 tls_mode_names,                                                                           \
+	 "`on`: the API is HTTPS only and calls to other daemons are https:// verified against "   \
+	 "`tls.ca` (host name included); `off`: plain HTTP, with a warning at start"},             \
+	    {"tls",                                                                                \
+	     "ca",                                                                                 \
+	     CFG_STR,                                                                              \
+	     TLS_DEFAULT_CA,                                                                       \
+	     S(tls.ca),                                                                            \
+	     0,                                                                                    \
+	     0,                                                                                    \
+	     NULL,                                                                                 \
+	     "the cluster CA's certificate (PEM; `loadease tls init`)"},                           \
+	    {"tls",                                                                                \
+	     "cert",                                                                               \
+	     CFG_STR,                                                                              \
+	     TLS_DEFAULT_CERT,                                                                     \
+	     S(tls.cert),                                                                          \
+	     0,                                                                                    \
+	     0,                                                                                    \
+	     NULL,                                                                                 \
+	     "this host's certificate (PEM; `loadease tls host NAME --ip ADDR`: subjectAltName = " \
+	     "its cluster IP and name)"},                                                          \
+	{                                                                                          \
+		"tls", "key", CFG_STR, TLS_DEFAULT_KEY, S(tls.key), 0, 0, NULL,                    \
+		    "its private key (PEM); refused unless mode 0600 (or stricter) and owned by "  \
+		    "the daemon's user or root"                                                    \
+	}
+
 #endif

@@ -31,6 +31,29 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg)
 }
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static char ca_file[4096]; /* httpc_set_ca(); "" = the system's CAs */
+
+void httpc_set_ca(const char *path)
+{
+	snprintf(ca_file, sizeof(ca_file), "%s", path ? path : "");
+}
+
+/* A failed transfer said for a person: curl's detail, and what to do when
+ * the server's certificate was not accepted. */
+static void say_failure(CURLcode cc, const char *method, const char *url, const char *detail,
+                        char *err, size_t errlen)
+{
+	const char *hint = "";
+
+	if (cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
+	    cc == CURLE_SSL_CONNECT_ERROR)
+		hint = ca_file[0] ? " (the server's certificate is not one the cluster CA "
+		                    "signed for this address: check --ca / tls.ca and the host's "
+		                    "certificate, `loadease tls host`)"
+		                  : " (no cluster CA given: --ca FILE or $LOADEASE_CA)";
+	snprintf(err, errlen, "%s %s: %s%s", method, url,
+	         detail[0] ? detail : curl_easy_strerror(cc), hint);
+}
 
 static void init_curl(void)
 {
@@ -42,7 +65,7 @@ int httpc_json(const char *method, const char *url, json_t *body, const char *to
 {
 	struct curl_slist *hdr = NULL;
 	struct buf b = {0};
-	char *text = NULL, auth[512];
+	char *text = NULL, auth[512], detail[CURL_ERROR_SIZE] = "";
 	long status = 0;
 	CURLcode cc;
 	CURL *c;
@@ -70,13 +93,18 @@ int httpc_json(const char *method, const char *url, json_t *body, const char *to
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, detail);
+	if (ca_file[0])
+		curl_easy_setopt(c, CURLOPT_CAINFO, ca_file);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (body) {
 		text = json_dumps(body, JSON_COMPACT);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, text ? text : "{}");
 	}
 	cc = curl_easy_perform(c);
 	if (cc != CURLE_OK) {
-		snprintf(err, errlen, "%s %s: %s", method, url, curl_easy_strerror(cc));
+		say_failure(cc, method, url, detail, err, errlen);
 		rc = cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED;
 		goto out;
 	}

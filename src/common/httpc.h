@@ -14,4 +14,9 @@
 int httpc_json(const char *method, const char *url, json_t *body, const char *token,
                long timeout_ms, json_t **reply, char *err, size_t errlen);
 
+/* The CA file (PEM) https:// servers are verified against, host name
+ * included; NULL or "" = the system's CAs. Set once at start-up, before any
+ * request. */
+void httpc_set_ca(const char *path);
+
 #endif

@@ -17,6 +17,7 @@ struct httpd {
 	httpd_handler_fn fn;
 	void *ctx;
 	int port;
+	char *cert, *key; /* PEM, owned; NULL for plain HTTP */
 };
 
 /* Per-request upload state. */
@@ -187,6 +188,13 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 struct httpd *httpd_new(const char *addr, httpd_handler_fn fn, void *ctx, char *err, size_t errlen)
 {
+	return httpd_new_tls(addr, NULL, NULL, fn, ctx, err, errlen);
+}
+
+struct httpd *httpd_new_tls(const char *addr, const char *cert_pem, const char *key_pem,
+                            httpd_handler_fn fn, void *ctx, char *err, size_t errlen)
+{
+	struct MHD_OptionItem tls[3] = {{MHD_OPTION_END, 0, NULL}};
 	struct sockaddr_storage ss = {0};
 	char host[128];
 	int port;
@@ -228,17 +236,38 @@ struct httpd *httpd_new(const char *addr, httpd_handler_fn fn, void *ctx, char *
 	}
 	h->fn = fn;
 	h->ctx = ctx;
+	if (cert_pem && key_pem) {
+		if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+			snprintf(err, errlen, "this libmicrohttpd has no TLS (set tls.mode = off)");
+			free(h);
+			return NULL;
+		}
+		h->cert = strdup(cert_pem);
+		h->key = strdup(key_pem);
+		if (!h->cert || !h->key) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		flags |= MHD_USE_TLS;
+		tls[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, h->cert};
+		tls[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, h->key};
+		tls[2] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+	}
+	errno = 0;
 	h->d = MHD_start_daemon(
 	    flags, (uint16_t)port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR,
 	    (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)128, MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned int)30, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_END);
+	    (unsigned int)30, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_ARRAY, tls,
+	    MHD_OPTION_END);
 	if (!h->d) {
 		int saved = errno;
 		snprintf(err, errlen, "cannot listen on %s: %s", addr,
-		         saved ? strerror(saved) : "libmicrohttpd failed to start");
-		free(h);
-		return NULL;
+		         saved ? strerror(saved)
+		         : h->cert
+		             ? "libmicrohttpd failed to start (is tls.key the key of tls.cert?)"
+		             : "libmicrohttpd failed to start");
+		goto fail;
 	}
 	{
 		const union MHD_DaemonInfo *info =
@@ -246,6 +275,11 @@ struct httpd *httpd_new(const char *addr, httpd_handler_fn fn, void *ctx, char *
 		h->port = info ? info->port : port;
 	}
 	return h;
+fail:
+	free(h->cert);
+	free(h->key);
+	free(h);
+	return NULL;
 }
 
 void httpd_free(struct httpd *h)
@@ -254,6 +288,8 @@ void httpd_free(struct httpd *h)
 		return;
 	if (h->d)
 		MHD_stop_daemon(h->d);
+	free(h->cert);
+	free(h->key);
 	free(h);
 }
 
@@ -286,6 +322,38 @@ bool httpd_bearer_ok(const struct httpd_req *req, const char *token)
 	for (size_t i = 0; i < tl; i++)
 		diff |= (unsigned char)(token[i] ^ (i < al ? auth[i] : 0));
 	return diff == 0 && al == tl;
+}
+
+bool httpd_authorise(const struct httpd_req *req, const struct httpd_auth *a,
+                     struct httpd_resp *resp)
+{
+	bool admin = httpd_bearer_ok(req, a->token);
+	bool reader = !admin && httpd_bearer_ok(req, a->read_token);
+
+	if (httpd_is_mutating(req)) {
+		if (admin)
+			return true;
+		if (reader)
+			httpd_resp_error(resp, 403, "forbidden",
+			                 "%s %s: the read-only token (%s.read_token) cannot change "
+			                 "anything; this call needs %s.token",
+			                 req->method, req->path, a->who, a->who);
+		else
+			httpd_resp_error(
+			    resp, 401, "unauthorized",
+			    a->token && a->token[0]
+			        ? "%s %s needs 'Authorization: Bearer <token>' with %s.token"
+			        : "%s %s: mutating calls are off: no %s.token is set",
+			    req->method, req->path, a->who);
+		return false;
+	}
+	if (admin || reader || a->open_reads)
+		return true;
+	httpd_resp_error(resp, 401, "unauthorized",
+	                 "%s %s needs 'Authorization: Bearer <token>' with %s.token or "
+	                 "%s.read_token",
+	                 req->method, req->path, a->who, a->who);
+	return false;
 }
 
 bool httpd_is_mutating(const struct httpd_req *req)

@@ -50,6 +50,11 @@ struct httpd;
 /* Listens on addr ("ip:port", "[v6]:port"; port 0 picks a free one). NULL on
  * failure with the reason in err. Caller frees with httpd_free(). */
 struct httpd *httpd_new(const char *addr, httpd_handler_fn fn, void *ctx, char *err, size_t errlen);
+/* The same over TLS when cert_pem and key_pem (PEM text, copied) are both
+ * given: HTTPS only; a plaintext request is dropped at the handshake and
+ * the server keeps serving. Both NULL = plain HTTP, as httpd_new(). */
+struct httpd *httpd_new_tls(const char *addr, const char *cert_pem, const char *key_pem,
+                            httpd_handler_fn fn, void *ctx, char *err, size_t errlen);
 /* Stops the server (waits for running handlers) and frees it. NULL is fine. */
 void httpd_free(struct httpd *h);
 int httpd_port(const struct httpd *h);
@@ -62,6 +67,18 @@ const char *httpd_header(const struct httpd_req *req, const char *key);
 /* Is the request carrying "Authorization: Bearer <token>"? Constant-time
  * comparison. An empty token configured means nothing is authorised. */
 bool httpd_bearer_ok(const struct httpd_req *req, const char *token);
+/* Who may call: the token may do everything, the read token only reads
+ * (GET, HEAD), and with open_reads anyone may read. */
+struct httpd_auth {
+	const char *who; /* the config section the tokens are in: "agent", "controller" */
+	const char *token, *read_token;
+	bool open_reads;
+};
+/* true when the request may go on; else resp holds 401 (no or an unknown
+ * token) or 403 (the read token on a mutating call), each saying which
+ * token the call needs. */
+bool httpd_authorise(const struct httpd_req *req, const struct httpd_auth *a,
+                     struct httpd_resp *resp);
 /* Mutating methods (POST, PUT, PATCH, DELETE). */
 bool httpd_is_mutating(const struct httpd_req *req);
 

@@ -1,13 +1,18 @@
 #include "common/util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -221,10 +226,39 @@ int util_fmt(char *buf, size_t cap, const char *fmt, ...)
 	return 0;
 }
 
+int util_check_secret_file(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0) {
+		int saved = errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(saved));
+		return -saved;
+	}
+	if (st.st_mode & 077) {
+		snprintf(err, errlen,
+		         "%s: mode %04o lets group or others read a secret; refused (chmod 600 %s)",
+		         path, (unsigned)(st.st_mode & 07777), path);
+		return -EPERM;
+	}
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		snprintf(
+		    err, errlen,
+		    "%s: owned by uid %u, neither this daemon's user (uid %u) nor root; refused",
+		    path, (unsigned)st.st_uid, (unsigned)geteuid());
+		return -EPERM;
+	}
+	return 0;
+}
+
 int util_read_secret(const char *path, char *dst, size_t cap, char *err, size_t errlen)
 {
 	size_t len;
-	int rc = util_read_file("/", path, dst, cap, &len);
+	int rc = util_check_secret_file(path, err, errlen);
+
+	if (rc < 0)
+		return rc;
+	rc = util_read_file("/", path, dst, cap, &len);
 
 	if (rc < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(-rc));
@@ -232,4 +266,31 @@ int util_read_secret(const char *path, char *dst, size_t cap, char *err, size_t 
 	}
 	dst[strcspn(dst, "\r\n")] = '\0';
 	return 0;
+}
+
+void util_first_ipv4(char *dst, size_t cap)
+{
+	struct ifaddrs *ifa, *i;
+
+	snprintf(dst, cap, "127.0.0.1");
+	if (getifaddrs(&ifa) < 0)
+		return;
+	for (i = ifa; i; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET ||
+		    (i->ifa_flags & IFF_LOOPBACK) || !(i->ifa_flags & IFF_UP))
+			continue;
+		inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr, dst,
+		          (socklen_t)cap);
+		break;
+	}
+	freeifaddrs(ifa);
+}
+
+int util_default_listen(char *address, size_t acap, char *listen, size_t lcap, int port)
+{
+	if (!address[0])
+		util_first_ipv4(address, acap);
+	if (listen[0])
+		return 0;
+	return util_fmt(listen, lcap, strchr(address, ':') ? "[%s]:%d" : "%s:%d", address, port);
 }

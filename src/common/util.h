@@ -38,8 +38,20 @@ bool util_parse_double(const char *s, double *out);
 /* snprintf that reports truncation: 0 or -ENAMETOOLONG. */
 int util_fmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Reads a secret (token, password) from the file's first line. 0, or a
- * negative errno with err "<path>: <reason>". */
+/* Is path fit to hold a secret: no access for group or others (mode & 077
+ * == 0), owned by this process's user or root? 0, or a negative errno
+ * (-EPERM for a loose file) with err saying what is wrong and the fix. */
+int util_check_secret_file(const char *path, char *err, size_t errlen);
+
+/* Reads a secret (token, password) from the file's first line, after
+ * util_check_secret_file(). 0, or a negative errno with err "<path>: <reason>". */
 int util_read_secret(const char *path, char *dst, size_t cap, char *err, size_t errlen);
+
+/* The first non-loopback IPv4 address that is up, as text; "127.0.0.1"
+ * when there is none. */
+void util_first_ipv4(char *dst, size_t cap);
+/* A daemon's addresses: an empty address becomes util_first_ipv4(), an
+ * empty listen "<address>:<port>" ("[v6]:port"). 0 or -ENAMETOOLONG. */
+int util_default_listen(char *address, size_t acap, char *listen, size_t lcap, int port);
 
 #endif

@@ -28,8 +28,13 @@ static const char *const objectives[] = {"spread", "pack", NULL};
 const struct cfg_key ctl_cfg_keys[] = {
     {"controller", "id", CFG_STR, "", S(id), 0, 0, NULL,
      "this controller's id (letters, digits, `_ . -`); empty = the hostname"},
-    {"controller", "listen", CFG_STR, "0.0.0.0:7100", S(listen), 0, 0, NULL,
-     "ip:port of the REST API, /metrics and the dashboard (port 0 = any free port)"},
+    {"controller", "address", CFG_STR, "", S(address), 0, 0, NULL,
+     "this host's cluster IP (the default listening address); empty = the first non-loopback "
+     "IPv4 address"},
+    {"controller", "listen", CFG_STR, "", S(listen), 0, 0, NULL,
+     "ip:port of the REST API, /metrics and the dashboard (port 0 = any free port); empty = "
+     "`<controller.address>:7100`, the cluster address only (`0.0.0.0:7100` = every "
+     "interface)"},
     {"controller", "advertise", CFG_STR, "", S(advertise), 0, 0, NULL,
      "ip:port other controllers and the CLI are told (`controller:<id>`); empty = the "
      "listening address"},
@@ -41,13 +46,15 @@ const struct cfg_key ctl_cfg_keys[] = {
      "cluster secret: needed for mutating API calls and sent to the agents; empty = mutating "
      "calls refused"},
     {"controller", "token_file", CFG_STR, "", S(token_file), 0, 0, NULL,
-     "file holding the token (overrides `token`)"},
+     "file holding the token (overrides `token`; refused unless mode 0600 or stricter and "
+     "owned by the controller's user or root)"},
     {"controller", "read_token", CFG_STR, "", S(read_token), 0, 0, NULL,
      "a token that allows read calls only; when set, reads need it or the token"},
     {"controller", "read_token_file", CFG_STR, "", S(read_token_file), 0, 0, NULL,
      "file holding the read-only token (overrides `read_token`)"},
-    {"controller", "open_reads", CFG_BOOL, "true", O(open_reads), 0, 0, 0, NULL,
-     "read calls need no token while no `read_token` is set"},
+    {"controller", "open_reads", CFG_BOOL, "false", O(open_reads), 0, 0, 0, NULL,
+     "read calls need no token while no `read_token` is set (`/healthz` and the dashboard's "
+     "files are always open)"},
     {"controller", "round_ms", CFG_INT, "2000", O(round_ms), 0, 100, 600000, NULL,
      "one round (read, plan, act) every this many milliseconds"},
     {"controller", "lease_ms", CFG_INT, "10000", O(lease_ms), 0, 500, 3600000, NULL,
@@ -74,6 +81,7 @@ const struct cfg_key ctl_cfg_keys[] = {
      "samples in each host's and VM's profile window (read from the `ts:*` streams)"},
     {"controller", "log_level", CFG_ENUM, "info", O(log_level), 0, 0, 0, log_levels,
      "log verbosity"},
+    CFG_TLS_KEYS,
     CFG_REDIS_KEYS("2000", "5000"),
     CFG_PROFILE_RULE_KEYS,
     {"balance", "max_per_round", CFG_INT, "4", O(max_per_round), 0, 0, 10000, NULL,
@@ -180,6 +188,11 @@ int ctl_resolve(struct ctl_opts *o, struct round_opts *ro, struct plan_opts *po,
 	}
 	if (!util_valid_id(o->id)) {
 		snprintf(err, errlen, "controller.id '%s': use 1-64 of A-Z a-z 0-9 _ . -", o->id);
+		return -EINVAL;
+	}
+	if (util_default_listen(o->address, sizeof(o->address), o->listen, sizeof(o->listen),
+	                        7100) < 0) {
+		snprintf(err, errlen, "controller.listen: controller.address too long");
 		return -EINVAL;
 	}
 	if (o->token_file[0] &&
@@ -308,7 +321,15 @@ static int start_threads(struct ctl *c, char *err, size_t errlen)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, &old);
-	c->http = httpd_new(c->o.listen, ctl_api_handle, c, err, errlen);
+	{
+		char *cert = NULL, *key = NULL, who[96];
+		snprintf(who, sizeof(who), "controller %s", c->o.id);
+		if (tls_setup(&c->o.tls, who, &cert, &key, err, errlen) == 0)
+			c->http =
+			    httpd_new_tls(c->o.listen, cert, key, ctl_api_handle, c, err, errlen);
+		free(cert);
+		free(key);
+	}
 	if (!c->http) {
 		rc = -EIO;
 		goto out;
@@ -320,7 +341,7 @@ static int start_threads(struct ctl *c, char *err, size_t errlen)
 		int port = 0;
 		util_split_hostport(c->o.listen, host, sizeof(host), &port);
 		snprintf(c->advertise, sizeof(c->advertise), "%s:%d",
-		         host[0] && strcmp(host, "0.0.0.0") ? host : "127.0.0.1",
+		         host[0] && strcmp(host, "0.0.0.0") ? host : c->o.address,
 		         httpd_port(c->http));
 	}
 	c->events_started = pthread_create(&c->events_thread, NULL, ctl_events_follow, c) == 0;
@@ -456,10 +477,10 @@ int controller_main(int argc, char **argv)
 		c->stop = 1;
 		goto join;
 	}
-	log_info("controller %s: mode %s, API on %s (advertised %s), redis %s, a round every "
-	         "%lld ms",
-	         c->o.id, ctl_mode_names[c->o.mode], c->o.listen, c->advertise, c->o.redis.address,
-	         c->o.round_ms);
+	log_info("controller %s: mode %s, API on %s://%s (advertised %s), redis %s, a round "
+	         "every %lld ms",
+	         c->o.id, ctl_mode_names[c->o.mode], tls_scheme(&c->o.tls), c->o.listen,
+	         c->advertise, c->o.redis.address, c->o.round_ms);
 	while (!c->stop)
 		sleep_ms(100);
 	log_info("controller %s: stopping", c->o.id);

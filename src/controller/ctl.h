@@ -18,6 +18,7 @@
 #include "common/config.h"
 #include "common/httpd.h"
 #include "common/store.h"
+#include "common/tls.h"
 #include "core/cluster.h"
 #include "core/plan.h"
 #include "core/round.h"
@@ -32,11 +33,13 @@ extern const char *const ctl_res_names[RES_N];
 
 struct ctl_opts {
 	char id[CTL_ID_MAX];
+	char address[64];
 	char listen[128];
 	char advertise[128];
 	char token[256], token_file[256];
 	char read_token[256], read_token_file[256];
 	bool open_reads;
+	struct tls_opts tls;
 	int mode;
 	long long round_ms, lease_ms, down_after_ms, measure_after_ms, migrate_timeout_ms;
 	char decision_log[512];

@@ -695,22 +695,10 @@ const char *ctl_api_caller(const struct ctl *c, const struct httpd_req *req, cha
 
 static bool authorised(struct ctl *c, const struct httpd_req *req, struct httpd_resp *resp)
 {
-	if (httpd_is_mutating(req)) {
-		if (httpd_bearer_ok(req, c->o.token))
-			return true;
-		httpd_resp_error(resp, 401, "unauthorized",
-		                 c->o.token[0]
-		                     ? "this call needs Authorization: Bearer <token>"
-		                     : "mutating calls are off: no controller.token is set");
-		return false;
-	}
-	if (c->o.open_reads && !c->o.read_token[0])
-		return true;
-	if (httpd_bearer_ok(req, c->o.token) || httpd_bearer_ok(req, c->o.read_token))
-		return true;
-	httpd_resp_error(resp, 401, "unauthorized",
-	                 "this call needs Authorization: Bearer <token>");
-	return false;
+	struct httpd_auth a = {"controller", c->o.token, c->o.read_token,
+	                       c->o.open_reads && !c->o.read_token[0]};
+
+	return httpd_authorise(req, &a, resp);
 }
 
 void ctl_api_handle(void *ctx, const struct httpd_req *req, struct httpd_resp *resp)

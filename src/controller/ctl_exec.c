@@ -148,13 +148,14 @@ int ctl_agent_call(struct ctl *c, const char *api, const char *method, const cha
 	}
 	if (strcmp(method, "GET") != 0) {
 		char what[300];
-		snprintf(what, sizeof(what), "%s http://%s%s", method, api, path);
+		snprintf(what, sizeof(what), "%s %s://%s%s", method, tls_scheme(&c->o.tls), api,
+		         path);
 		if (!(epoch = ctl_fence(c, what, err, errlen)))
 			return -EPERM;
 	}
 	/* the epoch goes with every action: the agent refuses one older than
 	 * any it has seen */
-	snprintf(url, sizeof(url), "http://%s%s%sepoch=%lld", api, path,
+	snprintf(url, sizeof(url), "%s://%s%s%sepoch=%lld", tls_scheme(&c->o.tls), api, path,
 	         strchr(path, '?') ? "&" : "?", (long long)epoch);
 	return httpc_json(method, url, body, c->o.token, timeout_ms, reply, err, errlen);
 }

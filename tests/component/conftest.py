@@ -22,6 +22,7 @@ import select
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -292,6 +293,22 @@ def netns():
 # --------------------------------------------------------------------------- agent
 
 
+def http_conn(host, port, ca=None, timeout=5):
+    """An http.client connection: HTTPS verified against the CA file ca
+    (host name included) when ca is given, else plain HTTP."""
+    if not ca:
+        return http.client.HTTPConnection(host, port, timeout=timeout)
+    return http.client.HTTPSConnection(host, port, timeout=timeout,
+                                       context=ssl.create_default_context(cafile=ca))
+
+
+def tls_ca_of(conf):
+    """The CA file clients use for a daemon configured with conf, or None
+    when its tls.mode is off."""
+    t = conf.get("tls", {})
+    return t.get("ca", "/etc/loadease/tls/ca.pem") if t.get("mode", "on") == "on" else None
+
+
 class Daemon:
     """A loadease process the tests started: `proc` (None before start) and
     its `log_path`."""
@@ -325,6 +342,8 @@ class Agent(Daemon):
             "profile": {"window": "20"},
             # these tests watch registered processes; the QEMU driver has its own
             "vm": {"state_dir": os.path.join(workdir, f"state-{host_id}"), "enabled": "false"},
+            # plain HTTP said explicitly (the default is on); test_tls.py runs TLS
+            "tls": {"mode": "off"},
         }
         overrides = []
         for k, v in settings.items():
@@ -338,6 +357,8 @@ class Agent(Daemon):
                 f.write(f"[{sec}]\n")
                 for k, v in kv.items():
                     f.write(f"{k} = {v}\n")
+        self.ca = tls_ca_of({"tls": {"mode": str(settings.get("tls.mode", conf["tls"]["mode"])),
+                                     "ca": str(settings.get("tls.ca", ""))}})
         self.interval_s = int(conf["agent"]["interval_ms"]) / 1000
         self.argv = ns.exec_argv(BIN, "agent", "-c", self.cfg_path, *overrides)
         self.proc = None
@@ -365,7 +386,11 @@ class Agent(Daemon):
 
     # HTTP (http.client: no proxy from the environment is ever used)
     def http(self, method, path, headers=None, body=None, timeout=5):
-        c = http.client.HTTPConnection(self.ns.ip, self.port, timeout=timeout)
+        """Reads without headers carry the token (reads need one by default);
+        mutating calls send only the headers given."""
+        if headers is None and method in ("GET", "HEAD"):
+            headers = {"Authorization": "Bearer " + self.token}
+        c = http_conn(self.ns.ip, self.port, self.ca, timeout)
         try:
             c.request(method, path, body=body, headers=headers or {})
             r = c.getresponse()
@@ -691,7 +716,7 @@ print(json.dumps({"datagrams": n, "bytes": b, "sources": sorted(srcs), "bad": ba
 
 
 @contextlib.contextmanager
-def running_cluster(n, images_dir, token, settings=None, prefix="le-ct-cluster-", agents=True):
+def running_cluster(n, images_dir, token, settings=None, prefix="le-ct-cluster-", **kw):
     """A started tests/cluster.py Cluster of n hosts; on the way out it is
     closed, and an agent's bad exit, a sanitizer report or a teardown error
     fails the test (logs are kept then, or with LE_CT_KEEP=1). agents=False:
@@ -699,7 +724,7 @@ def running_cluster(n, images_dir, token, settings=None, prefix="le-ct-cluster-"
     lecluster = _cluster_module()
     workdir = tempfile.mkdtemp(prefix=prefix)
     c = lecluster.Cluster(n, workdir, BIN, token, images_dir=images_dir, settings=settings,
-                          agents=agents)
+                          **kw)
     try:
         t0 = time.monotonic()
         c.start()
@@ -792,6 +817,8 @@ class Controller(Daemon):
                            "measure_after_ms": "2000", "decision_log": self.decision_log,
                            "log_level": "info"},
             "redis": {"address": redis_address, "timeout_ms": "1000", "backoff_max_ms": "1000"},
+            # plain HTTP said explicitly (the default is on); test_tls.py runs TLS
+            "tls": {"mode": "off"},
         }
         for k, v in (settings or {}).items():
             sec, key = k.split(".", 1)
@@ -799,11 +826,12 @@ class Controller(Daemon):
         with open(self.cfg_path, "w") as f:
             for sec, kv in conf.items():
                 f.write(f"[{sec}]\n" + "".join(f"{k} = {v}\n" for k, v in kv.items()) + "\n")
+        self.ca = tls_ca_of(conf)
         self.proc = None
 
     @property
     def url(self):
-        return f"http://{self.ip}:{self.port}"
+        return f"{'https' if self.ca else 'http'}://{self.ip}:{self.port}"
 
     def start(self, timeout=15):
         env = dict(os.environ)
@@ -827,7 +855,7 @@ class Controller(Daemon):
     def http(self, method, path, body=None, token=True, timeout=30, raw=False):
         """(status, JSON or text). token: True = the controller's token,
         a string = that token, None/False = none."""
-        c = http.client.HTTPConnection(self.ip, self.port, timeout=timeout)
+        c = http_conn(self.ip, self.port, self.ca, timeout)
         headers = {}
         if token:
             headers["Authorization"] = "Bearer " + (self.token if token is True else token)

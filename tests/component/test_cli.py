@@ -220,7 +220,8 @@ def test_maintenance_and_events(cluster):
     # each once (no event is about h2 before)
     follow = subprocess.Popen([BIN, "events", "-f", "-n", "10", "--host", "h2"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, "LOADEASE_CONTROLLER": ctl.url},
+                              env={**os.environ, "LOADEASE_CONTROLLER": ctl.url,
+                                   "LOADEASE_TOKEN": TOKEN},
                               preexec_fn=_die_with_parent)
     try:
         time.sleep(1)  # most likely waiting in its long poll by now
@@ -511,7 +512,7 @@ def test_top_quits_on_q_and_restores_the_terminal(cluster, how):
     before = termios.tcgetattr(slave)
     assert _tty_flags(slave) == (True, True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOADEASE_TOKEN")}
-    env.update(LOADEASE_CONTROLLER=ctl.url, TERM="xterm")
+    env.update(LOADEASE_CONTROLLER=ctl.url, LOADEASE_TOKEN=TOKEN, TERM="xterm")
     p = subprocess.Popen([BIN, "top", "--interval", "0.3"], stdin=slave, stdout=slave,
                          stderr=slave, env=env, preexec_fn=os.setsid, close_fds=True)
     try:
@@ -540,7 +541,7 @@ def test_top_quits_on_q_and_restores_the_terminal(cluster, how):
 def test_top_ignores_other_keys_and_reads_none_without_a_terminal(cluster):
     ctl, _ = cluster
     master, slave = pty.openpty()
-    env = {**os.environ, "LOADEASE_CONTROLLER": ctl.url}
+    env = {**os.environ, "LOADEASE_CONTROLLER": ctl.url, "LOADEASE_TOKEN": TOKEN}
     p = subprocess.Popen([BIN, "top", "--interval", "0.3"], stdin=slave, stdout=slave,
                          stderr=slave, env=env, preexec_fn=os.setsid, close_fds=True)
     try:

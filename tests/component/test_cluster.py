@@ -135,7 +135,7 @@ def test_hosts_register_and_reach_each_other_and_redis_only(cl):
         assert r.hget("host_id_to_ip", h.id) == h.ip
         st, body = h.http("GET", "/healthz", token=False)
         assert st == 200 and body["host"] == h.id, (st, body)
-        st, body = h.http("GET", "/v1/host", token=False)
+        st, body = h.http("GET", "/v1/host")
         assert st == 200 and body["id"] == h.id and body["address"] == h.ip, (st, body)
 
     # every host reaches every other host's API and Redis over the test network
@@ -173,7 +173,7 @@ def test_vm_launched_through_a_hosts_api_runs_there(cl, image):
         assert r.hget(f"vm_configs:{name}", "host_id") == "h0"
 
         def ok():
-            st, j = h.http("GET", f"/v1/vms/{name}", token=False)
+            st, j = h.http("GET", f"/v1/vms/{name}")
             return st == 200 and j.get("status") == "ok" and j
         wait_for(ok, 20, f"{name} status ok on h0")
         # its QEMU runs in h0's namespace, its tap is a port of h0's br0
@@ -193,10 +193,10 @@ def test_vm_launched_through_a_hosts_api_runs_there(cl, image):
         print(f"DELETE took {time.monotonic() - t1:.1f} s")
     assert st == 200, (st, out)
     assert not r.sismember("vms_in_host:h0", name)
-    after = h.http("GET", f"/v1/vms/{name}", token=False)
+    after = h.http("GET", f"/v1/vms/{name}")
     print(f"GET right after DELETE: {after}")
     # the monitor drops it at its next look at the registry (interval 500 ms)
-    wait_for(lambda: h.http("GET", f"/v1/vms/{name}", token=False)[0] == 404, 5,
+    wait_for(lambda: h.http("GET", f"/v1/vms/{name}")[0] == 404, 5,
              f"GET /v1/vms/{name} 404 after DELETE")
     wait_for(lambda: not lecluster.qemu_pids(cl.workdir), 10, "the guest's QEMU to be gone")
     assert not cl.problems, cl.problems

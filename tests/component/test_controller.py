@@ -284,7 +284,7 @@ def test_events_query_long_poll_and_server_sent_events(setup):
 
     # server-sent events
     conn = http.client.HTTPConnection(c.ip, c.port, timeout=10)
-    conn.request("GET", "/v1/events/stream")
+    conn.request("GET", "/v1/events/stream", headers={"Authorization": "Bearer " + c.token})
     resp = conn.getresponse()
     assert resp.status == 200 and resp.getheader("Content-Type") == "text/event-stream"
     r.xadd("events", {"type": "vm_created", "vm": "sse1", "ts": now_ms()})
@@ -338,7 +338,7 @@ def test_bad_requests_get_clear_errors_and_change_nothing(setup):
         # (method, path, body, token, status, code)
         ("GET", "/v1/hosts", None, None, 401, "unauthorized"),
         ("GET", "/v1/hosts", None, "wrong", 401, "unauthorized"),
-        ("PUT", "/v1/hosts/h0/maintenance", {"on": True}, "reader", 401, "unauthorized"),
+        ("PUT", "/v1/hosts/h0/maintenance", {"on": True}, "reader", 403, "forbidden"),
         ("PUT", "/v1/hosts/h0/maintenance", {"on": True}, None, 401, "unauthorized"),
         ("PUT", "/v1/hosts/h0/maintenance", "{not json", True, 400, None),
         ("PUT", "/v1/hosts/h0/maintenance", {"on": "yes"}, True, 400, "bad_request"),

@@ -204,7 +204,9 @@ def assert_charts(d, kind, ident):
 def test_dashboard_shows_cluster_charts_and_live_events(ui_tools, cluster, controller_factory,
                                                         workdir):
     redis_server, r = cluster
-    c = start_controller(controller_factory, redis_server)
+    # reads open, said explicitly (the default needs a token): the live
+    # event stream (EventSource sends no token) is what this test watches
+    c = start_controller(controller_factory, redis_server, **{"controller.open_reads": True})
     marker = f"ui-event-{os.getpid()}-{now_ms()}"
     shot = os.path.join(workdir, "dashboard.png")
     b = Browser(c.url + "/", ["--hosts", "h0,h1,h2", "--host", "h0", "--empty-host", "h2",

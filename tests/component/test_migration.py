@@ -240,7 +240,7 @@ def wait_settled(c, name, h, timeout, what=""):
 def reported(h, name, pid):
     """h's agent reports the VM: sampled, its QEMU pid, libvirt's view."""
     def ok():
-        st, j = h.http("GET", f"/v1/vms/{name}", token=False, timeout=5)
+        st, j = h.http("GET", f"/v1/vms/{name}", timeout=5)
         return st == 200 and j.get("pid") == pid and j.get("status") == "ok" and \
             j.get("driver", {}).get("pid") == pid and \
             j.get("driver", {}).get("state") == "running" and j
@@ -283,7 +283,7 @@ def assert_moved(c, name, src, dst, before, out, t_answer):
     assert (after["cpu"], after["mem_mib"]) == (before["cpu"], before["mem_mib"]), \
         (before, after)
     reported(dst, name, pid)
-    wait_for(lambda: src.http("GET", f"/v1/vms/{name}", token=False, timeout=5)[0] == 404,
+    wait_for(lambda: src.http("GET", f"/v1/vms/{name}", timeout=5)[0] == 404,
              5, f"{src.id}'s GET /v1/vms/{name} 404")
     return after, pid
 

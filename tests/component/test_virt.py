@@ -249,7 +249,7 @@ class VirtHost:
         return self.request("DELETE", f"/v1/vms/{vm}", token=token)
 
     def get(self, vm):
-        st, j = self.request("GET", f"/v1/vms/{vm}", token=None)
+        st, j = self.request("GET", f"/v1/vms/{vm}")
         return j if st == 200 else None
 
     def healthz(self):
@@ -584,7 +584,7 @@ def test_create_defines_starts_and_registers_the_domain(vh, vm_a, clean):
     v = vh.sampled(name)
     assert (v["pid"], v["tap"], v["mem_mib"], v["vcpus"]) == (pid, tap, MEM, 1), v
     assert v["driver"] == vm, v["driver"]
-    st, lst = vh.request("GET", "/v1/vms", token=None)
+    st, lst = vh.request("GET", "/v1/vms")
     assert st == 200 and [x["id"] for x in lst["vms"]] == [name], lst
 
     def guest_mem():
@@ -724,7 +724,7 @@ def test_delete_removes_everything(vh, vm_a, clean):
     ev = vh.events(vm=name)
     assert [e["type"] for e in ev] == ["vm_created", "vm_deleted"], ev
     assert ev[1]["host"] == h.id, ev
-    wait_for(lambda: vh.request("GET", f"/v1/vms/{name}", token=None)[0] == 404, 5,
+    wait_for(lambda: vh.request("GET", f"/v1/vms/{name}")[0] == 404, 5,
              "GET of the deleted VM to be 404")
 
     st, out = vh.delete(name)

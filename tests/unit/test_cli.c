@@ -1105,7 +1105,7 @@ static void test_commands(void **state)
 	     "http://127.0.0.1:1/v1/plan: ",
 	     NULL, NULL, NULL},
 	    {"hosts --controller 127.0.0.1:1/", 3, NULL,
-	     "the controller at http://127.0.0.1:1 is unreachable", NULL, NULL, NULL},
+	     "the controller at https://127.0.0.1:1 is unreachable", NULL, NULL, NULL},
 	};
 
 	(void)state;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -460,15 +461,63 @@ static void test_pread_file(void **state)
 	unlink(path);
 }
 
+/* Secret files: only the owner may read them, and the owner is us or root. */
+static void test_secret_file_modes(void **state)
+{
+	static const struct {
+		mode_t mode;
+		int rc;
+		const char *says;
+	} cases[] = {
+	    {0600, 0, NULL},        {0400, 0, NULL},
+	    {0640, -EPERM, "0640"}, {0644, -EPERM, "chmod 600"},
+	    {0604, -EPERM, "0604"}, {0660, -EPERM, "group or others"},
+	};
+	char path[] = "/tmp/le-test-secret-XXXXXX", err[256], dst[64];
+	int fd = mkstemp(path);
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "tok\n", 4), 4);
+	close(fd);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(chmod(path, cases[i].mode), 0);
+		err[0] = '\0';
+		assert_int_equal(util_check_secret_file(path, err, sizeof(err)), cases[i].rc);
+		assert_int_equal(util_read_secret(path, dst, sizeof(dst), err, sizeof(err)) < 0,
+		                 cases[i].rc < 0);
+		if (cases[i].says)
+			assert_non_null(strstr(err, cases[i].says));
+		else
+			assert_string_equal(dst, "tok");
+	}
+	if (geteuid() == 0) { /* someone else's file, even at 0600 */
+		assert_int_equal(chmod(path, 0600), 0);
+		assert_int_equal(chown(path, 65534, 65534), 0);
+		assert_int_equal(util_check_secret_file(path, err, sizeof(err)), -EPERM);
+		assert_non_null(strstr(err, "owned by uid 65534"));
+	}
+	unlink(path);
+	assert_int_equal(util_check_secret_file(path, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, path));
+}
+
 int main(void)
 {
 	static const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_valid_id),     cmocka_unit_test(test_split_hostport),
-	    cmocka_unit_test(test_parse_i64),    cmocka_unit_test(test_parse_double),
-	    cmocka_unit_test(test_read_file),    cmocka_unit_test(test_read_file_cap1),
-	    cmocka_unit_test(test_fmt),          cmocka_unit_test(test_clocks),
-	    cmocka_unit_test(test_level_parse),  cmocka_unit_test(test_complain),
-	    cmocka_unit_test(test_complain_cap), cmocka_unit_test(test_pread_file),
+	    cmocka_unit_test(test_valid_id),
+	    cmocka_unit_test(test_split_hostport),
+	    cmocka_unit_test(test_parse_i64),
+	    cmocka_unit_test(test_parse_double),
+	    cmocka_unit_test(test_read_file),
+	    cmocka_unit_test(test_read_file_cap1),
+	    cmocka_unit_test(test_fmt),
+	    cmocka_unit_test(test_clocks),
+	    cmocka_unit_test(test_level_parse),
+	    cmocka_unit_test(test_complain),
+	    cmocka_unit_test(test_complain_cap),
+	    cmocka_unit_test(test_pread_file),
+	    cmocka_unit_test(test_secret_file_modes),
 	};
 	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
