@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/tls.h"
 #include "common/util.h"
 
 static void line(struct check_ctx *ctx, bool ok, const char *fmt, va_list ap)
@@ -182,17 +183,34 @@ static void check_readable_file(struct check_ctx *ctx, const char *what, const c
 		check_ok(ctx, "%s %s: readable", what, path);
 }
 
+/* Is tls.mode off in the loaded options (its files are then not used)? */
+static bool tls_off(const struct check_ctx *ctx)
+{
+	for (const struct cfg_key *k = ctx->keys; k && k->name; k++)
+		if (!strcmp(k->section, "tls") && !strcmp(k->name, "mode"))
+			return *(const int *)(const void *)((const char *)ctx->opts + k->offset) ==
+			       TLS_OFF;
+	return true;
+}
+
 void check_config_files(struct check_ctx *ctx)
 {
+	bool no_tls = tls_off(ctx);
+
 	for (const struct cfg_key *k = ctx->keys; k && k->name; k++) {
 		const char *v = (const char *)ctx->opts + k->offset;
 		char what[160];
 		const char *n = k->name;
+		bool tls = !strcmp(k->section, "tls");
 
-		if (k->type != CFG_STR || !v[0])
+		if (k->type != CFG_STR || !v[0] || (tls && no_tls))
 			continue;
 		snprintf(what, sizeof(what), "%s.%s", k->section, n);
-		if (strcmp(n, "log_file") == 0 || ends_with(n, "_log"))
+		if (tls && !strcmp(n, "key"))
+			check_secret_file(ctx, what, v);
+		else if (tls && (!strcmp(n, "ca") || !strcmp(n, "cert")))
+			check_readable_file(ctx, what, v);
+		else if (strcmp(n, "log_file") == 0 || ends_with(n, "_log"))
 			check_writable_file(ctx, what, v);
 		else if (ends_with(n, "token_file") || ends_with(n, "password_file") ||
 		         ends_with(n, "secret_file") || ends_with(n, "key_file") ||

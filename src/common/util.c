@@ -235,10 +235,16 @@ int util_check_secret_file(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", path, strerror(saved));
 		return -saved;
 	}
-	if (st.st_mode & 077) {
+	/* others never; the group only when it is the daemon's own (root:loadease
+	 * 0640 for a controller running as loadease, the Debian way), or for a
+	 * daemon running as root (the agent, sharing that key) */
+	if ((st.st_mode & 027) ||
+	    ((st.st_mode & 040) && st.st_gid != getegid() && geteuid() != 0)) {
 		snprintf(err, errlen,
-		         "%s: mode %04o lets group or others read a secret; refused (chmod 600 %s)",
-		         path, (unsigned)(st.st_mode & 07777), path);
+		         "%s: mode %04o lets %s read a secret; refused (chmod 600 %s, or 0640 "
+		         "with the daemon's group)",
+		         path, (unsigned)(st.st_mode & 07777),
+		         st.st_mode & 07 ? "others" : "group or others", path);
 		return -EPERM;
 	}
 	if (st.st_uid != geteuid() && st.st_uid != 0) {

@@ -130,6 +130,8 @@ void ctl_reload(struct ctl *c)
 	c->o = *next;
 	c->ro = ro;
 	c->po = po;
+	/* the file's mode: in force unless one was set at run time (ctl_runtime.c) */
+	c->rt.cfg_mode = now->mode;
 	pthread_mutex_unlock(&c->lock);
 	log_set_level((enum log_level)next->log_level);
 	log_info("reload (SIGHUP): configuration read again; %d key(s) changed%s%s", n,

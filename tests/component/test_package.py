@@ -272,6 +272,20 @@ def test_deb_installs_user_directories_and_enabled_units(installed_root):
     assert os.path.isfile(r.path("/var/log/loadease/decisions.jsonl.1")), p.stdout
 
 
+# What the README's Install says an operator does before starting: the
+# cluster CA (once per cluster; here on the host itself) and this host's
+# certificate under the names the configs expect, the key readable by the
+# loadease group (the controller) and root (the agent). Idempotent.
+MAKE_TLS = (
+    "if [ ! -f /etc/loadease/tls/host.pem ]; then\n"
+    "  loadease tls init /etc/loadease/tls >/dev/null\n"
+    "  loadease tls host vm --ip 127.0.0.1 /etc/loadease/tls >/dev/null\n"
+    "  mv /etc/loadease/tls/vm.pem /etc/loadease/tls/host.pem\n"
+    "  mv /etc/loadease/tls/vm-key.pem /etc/loadease/tls/host-key.pem\n"
+    "  chgrp loadease /etc/loadease/tls/host-key.pem; chmod 0640 /etc/loadease/tls/host-key.pem\n"
+    "fi\n")
+
+
 def test_checks_pass_on_the_installed_configs(installed_root):
     """In the root's own network namespace: the bridge br0 (agent.conf's
     default vm.bridge), redis-server on 127.0.0.1:6379 and libvirtd (what the
@@ -290,6 +304,7 @@ def test_checks_pass_on_the_installed_configs(installed_root):
             "virtlogd -d\n"
             "libvirtd -d\n"
             "for i in $(seq 100); do [ -S /run/libvirt/libvirt-sock ] && break; sleep 0.1; done\n"
+            + MAKE_TLS +
             "rc=0\n"
             "echo '== agent'; loadease agent --check -c /etc/loadease/agent.conf || rc=1\n"
             "echo '== controller'\n"
@@ -328,6 +343,7 @@ def test_services_run_under_systemd_with_their_hardening(installed_root):
     with its five capabilities registered in Redis; `systemctl reload` is a
     SIGHUP the controller logs."""
     r = installed_root
+    r.chroot(MAKE_TLS, timeout=60)
     R = r.dir
     # configured as an operator would: the BPF task reader required (a start
     # refused without it), so the unit's capabilities and system-call filter
@@ -401,8 +417,10 @@ def test_services_run_under_systemd_with_their_hardening(installed_root):
                 if l.startswith("Cap"):
                     assert int(l.split()[1], 16) == caps, (unit, out)
         # the controller serves; the agent registered itself in Redis
-        health = inside("exec 3<>/dev/tcp/127.0.0.1/7100; "
-                        "printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3").stdout
+        # over HTTPS, the default, verified against the cluster CA
+        health = inside("printf 'GET /healthz HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n\\r\\n' | "
+                        "openssl s_client -quiet -connect 127.0.0.1:7100 -verify_return_error "
+                        "-CAfile /etc/loadease/tls/ca.pem 2>/dev/null").stdout
         assert health.startswith("HTTP/1.") and " 200 " in health.split("\n")[0], health
         wait_for(lambda: inside("redis-cli --raw keys 'host_config:*'").stdout.strip(), 20,
                  "the agent's host_config in Redis")

@@ -327,7 +327,7 @@ def test_bad_runtime_requests_get_clear_errors_and_change_nothing(setup):
         ("PUT", "/v1/vms/a/rules", [], True, 400, "bad_request", "object"),
         ("PUT", "/v1/vms/a/rules", "{bad json", True, 400, None, None),
         ("PUT", "/v1/vms/nosuch/rules", {"exclude": True}, True, 404, "not_found", "nosuch"),
-        ("PUT", "/v1/vms/a/rules", {"exclude": True}, "reader", 401, "unauthorized", None),
+        ("PUT", "/v1/vms/a/rules", {"exclude": True}, "reader", 403, "forbidden", None),
         ("PUT", "/v1/vms/a/rules", {"exclude": True}, None, 401, "unauthorized", None),
         ("POST", "/v1/vms/a/rules", {"exclude": True}, True, 405, "method_not_allowed", None),
         ("GET", "/v1/vms/nosuch/rules", None, "reader", 404, "not_found", None),
@@ -338,7 +338,7 @@ def test_bad_runtime_requests_get_clear_errors_and_change_nothing(setup):
         ("PUT", "/v1/mode", {"mode": "sometimes"}, True, 400, "bad_request", "'sometimes'"),
         ("PUT", "/v1/mode", {"mode": 1}, True, 400, "bad_request", "recommend"),
         ("PUT", "/v1/mode", {"mode": "auto", "x": 1}, True, 400, "bad_request", None),
-        ("PUT", "/v1/mode", {"mode": "auto"}, "reader", 401, "unauthorized", None),
+        ("PUT", "/v1/mode", {"mode": "auto"}, "reader", 403, "forbidden", None),
         ("POST", "/v1/mode", {"mode": "auto"}, True, 405, "method_not_allowed", None),
         ("PUT", "/v1/windows", {"windows": "mon 25:00-26:00"}, True, 400, "bad_request",
          "'25:00-26:00': the start is not a time of day"),
@@ -349,7 +349,7 @@ def test_bad_runtime_requests_get_clear_errors_and_change_nothing(setup):
         ("PUT", "/v1/windows", {"windows": 5}, True, 400, "bad_request", "UTC"),
         ("PUT", "/v1/windows", {"spec": "daily 00:00-24:00"}, True, 400, "bad_request", None),
         ("PUT", "/v1/windows", {"windows": "x" * 600}, True, 400, "bad_request", "at most 512"),
-        ("DELETE", "/v1/windows", None, "reader", 401, "unauthorized", None),
+        ("DELETE", "/v1/windows", None, "reader", 403, "forbidden", None),
     ]
     for method, path, body, token, status, code, part in cases:
         st, j = c.http(method, path, body, token=token)
