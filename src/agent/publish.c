@@ -729,12 +729,10 @@ int publish_exchange(struct agent *a, const struct resp_buf *extra, bool defer)
 			if (store_append_raw(a->redis, batch[i].b.data, batch[i].b.len) < 0)
 				goto fail;
 		if (wait) {
-			char ms[24];
-			const char *argv[] = {"WAIT", NULL, ms};
-			char nr[24];
+			char nr[24], ms[24];
+			const char *argv[] = {"WAIT", nr, ms};
 			snprintf(nr, sizeof(nr), "%lld", a->o.wait_replicas);
 			snprintf(ms, sizeof(ms), "%lld", a->o.wait_ms);
-			argv[1] = nr;
 			if (store_append(a->redis, 3, argv, NULL) < 0)
 				goto fail;
 		}
